@@ -1,0 +1,31 @@
+// Read-only memory mapping of a whole file (weights are used in place, never copied).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace plm {
+
+class MappedFile {
+ public:
+  // Maps `path`; throws plm::Error (kNotFound / kIo) naming the file on failure.
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Reads a whole (small) file into a string; throws plm::Error naming the file on failure.
+std::string ReadFileToString(const std::string& path);
+
+}  // namespace plm

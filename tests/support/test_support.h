@@ -1,0 +1,26 @@
+// Shared helpers for the test programs: where the fixtures are, temp dirs, comparisons.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace plm::test {
+
+// The fixture folder: $PLM_FIXTURES if set, else ../shared/fixtures relative to the source tree.
+std::string FixturesDir();
+// Names of the sub-folders / files of `dir` (sorted); empty when `dir` does not exist.
+std::vector<std::string> ListDir(const std::string& dir, bool dirs_only);
+bool PathExists(const std::string& path);
+// A fresh empty temporary directory, removed at process exit.
+std::string MakeTempDir();
+void WriteFile(const std::string& path, const std::string& contents);
+
+struct ErrorStats {
+  double max_abs = 0;
+  double max_ref = 0;
+  double mean_abs = 0;
+  double rel() const { return max_ref > 0 ? max_abs / max_ref : max_abs; }
+};
+ErrorStats Compare(const float* got, const float* want, size_t n);
+
+}  // namespace plm::test
