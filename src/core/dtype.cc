@@ -7,31 +7,45 @@ namespace plm {
 size_t DTypeSize(DType t) {
   switch (t) {
     case DType::kF64:
-    case DType::kI64: return 8;
+    case DType::kI64:
+      return 8;
     case DType::kF32:
-    case DType::kI32: return 4;
+    case DType::kI32:
+      return 4;
     case DType::kF16:
     case DType::kBF16:
-    case DType::kI16: return 2;
+    case DType::kI16:
+      return 2;
     case DType::kI8:
     case DType::kU8:
-    case DType::kBool: return 1;
+    case DType::kBool:
+      return 1;
   }
   return 0;
 }
 
 std::string_view DTypeName(DType t) {
   switch (t) {
-    case DType::kF32: return "F32";
-    case DType::kF16: return "F16";
-    case DType::kBF16: return "BF16";
-    case DType::kF64: return "F64";
-    case DType::kI64: return "I64";
-    case DType::kI32: return "I32";
-    case DType::kI16: return "I16";
-    case DType::kI8: return "I8";
-    case DType::kU8: return "U8";
-    case DType::kBool: return "BOOL";
+    case DType::kF32:
+      return "F32";
+    case DType::kF16:
+      return "F16";
+    case DType::kBF16:
+      return "BF16";
+    case DType::kF64:
+      return "F64";
+    case DType::kI64:
+      return "I64";
+    case DType::kI32:
+      return "I32";
+    case DType::kI16:
+      return "I16";
+    case DType::kI8:
+      return "I8";
+    case DType::kU8:
+      return "U8";
+    case DType::kBool:
+      return "BOOL";
   }
   return "?";
 }
@@ -40,9 +54,9 @@ bool ParseDType(std::string_view s, DType* out) {
   static const struct {
     const char* name;
     DType t;
-  } kTable[] = {{"F32", DType::kF32}, {"F16", DType::kF16}, {"BF16", DType::kBF16},
-                {"F64", DType::kF64}, {"I64", DType::kI64}, {"I32", DType::kI32},
-                {"I16", DType::kI16}, {"I8", DType::kI8},   {"U8", DType::kU8},
+  } kTable[] = {{"F32", DType::kF32},  {"F16", DType::kF16}, {"BF16", DType::kBF16},
+                {"F64", DType::kF64},  {"I64", DType::kI64}, {"I32", DType::kI32},
+                {"I16", DType::kI16},  {"I8", DType::kI8},   {"U8", DType::kU8},
                 {"BOOL", DType::kBool}};
   for (const auto& e : kTable) {
     if (s == e.name) {
@@ -78,7 +92,9 @@ uint16_t F32ToF16(float f) {
 
 void ConvertToF32(DType t, const void* src, float* dst, size_t n) {
   switch (t) {
-    case DType::kF32: std::memcpy(dst, src, n * 4); return;
+    case DType::kF32:
+      std::memcpy(dst, src, n * 4);
+      return;
     case DType::kBF16: {
       const auto* s = static_cast<const uint16_t*>(src);
       for (size_t i = 0; i < n; ++i) dst[i] = Bf16ToF32(s[i]);

@@ -13,7 +13,9 @@ Json ParseJson(const std::string& text, const std::string& what) {
   }
 }
 
-Json ReadJsonFile(const std::string& path) { return ParseJson(ReadFileToString(path), path); }
+Json ReadJsonFile(const std::string& path) {
+  return ParseJson(ReadFileToString(path), path);
+}
 
 namespace {
 

@@ -17,7 +17,8 @@ std::string Header(const std::string& json) {
   return s + json;
 }
 
-// Writes `bytes` to a temp file and expects loading it to fail with `code` and `needle` in the message.
+// Writes `bytes` to a temp file and expects loading it to fail with `code` and `needle` in the
+// message.
 void ExpectLoadError(const std::string& bytes, ErrorCode code, const std::string& needle) {
   const std::string path = test::MakeTempDir() + "/bad.safetensors";
   test::WriteFile(path, bytes);
@@ -72,8 +73,12 @@ TEST(Safetensors, MissingTensorNamesIt) {
   }
 }
 
-TEST(Safetensors, Empty) { ExpectLoadError("", ErrorCode::kCorrupt, "shorter than"); }
-TEST(Safetensors, ShortHeaderLength) { ExpectLoadError("abc", ErrorCode::kCorrupt, "shorter than"); }
+TEST(Safetensors, Empty) {
+  ExpectLoadError("", ErrorCode::kCorrupt, "shorter than");
+}
+TEST(Safetensors, ShortHeaderLength) {
+  ExpectLoadError("abc", ErrorCode::kCorrupt, "shorter than");
+}
 
 TEST(Safetensors, HeaderLengthPastEnd) {
   std::string s(8, '\0');
@@ -87,17 +92,23 @@ TEST(Safetensors, HugeHeaderLength) {
   ExpectLoadError(s, ErrorCode::kCorrupt, "exceeds");
 }
 
-TEST(Safetensors, BadJson) { ExpectLoadError(Header("{\"a\": [1,"), ErrorCode::kCorrupt, "not valid JSON"); }
-TEST(Safetensors, NotObject) { ExpectLoadError(Header("[1,2]"), ErrorCode::kCorrupt, "not a JSON object"); }
+TEST(Safetensors, BadJson) {
+  ExpectLoadError(Header("{\"a\": [1,"), ErrorCode::kCorrupt, "not valid JSON");
+}
+TEST(Safetensors, NotObject) {
+  ExpectLoadError(Header("[1,2]"), ErrorCode::kCorrupt, "not a JSON object");
+}
 
 TEST(Safetensors, OffsetsPastEnd) {
-  ExpectLoadError(Header(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})") + std::string(8, '\0'),
-                  ErrorCode::kCorrupt, "past the end of the data section");
+  ExpectLoadError(
+      Header(R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})") + std::string(8, '\0'),
+      ErrorCode::kCorrupt, "past the end of the data section");
 }
 
 TEST(Safetensors, SizeMismatch) {
-  ExpectLoadError(Header(R"({"w":{"dtype":"BF16","shape":[4],"data_offsets":[0,4]}})") + std::string(4, '\0'),
-                  ErrorCode::kCorrupt, "need 8");
+  ExpectLoadError(
+      Header(R"({"w":{"dtype":"BF16","shape":[4],"data_offsets":[0,4]}})") + std::string(4, '\0'),
+      ErrorCode::kCorrupt, "need 8");
 }
 
 TEST(Safetensors, Overlap) {
@@ -108,24 +119,28 @@ TEST(Safetensors, Overlap) {
 }
 
 TEST(Safetensors, BeginAfterEnd) {
-  ExpectLoadError(Header(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})") + std::string(8, '\0'),
-                  ErrorCode::kCorrupt, "begin > end");
+  ExpectLoadError(
+      Header(R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,4]}})") + std::string(8, '\0'),
+      ErrorCode::kCorrupt, "begin > end");
 }
 
 TEST(Safetensors, UnknownDtype) {
-  ExpectLoadError(Header(R"({"a":{"dtype":"F8_E9","shape":[1],"data_offsets":[0,1]}})") + std::string(1, '\0'),
-                  ErrorCode::kUnsupported, "F8_E9");
+  ExpectLoadError(
+      Header(R"({"a":{"dtype":"F8_E9","shape":[1],"data_offsets":[0,1]}})") + std::string(1, '\0'),
+      ErrorCode::kUnsupported, "F8_E9");
 }
 
 TEST(Safetensors, NegativeDim) {
-  ExpectLoadError(Header(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})") + std::string(4, '\0'),
-                  ErrorCode::kCorrupt, "negative");
+  ExpectLoadError(
+      Header(R"({"a":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})") + std::string(4, '\0'),
+      ErrorCode::kCorrupt, "negative");
 }
 
 TEST(Safetensors, ShapeOverflow) {
-  ExpectLoadError(Header(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,4]}})") +
-                      std::string(4, '\0'),
-                  ErrorCode::kCorrupt, "overflow");
+  ExpectLoadError(
+      Header(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296,16],"data_offsets":[0,4]}})") +
+          std::string(4, '\0'),
+      ErrorCode::kCorrupt, "overflow");
 }
 
 TEST(Safetensors, MissingFile) {

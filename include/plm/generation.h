@@ -1,0 +1,64 @@
+// Text generation with a PerceptionLM model: greedy (the checkpoints' default) or sampling,
+// batched with left padding exactly as Hugging Face `generate` does.
+//
+//   plm::GenerationConfig gc = plm::GenerationConfig::FromDirectory("models/plm-tiny");
+//   gc.max_new_tokens = 32;
+//   plm::GenerateOutput out = plm::Generate(*model, inputs, gc);
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "plm/model.h"
+
+namespace plm {
+
+struct GenerationConfig {
+  int64_t max_new_tokens = 256;
+  bool do_sample = false;
+  float temperature = 1.0f;
+  int64_t top_k = 0;                // 0: off
+  float top_p = 1.0f;               // 1: off
+  float min_p = 0.0f;               // 0: off
+  float repetition_penalty = 1.0f;  // 1: off (HF's CTRL-style penalty)
+  uint64_t seed = 0;
+  std::vector<int64_t> eos_token_ids = {128001, 128009};
+  int64_t pad_token_id = -1;  // -1: first eos id, as HF
+
+  // Reads generation_config.json (missing file → defaults; bad JSON → plm::Error).
+  static GenerationConfig FromDirectory(const std::string& model_dir);
+  static GenerationConfig FromFile(const std::string& path);
+};
+
+enum class StopReason { kEos, kLength, kCallback };
+const char* StopReasonName(StopReason r);
+
+struct GenerateOptions {
+  bool output_scores = false;  // keep each step's processed logits
+  // Called for each new token of each unfinished row; return false to stop that row.
+  std::function<bool(int64_t row, int64_t token)> on_token;
+  // Progress of the prefill (vision tiles done / total).
+  std::function<void(int64_t done, int64_t total)> on_vision_tile;
+};
+
+struct GenerateTimings {
+  double vision_s = 0, prefill_s = 0, decode_s = 0;
+  int64_t prompt_tokens = 0, generated_tokens = 0;
+};
+
+struct GenerateOutput {
+  std::vector<std::vector<int64_t>> sequences;  // new tokens per row (finished rows padded, as HF)
+  std::vector<StopReason> stop_reasons;
+  std::vector<Tensor> scores;  // per step [batch, vocab] when output_scores
+  GenerateTimings timings;
+};
+
+// Generates from `inputs` (ids [batch, len] left-padded with attention_mask, pixel inputs).
+// Positions follow HF generate: cumsum(attention_mask) - 1, pads at 1.
+GenerateOutput Generate(const PerceptionLMForConditionalGeneration& model,
+                        const ForwardInputs& inputs, const GenerationConfig& config,
+                        const GenerateOptions& options = {});
+
+}  // namespace plm

@@ -1,0 +1,109 @@
+// PerceptionLMForConditionalGeneration: the whole model (vision tower, projector, Llama decoder)
+// loaded from a Hugging Face checkpoint folder, with the reference's forward semantics.
+//
+//   auto model = plm::PerceptionLMForConditionalGeneration::FromPretrained("models/plm-tiny");
+//   plm::ForwardInputs in;
+//   in.input_ids = {128000, 128006, 882, 128007};  in.batch = 1;  in.len = 4;
+//   plm::ForwardOutputs out = model->Forward(in);   // out.logits: [1, 4, vocab]
+//
+// Thread-safety: a loaded model is immutable; Forward/Generate may run concurrently from several
+// threads as long as each call uses its own KVCache.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "plm/config.h"
+#include "plm/kv_cache.h"
+#include "plm/tensor.h"
+
+namespace plm {
+
+struct LoadOptions {
+  int threads = 0;  // <= 0: all cores
+  // Called with a short description of each loading step.
+  std::function<void(const std::string& step)> on_progress;
+};
+
+// Pixel inputs: [tiles, 3, H, W] float32 for images (all tiles of all images, thumbnail first per
+// image, images in prompt order) and the same layout for video frames.
+struct PixelInputs {
+  const float* data = nullptr;
+  int64_t tiles = 0;
+};
+
+struct ForwardInputs {
+  std::vector<int64_t> input_ids;    // [batch, len]; empty when inputs_embeds is given
+  std::vector<float> inputs_embeds;  // [batch, len, hidden] (alternative to input_ids)
+  int64_t batch = 1, len = 0;
+  std::vector<int64_t> attention_mask;  // [batch, len], 1 = token, 0 = padding; empty = all ones
+  std::vector<int64_t>
+      position_ids;          // [batch, len]; empty = past + 0..len-1 (like a plain HF forward)
+  PixelInputs pixel_values;  // images
+  PixelInputs pixel_values_videos;  // videos
+  std::vector<int64_t> labels;      // [batch, len], -100 = ignored; non-empty → loss
+  bool output_hidden_states = false;
+  bool output_attentions = false;
+  bool output_vision_hidden_states = false;  // per-block vision outputs
+  // Rows of logits to compute: 0 = every position, n > 0 = the last n positions.
+  int64_t logits_to_keep = 0;
+  // Explicit positions to keep (overrides logits_to_keep when non-empty).
+  std::vector<int64_t> logits_positions;
+};
+
+struct VisionOutputs {
+  Tensor last_hidden_state;           // [tiles, prefix + patches, D_vision]
+  std::vector<Tensor> block_outputs;  // per block [tiles, D_vision, grid_h, grid_w]
+  Tensor features;                    // projector output [tiles, tokens_per_tile, hidden]
+};
+
+struct ForwardOutputs {
+  Tensor logits;                      // [batch, kept positions, vocab]
+  std::optional<float> loss;          // mean next-token cross-entropy when labels were given
+  std::vector<Tensor> hidden_states;  // [batch, len, hidden] × (layers + 1)
+  std::vector<Tensor> attentions;     // [batch, heads, len, total] × layers
+  VisionOutputs image;                // filled when pixel_values were given
+  VisionOutputs video;                // filled when pixel_values_videos were given
+};
+
+class PerceptionLMForConditionalGeneration {
+ public:
+  // Loads config.json and the weights of a Hugging Face PerceptionLM folder. Throws plm::Error
+  // naming the file, tensor or key on any problem (missing/unexpected tensors, shape mismatches).
+  static std::unique_ptr<PerceptionLMForConditionalGeneration> FromPretrained(
+      const std::string& model_dir, const LoadOptions& options = {});
+  ~PerceptionLMForConditionalGeneration();
+
+  const PerceptionLMConfig& config() const;
+
+  // Vision tower + projector on pixel tiles. Returns features [tiles, tokens_per_tile, hidden];
+  // `vision` (optional) receives the tower outputs. `on_tile(done, total)` reports progress.
+  Tensor GetImageFeatures(const PixelInputs& pixels, VisionOutputs* vision = nullptr,
+                          bool block_outputs = false,
+                          const std::function<void(int64_t, int64_t)>& on_tile = {}) const;
+
+  // Input embeddings with media features scattered into the placeholder positions (row-major over
+  // batch then sequence). Throws kInvalidArgument naming both counts when they differ.
+  Tensor GetInputEmbeddings(const ForwardInputs& inputs, ForwardOutputs* outputs) const;
+
+  // One forward pass. With a cache, keys/values are appended to it and positions continue from
+  // its length; without one a temporary cache is used.
+  ForwardOutputs Forward(const ForwardInputs& inputs, KVCache* cache = nullptr) const;
+
+  // A cache sized for `capacity` positions (it grows on demand).
+  KVCache NewCache(int64_t batch, int64_t capacity) const;
+
+  // Logits of arbitrary hidden rows (after the final norm): [rows, vocab].
+  void ComputeLogits(const float* hidden, int64_t rows, float* logits) const;
+
+  struct Impl;
+
+ private:
+  explicit PerceptionLMForConditionalGeneration(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace plm

@@ -1,0 +1,226 @@
+#include "model/llama_decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "core/ops.h"
+#include "plm/error.h"
+
+namespace plm {
+
+std::vector<float> LlamaInvFreq(const TextConfig& cfg) {
+  const int64_t hd = cfg.head_dim;
+  std::vector<float> inv(static_cast<size_t>(hd / 2));
+  const float theta = static_cast<float>(cfg.rope.rope_theta);
+  for (int64_t d = 0; d < hd / 2; ++d) {
+    const float e = static_cast<float>(2 * d) / static_cast<float>(hd);
+    inv[d] = 1.0f / std::pow(theta, e);
+  }
+  if (cfg.rope.rope_type == "llama3") {
+    const float factor = static_cast<float>(cfg.rope.factor);
+    const float low = static_cast<float>(cfg.rope.low_freq_factor);
+    const float high = static_cast<float>(cfg.rope.high_freq_factor);
+    const float old = static_cast<float>(cfg.rope.original_max_position_embeddings);
+    const float low_wl = old / low, high_wl = old / high;
+    for (auto& f : inv) {
+      const float wavelen = 2.0f * static_cast<float>(M_PI) / f;
+      if (wavelen > low_wl) {
+        f = f / factor;
+      } else if (wavelen >= high_wl) {
+        const float s = (old / wavelen - low) / (high - low);
+        f = (1.0f - s) * f / factor + s * f;
+      }
+    }
+  }
+  return inv;
+}
+
+LlamaDecoder::LlamaDecoder(const TextConfig& cfg, WeightStore& ws, const std::string& p,
+                           const std::string& lm_head)
+    : cfg_(cfg) {
+  const int64_t D = cfg.hidden_size, hd = cfg.head_dim, H = cfg.num_attention_heads;
+  const int64_t KV = cfg.num_key_value_heads, I = cfg.intermediate_size, V = cfg.vocab_size;
+  embed_ = ws.Get(p + "embed_tokens.weight", {V, D}).ToF32();
+  auto lin = [&](const std::string& n, int64_t out, int64_t in) {
+    return Linear(ws.Get(n, {out, in}), nullptr);
+  };
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
+    const std::string l = p + "layers." + std::to_string(i) + ".";
+    Layer layer;
+    layer.input_norm = ws.Get(l + "input_layernorm.weight", {D}).ToF32();
+    layer.post_norm = ws.Get(l + "post_attention_layernorm.weight", {D}).ToF32();
+    layer.q = lin(l + "self_attn.q_proj.weight", H * hd, D);
+    layer.k = lin(l + "self_attn.k_proj.weight", KV * hd, D);
+    layer.v = lin(l + "self_attn.v_proj.weight", KV * hd, D);
+    layer.o = lin(l + "self_attn.o_proj.weight", D, H * hd);
+    layer.gate = lin(l + "mlp.gate_proj.weight", I, D);
+    layer.up = lin(l + "mlp.up_proj.weight", I, D);
+    layer.down = lin(l + "mlp.down_proj.weight", D, I);
+    layers_.push_back(std::move(layer));
+  }
+  norm_ = ws.Get(p + "norm.weight", {D}).ToF32();
+  // The reference uses lm_head.weight when the checkpoint has it, else the tied embeddings.
+  if (ws.Has(lm_head)) {
+    lm_head_ = lin(lm_head, V, D);
+    tied_ = false;
+  } else if (!cfg.tie_word_embeddings) {
+    throw Error(ErrorCode::kNotFound,
+                "missing tensor \"" + lm_head + "\" (tie_word_embeddings is false)");
+  }
+  inv_freq_ = LlamaInvFreq(cfg);
+}
+
+KVCache LlamaDecoder::NewCache(int64_t batch, int64_t capacity) const {
+  return KVCache(cfg_.num_hidden_layers, batch, cfg_.num_key_value_heads, cfg_.head_dim, capacity);
+}
+
+void LlamaDecoder::Embed(const int64_t* ids, int64_t n, float* out) const {
+  const int64_t D = cfg_.hidden_size;
+  for (int64_t i = 0; i < n; ++i) {
+    if (ids[i] < 0 || ids[i] >= cfg_.vocab_size)
+      throw Error(ErrorCode::kInvalidArgument, "token id " + std::to_string(ids[i]) +
+                                                   " is outside the vocabulary [0, " +
+                                                   std::to_string(cfg_.vocab_size) + ")");
+    std::copy_n(embed_.data() + ids[i] * D, D, out + i * D);
+  }
+}
+
+// HF rotate_half RoPE on `heads` vectors of head_dim at one position.
+void LlamaDecoder::ApplyRope(float* x, int64_t heads, int64_t pos) const {
+  const int64_t hd = cfg_.head_dim, half = hd / 2;
+  float cs[512], sn[512];
+  for (int64_t d = 0; d < half; ++d) {
+    const float th = inv_freq_[d] * static_cast<float>(pos);
+    cs[d] = static_cast<float>(std::cos(static_cast<double>(th)));
+    sn[d] = static_cast<float>(std::sin(static_cast<double>(th)));
+  }
+  for (int64_t h = 0; h < heads; ++h) {
+    float* v = x + h * hd;
+    for (int64_t d = 0; d < half; ++d) {
+      const float a = v[d], b = v[d + half];
+      v[d] = a * cs[d] - b * sn[d];
+      v[d + half] = b * cs[d] + a * sn[d];
+    }
+  }
+}
+
+DecoderResult LlamaDecoder::Forward(const DecoderRequest& req, KVCache* cache) const {
+  const int64_t B = req.batch, L = req.len, D = cfg_.hidden_size, hd = cfg_.head_dim;
+  const int64_t H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads,
+                I = cfg_.intermediate_size;
+  const int64_t rep = H / KV, rows = B * L;
+  if (cache->batch() != B)
+    throw Error(ErrorCode::kInternal, "KV cache batch does not match the request");
+  if (hd > 1024) throw Error(ErrorCode::kUnsupported, "head_dim above 1024 is not supported");
+  const int64_t past = cache->length(), total = past + L;
+  cache->Reserve(total);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t l = 0; l < L; ++l)
+      cache->set_valid(b, past + l, req.mask ? req.mask[b * L + l] : 1);
+
+  DecoderResult res;
+  std::vector<float> h(req.embeds, req.embeds + rows * D);
+  if (req.output_hidden_states) {
+    Tensor t({B, L, D});
+    t.data = h;
+    res.hidden_states.push_back(std::move(t));
+  }
+  std::vector<float> x(rows * D), q(rows * H * hd), k(rows * KV * hd), v(rows * KV * hd),
+      attn(rows * H * hd);
+  std::vector<float> g(rows * I), u(rows * I), scores(total);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float eps = static_cast<float>(cfg_.rms_norm_eps);
+
+  for (size_t li = 0; li < layers_.size(); ++li) {
+    const Layer& layer = layers_[li];
+    const auto layer_idx = static_cast<int64_t>(li);
+    RmsNorm(h.data(), layer.input_norm.data(), eps, x.data(), rows, D);
+    layer.q.Forward(x.data(), rows, q.data());
+    layer.k.Forward(x.data(), rows, k.data());
+    layer.v.Forward(x.data(), rows, v.data());
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t pos = req.positions[r];
+      ApplyRope(q.data() + r * H * hd, H, pos);
+      ApplyRope(k.data() + r * KV * hd, KV, pos);
+    }
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t kh = 0; kh < KV; ++kh)
+        for (int64_t l = 0; l < L; ++l) {
+          const int64_t r = b * L + l;
+          std::copy_n(k.data() + (r * KV + kh) * hd, hd,
+                      cache->k(layer_idx, b, kh) + (past + l) * hd);
+          std::copy_n(v.data() + (r * KV + kh) * hd, hd,
+                      cache->v(layer_idx, b, kh) + (past + l) * hd);
+        }
+    Tensor probs;
+    if (req.output_attentions) probs = Tensor({B, H, L, total});
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t hh = 0; hh < H; ++hh) {
+        const float* kc = cache->k(layer_idx, b, hh / rep);
+        const float* vc = cache->v(layer_idx, b, hh / rep);
+        for (int64_t l = 0; l < L; ++l) {
+          const float* qv = q.data() + ((b * L + l) * H + hh) * hd;
+          const int64_t qpos = past + l;
+          bool any = false;
+          for (int64_t j = 0; j < total; ++j) {
+            if (j <= qpos && cache->valid(b, j)) {
+              float s = 0;
+              for (int64_t d = 0; d < hd; ++d) s += qv[d] * kc[j * hd + d];
+              scores[j] = s * scale;
+              any = true;
+            } else {
+              scores[j] = -std::numeric_limits<float>::infinity();
+            }
+          }
+          if (any) {
+            SoftmaxInPlace(scores.data(), total);
+          } else {
+            // The reference adds finfo(float32).min to masked scores, so a row with no visible
+            // key (left padding) attends uniformly to every key.
+            std::fill_n(scores.data(), total, 1.0f / static_cast<float>(total));
+          }
+          float* out = attn.data() + ((b * L + l) * H + hh) * hd;
+          std::fill_n(out, hd, 0.0f);
+          for (int64_t j = 0; j < total; ++j) {
+            const float p = scores[j];
+            if (p == 0.0f) continue;
+            for (int64_t d = 0; d < hd; ++d) out[d] += p * vc[j * hd + d];
+          }
+          if (req.output_attentions)
+            std::copy_n(scores.data(), total, probs.ptr() + ((b * H + hh) * L + l) * total);
+        }
+      }
+    }
+    if (req.output_attentions) res.attentions.push_back(std::move(probs));
+    layer.o.Forward(attn.data(), rows, x.data());
+    for (int64_t i = 0; i < rows * D; ++i) h[i] += x[i];
+    RmsNorm(h.data(), layer.post_norm.data(), eps, x.data(), rows, D);
+    layer.gate.Forward(x.data(), rows, g.data());
+    layer.up.Forward(x.data(), rows, u.data());
+    SiluInPlace(g.data(), rows * I);
+    for (int64_t i = 0; i < rows * I; ++i) g[i] *= u[i];
+    layer.down.Forward(g.data(), rows, x.data());
+    for (int64_t i = 0; i < rows * D; ++i) h[i] += x[i];
+    if (req.output_hidden_states) {
+      Tensor t({B, L, D});
+      t.data = h;
+      res.hidden_states.push_back(std::move(t));
+    }
+  }
+  cache->Advance(L);
+  res.hidden = Tensor({B, L, D});
+  RmsNorm(h.data(), norm_.data(), eps, res.hidden.ptr(), rows, D);
+  if (req.output_hidden_states) res.hidden_states.back().data = res.hidden.data;
+  return res;
+}
+
+void LlamaDecoder::Logits(const float* hidden, int64_t rows, float* logits) const {
+  if (tied_) {
+    GemmF32(hidden, embed_.data(), nullptr, logits, rows, cfg_.vocab_size, cfg_.hidden_size);
+  } else {
+    lm_head_.Forward(hidden, rows, logits);
+  }
+}
+
+}  // namespace plm

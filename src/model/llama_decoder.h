@@ -1,0 +1,68 @@
+// The Llama-3 decoder of PerceptionLM (plm-spec.md §8), float32 reference path: RMSNorm, GQA
+// attention with HF "rotate_half" RoPE (default or llama3 scaling), SwiGLU MLP, KV cache.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "model/linear.h"
+#include "model/weight_store.h"
+#include "plm/config.h"
+#include "plm/kv_cache.h"
+#include "plm/tensor.h"
+
+namespace plm {
+
+struct DecoderRequest {
+  const float* embeds = nullptr;       // [batch, len, hidden] input embeddings
+  const int64_t* positions = nullptr;  // [batch, len] RoPE positions
+  const uint8_t* mask = nullptr;       // [batch, len] 1 = real token, 0 = padding (null: all real)
+  int64_t batch = 1, len = 0;
+  bool output_hidden_states = false;
+  bool output_attentions = false;
+};
+
+struct DecoderResult {
+  Tensor hidden;  // [batch, len, hidden] after the final norm
+  std::vector<Tensor>
+      hidden_states;  // embeds, after each layer, and the last replaced by the final norm
+  std::vector<Tensor> attentions;  // per layer [batch, heads, len, cache_len + len]
+};
+
+class LlamaDecoder {
+ public:
+  LlamaDecoder(const TextConfig& cfg, WeightStore& weights, const std::string& prefix,
+               const std::string& lm_head);
+
+  const TextConfig& config() const { return cfg_; }
+
+  // Token embeddings for ids [n] into out [n, hidden]; throws on an id outside the vocabulary.
+  void Embed(const int64_t* ids, int64_t n, float* out) const;
+  // Runs the layers over new tokens, appending their keys/values to `cache`.
+  DecoderResult Forward(const DecoderRequest& req, KVCache* cache) const;
+  // logits[rows, vocab] = hidden[rows, hidden] · lm_head^T.
+  void Logits(const float* hidden, int64_t rows, float* logits) const;
+
+  KVCache NewCache(int64_t batch, int64_t capacity) const;
+  const std::vector<float>& inv_freq() const { return inv_freq_; }
+
+ private:
+  struct Layer {
+    std::vector<float> input_norm, post_norm;
+    Linear q, k, v, o, gate, up, down;
+  };
+  void ApplyRope(float* x, int64_t heads, int64_t pos) const;
+
+  TextConfig cfg_;
+  std::vector<float> embed_;  // [vocab, hidden]
+  std::vector<Layer> layers_;
+  std::vector<float> norm_;
+  Linear lm_head_;  // separate weight, or empty when tied to embed_
+  bool tied_ = true;
+  std::vector<float> inv_freq_;
+};
+
+// inv_freq of the Llama RoPE (default or llama3-scaled), computed in float32 as the reference does.
+std::vector<float> LlamaInvFreq(const TextConfig& cfg);
+
+}  // namespace plm

@@ -1,0 +1,238 @@
+#include <algorithm>
+#include <cmath>
+
+#include "core/ops.h"
+#include "core/thread_pool.h"
+#include "model/llama_decoder.h"
+#include "model/projector.h"
+#include "model/vision_tower.h"
+#include "model/weight_store.h"
+#include "plm/error.h"
+#include "plm/model.h"
+
+namespace plm {
+
+struct PerceptionLMForConditionalGeneration::Impl {
+  PerceptionLMConfig config;
+  WeightStore weights;
+  std::unique_ptr<VisionTower> vision;
+  std::unique_ptr<Projector> projector;
+  std::unique_ptr<LlamaDecoder> decoder;
+};
+
+PerceptionLMForConditionalGeneration::PerceptionLMForConditionalGeneration(
+    std::unique_ptr<Impl> impl)
+    : impl_(std::move(impl)) {}
+PerceptionLMForConditionalGeneration::~PerceptionLMForConditionalGeneration() = default;
+
+std::unique_ptr<PerceptionLMForConditionalGeneration>
+PerceptionLMForConditionalGeneration::FromPretrained(const std::string& dir,
+                                                     const LoadOptions& options) {
+  auto progress = [&](const std::string& s) {
+    if (options.on_progress) options.on_progress(s);
+  };
+  const int threads = options.threads > 0 ? options.threads : DefaultThreadCount();
+  SetBlasThreads(threads);
+  ThreadPool::SetGlobalThreads(threads);
+  auto impl = std::make_unique<Impl>();
+  progress("reading config");
+  impl->config = PerceptionLMConfig::FromFile(dir + "/config.json");
+  progress("mapping weights");
+  impl->weights = WeightStore::Open(dir);
+  progress("loading vision tower");
+  impl->vision = std::make_unique<VisionTower>(impl->config.vision, impl->weights,
+                                               "model.vision_tower.timm_model.");
+  progress("loading projector");
+  impl->projector =
+      std::make_unique<Projector>(impl->config, impl->weights, "model.multi_modal_projector.");
+  progress("loading language model");
+  impl->decoder = std::make_unique<LlamaDecoder>(impl->config.text, impl->weights,
+                                                 "model.language_model.", "lm_head.weight");
+  impl->weights.CheckAllUsed();
+  return std::unique_ptr<PerceptionLMForConditionalGeneration>(
+      new PerceptionLMForConditionalGeneration(std::move(impl)));
+}
+
+const PerceptionLMConfig& PerceptionLMForConditionalGeneration::config() const {
+  return impl_->config;
+}
+
+KVCache PerceptionLMForConditionalGeneration::NewCache(int64_t batch, int64_t capacity) const {
+  return impl_->decoder->NewCache(batch, capacity);
+}
+
+void PerceptionLMForConditionalGeneration::ComputeLogits(const float* hidden, int64_t rows,
+                                                         float* logits) const {
+  impl_->decoder->Logits(hidden, rows, logits);
+}
+
+Tensor PerceptionLMForConditionalGeneration::GetImageFeatures(
+    const PixelInputs& pixels, VisionOutputs* vision, bool block_outputs,
+    const std::function<void(int64_t, int64_t)>& on_tile) const {
+  if (pixels.tiles <= 0 || pixels.data == nullptr)
+    throw Error(ErrorCode::kInvalidArgument, "GetImageFeatures needs at least one tile of pixels");
+  std::vector<Tensor> blocks;
+  Tensor last =
+      impl_->vision->Forward(pixels.data, pixels.tiles, block_outputs ? &blocks : nullptr, on_tile);
+  Tensor features = impl_->projector->Forward(last);
+  if (vision != nullptr) {
+    vision->last_hidden_state = std::move(last);
+    vision->block_outputs = std::move(blocks);
+    vision->features = features;
+  }
+  return features;
+}
+
+namespace {
+
+// Scatters feature rows into the embedding rows whose mask is set, in row-major order.
+void Scatter(const std::vector<uint8_t>& mask, const Tensor& features, float* embeds,
+             int64_t hidden, const char* what) {
+  int64_t n = 0;
+  for (uint8_t m : mask) n += m;
+  const int64_t rows = features.numel() / hidden;
+  if (n != rows)
+    throw Error(ErrorCode::kInvalidArgument,
+                std::string(what) + " features and " + what + " tokens do not match: tokens: " +
+                    std::to_string(n) + ", features: " + std::to_string(rows) + " rows");
+  int64_t next = 0;
+  for (size_t i = 0; i < mask.size(); ++i) {
+    if (!mask[i]) continue;
+    std::copy_n(features.ptr() + next * hidden, hidden, embeds + static_cast<int64_t>(i) * hidden);
+    ++next;
+  }
+}
+
+}  // namespace
+
+Tensor PerceptionLMForConditionalGeneration::GetInputEmbeddings(const ForwardInputs& in,
+                                                                ForwardOutputs* out) const {
+  const int64_t B = in.batch, L = in.len, D = impl_->config.text.hidden_size, n = B * L;
+  if (B <= 0 || L <= 0)
+    throw Error(ErrorCode::kInvalidArgument, "forward needs batch > 0 and len > 0");
+  Tensor embeds({B, L, D});
+  std::vector<uint8_t> image_mask(static_cast<size_t>(n), 0), video_mask(static_cast<size_t>(n), 0);
+  if (!in.input_ids.empty()) {
+    if (static_cast<int64_t>(in.input_ids.size()) != n)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "input_ids has " + std::to_string(in.input_ids.size()) +
+                      " elements, expected batch*len = " + std::to_string(n));
+    impl_->decoder->Embed(in.input_ids.data(), n, embeds.ptr());
+    for (int64_t i = 0; i < n; ++i) {
+      image_mask[i] = in.input_ids[i] == impl_->config.image_token_id;
+      video_mask[i] = in.input_ids[i] == impl_->config.video_token_id;
+    }
+  } else {
+    if (static_cast<int64_t>(in.inputs_embeds.size()) != n * D)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "inputs_embeds has " + std::to_string(in.inputs_embeds.size()) +
+                      " elements, expected batch*len*hidden = " + std::to_string(n * D));
+    embeds.data = in.inputs_embeds;
+    // As the reference: placeholders are the rows equal to the placeholder token's embedding.
+    std::vector<float> img(D), vid(D);
+    const int64_t ids[2] = {impl_->config.image_token_id, impl_->config.video_token_id};
+    impl_->decoder->Embed(&ids[0], 1, img.data());
+    impl_->decoder->Embed(&ids[1], 1, vid.data());
+    for (int64_t i = 0; i < n; ++i) {
+      image_mask[i] = std::equal(img.begin(), img.end(), embeds.ptr() + i * D);
+      video_mask[i] = std::equal(vid.begin(), vid.end(), embeds.ptr() + i * D);
+    }
+  }
+  VisionOutputs scratch_image, scratch_video;
+  if (in.pixel_values.tiles > 0) {
+    VisionOutputs* v = out ? &out->image : &scratch_image;
+    Tensor f = GetImageFeatures(in.pixel_values, v, in.output_vision_hidden_states);
+    Scatter(image_mask, f, embeds.ptr(), D, "image");
+  }
+  if (in.pixel_values_videos.tiles > 0) {
+    VisionOutputs* v = out ? &out->video : &scratch_video;
+    Tensor f = GetImageFeatures(in.pixel_values_videos, v, in.output_vision_hidden_states);
+    Scatter(video_mask, f, embeds.ptr(), D, "video");
+  }
+  return embeds;
+}
+
+ForwardOutputs PerceptionLMForConditionalGeneration::Forward(const ForwardInputs& in,
+                                                             KVCache* cache) const {
+  ForwardOutputs out;
+  const int64_t B = in.batch, L = in.len, D = impl_->config.text.hidden_size,
+                V = impl_->config.text.vocab_size;
+  Tensor embeds = GetInputEmbeddings(in, &out);
+  KVCache local;
+  if (cache == nullptr) {
+    local = NewCache(B, L);
+    cache = &local;
+  }
+  const int64_t past = cache->length();
+  std::vector<int64_t> positions(static_cast<size_t>(B * L));
+  if (!in.position_ids.empty()) {
+    if (static_cast<int64_t>(in.position_ids.size()) != B * L)
+      throw Error(ErrorCode::kInvalidArgument, "position_ids must have batch*len elements");
+    positions = in.position_ids;
+  } else {
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t l = 0; l < L; ++l) positions[b * L + l] = past + l;
+  }
+  std::vector<uint8_t> mask;
+  if (!in.attention_mask.empty()) {
+    if (static_cast<int64_t>(in.attention_mask.size()) != B * L)
+      throw Error(ErrorCode::kInvalidArgument, "attention_mask must have batch*len elements");
+    for (int64_t m : in.attention_mask) mask.push_back(m != 0);
+  }
+  DecoderRequest req;
+  req.embeds = embeds.ptr();
+  req.positions = positions.data();
+  req.mask = mask.empty() ? nullptr : mask.data();
+  req.batch = B;
+  req.len = L;
+  req.output_hidden_states = in.output_hidden_states;
+  req.output_attentions = in.output_attentions;
+  DecoderResult r = impl_->decoder->Forward(req, cache);
+  out.hidden_states = std::move(r.hidden_states);
+  out.attentions = std::move(r.attentions);
+
+  std::vector<int64_t> keep = in.logits_positions;
+  if (keep.empty()) {
+    const int64_t k = in.logits_to_keep > 0 ? std::min(in.logits_to_keep, L) : L;
+    for (int64_t i = L - k; i < L; ++i) keep.push_back(i);
+  }
+  for (int64_t p : keep)
+    if (p < 0 || p >= L)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "logits position " + std::to_string(p) + " is out of range");
+  const auto K = static_cast<int64_t>(keep.size());
+  out.logits = Tensor({B, K, V});
+  std::vector<float> rows(static_cast<size_t>(K * D));
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t i = 0; i < K; ++i)
+      std::copy_n(r.hidden.ptr() + (b * L + keep[i]) * D, D, rows.data() + i * D);
+    impl_->decoder->Logits(rows.data(), K, out.logits.ptr() + b * K * V);
+  }
+
+  if (!in.labels.empty()) {
+    if (static_cast<int64_t>(in.labels.size()) != B * L)
+      throw Error(ErrorCode::kInvalidArgument, "labels must have batch*len elements");
+    // Mean next-token cross-entropy (labels shifted left), ignoring -100, as the reference.
+    double total = 0;
+    int64_t count = 0;
+    std::vector<float> logits(static_cast<size_t>(V));
+    for (int64_t b = 0; b < B; ++b) {
+      for (int64_t t = 0; t + 1 < L; ++t) {
+        const int64_t target = in.labels[b * L + t + 1];
+        if (target == -100) continue;
+        if (target < 0 || target >= V)
+          throw Error(ErrorCode::kInvalidArgument, "label id out of range");
+        impl_->decoder->Logits(r.hidden.ptr() + (b * L + t) * D, 1, logits.data());
+        const float mx = *std::max_element(logits.begin(), logits.end());
+        double se = 0;
+        for (float x : logits) se += std::exp(static_cast<double>(x) - mx);
+        total += (std::log(se) + mx) - logits[target];
+        ++count;
+      }
+    }
+    out.loss = count ? static_cast<float>(total / static_cast<double>(count)) : NAN;
+  }
+  return out;
+}
+
+}  // namespace plm

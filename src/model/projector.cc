@@ -1,0 +1,63 @@
+#include "model/projector.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/ops.h"
+#include "plm/error.h"
+
+namespace plm {
+
+Projector::Projector(const PerceptionLMConfig& cfg, WeightStore& ws, const std::string& p)
+    : pooling_ratio_(cfg.projector_pooling_ratio), drop_cls_(cfg.vision_use_cls_token) {
+  const int64_t dv = cfg.vision.embed_dim, dt = cfg.text.hidden_size;
+  linear_1_ = Linear(ws.Get(p + "linear_1.weight", {dt, dv}), &ws.Get(p + "linear_1.bias", {dt}));
+  linear_2_ = Linear(ws.Get(p + "linear_2.weight", {dt, dt}), &ws.Get(p + "linear_2.bias", {dt}));
+}
+
+void AdaptiveAvgPool2d(const float* x, int64_t h, int64_t w, int64_t c, int64_t oh, int64_t ow,
+                       float* y) {
+  for (int64_t i = 0; i < oh; ++i) {
+    const int64_t h0 = i * h / oh, h1 = ((i + 1) * h + oh - 1) / oh;
+    for (int64_t j = 0; j < ow; ++j) {
+      const int64_t w0 = j * w / ow, w1 = ((j + 1) * w + ow - 1) / ow;
+      float* out = y + (i * ow + j) * c;
+      for (int64_t ch = 0; ch < c; ++ch) {
+        double sum = 0;
+        for (int64_t r = h0; r < h1; ++r)
+          for (int64_t q = w0; q < w1; ++q) sum += x[(r * w + q) * c + ch];
+        out[ch] = static_cast<float>(sum / static_cast<double>((h1 - h0) * (w1 - w0)));
+      }
+    }
+  }
+}
+
+Tensor Projector::Forward(const Tensor& vision) const {
+  const int64_t n = vision.dim(0), T = vision.dim(1), dv = vision.dim(2);
+  const int64_t skip = drop_cls_ ? 1 : 0, N = T - skip, dt = linear_2_.out_features();
+  int64_t side = 0, out_side = 0, out_tokens = N;
+  if (pooling_ratio_ > 1) {
+    side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(N))));
+    if (side * side != N)
+      throw Error(ErrorCode::kInvalidArgument, "projector pooling needs a square token grid, got " +
+                                                   std::to_string(N) + " tokens");
+    out_side = side / pooling_ratio_;
+    out_tokens = out_side * out_side;
+  }
+  Tensor out({n, out_tokens, dt});
+  std::vector<float> h1(N * dt), h2(N * dt);
+  for (int64_t t = 0; t < n; ++t) {
+    linear_1_.Forward(vision.ptr() + (t * T + skip) * dv, N, h1.data());
+    GeluErfInPlace(h1.data(), N * dt);
+    linear_2_.Forward(h1.data(), N, h2.data());
+    float* dst = out.ptr() + t * out_tokens * dt;
+    if (pooling_ratio_ > 1) {
+      AdaptiveAvgPool2d(h2.data(), side, side, dt, out_side, out_side, dst);
+    } else {
+      std::copy(h2.begin(), h2.end(), dst);
+    }
+  }
+  return out;
+}
+
+}  // namespace plm

@@ -1,0 +1,202 @@
+#include "model/vision_tower.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/ops.h"
+#include "plm/error.h"
+
+namespace plm {
+
+namespace {
+
+std::vector<float> Load(WeightStore& ws, const std::string& name,
+                        const std::vector<int64_t>& shape) {
+  return ws.Get(name, shape).ToF32();
+}
+
+Linear LoadLinear(WeightStore& ws, const std::string& name, int64_t out, int64_t in, bool bias) {
+  const TensorView& w = ws.Get(name + ".weight", {out, in});
+  const TensorView* b = bias ? &ws.Get(name + ".bias", {out}) : nullptr;
+  return Linear(w, b);
+}
+
+}  // namespace
+
+VisionTower::VisionTower(const VisionConfig& cfg, WeightStore& ws, const std::string& p)
+    : cfg_(cfg) {
+  const int64_t D = cfg.embed_dim, ps = cfg.patch_size, N = cfg.num_patches();
+  const int64_t prefix = cfg.num_prefix_tokens(), hidden = cfg.mlp_hidden();
+  patch_w_ = Load(ws, p + "patch_embed.proj.weight", {D, 3, ps, ps});
+  // timm's PatchEmbed has a bias only when there is no pre-transformer norm.
+  if (!cfg.use_pre_transformer_norm) patch_b_ = Load(ws, p + "patch_embed.proj.bias", {D});
+  if (cfg.class_token) cls_ = Load(ws, p + "cls_token", {1, 1, D});
+  pos_ = Load(ws, p + "pos_embed", {1, prefix + N, D});
+  if (cfg.use_pre_transformer_norm) {
+    norm_pre_w_ = Load(ws, p + "norm_pre.weight", {D});
+    norm_pre_b_ = Load(ws, p + "norm_pre.bias", {D});
+  }
+  for (int64_t i = 0; i < cfg.depth; ++i) {
+    const std::string b = p + "blocks." + std::to_string(i) + ".";
+    Block blk;
+    blk.norm1_w = Load(ws, b + "norm1.weight", {D});
+    blk.norm1_b = Load(ws, b + "norm1.bias", {D});
+    blk.norm2_w = Load(ws, b + "norm2.weight", {D});
+    blk.norm2_b = Load(ws, b + "norm2.bias", {D});
+    blk.qkv = LoadLinear(ws, b + "attn.qkv", 3 * D, D, cfg.qkv_bias);
+    blk.proj = LoadLinear(ws, b + "attn.proj", D, D, true);
+    blk.fc1 = LoadLinear(ws, b + "mlp.fc1", hidden, D, true);
+    blk.fc2 = LoadLinear(ws, b + "mlp.fc2", D, hidden, true);
+    if (cfg.init_values > 0) {
+      blk.gamma_1 = Load(ws, b + "gamma_1", {D});
+      blk.gamma_2 = Load(ws, b + "gamma_2", {D});
+    }
+    blocks_.push_back(std::move(blk));
+  }
+  if (cfg.use_post_transformer_norm) {
+    norm_w_ = Load(ws, p + "norm.weight", {D});
+    norm_b_ = Load(ws, p + "norm.bias", {D});
+  }
+
+  // 2D RoPE tables (timm RotaryEmbeddingCat, in_pixels=False), float32 like the reference:
+  // band[i] = 1 / T^(i/nb); coordinate = (index + offset) / grid * ref_grid; pairs 0..nb-1 take
+  // the first axis of the indexing ('xy': column), pairs nb..2nb-1 the second.
+  const int64_t hd = cfg.head_dim(), nb = hd / 4, gh = cfg.grid_h(), gw = cfg.grid_w();
+  std::vector<float> band(static_cast<size_t>(nb));
+  for (int64_t i = 0; i < nb; ++i) {
+    const float e = static_cast<float>(i) / static_cast<float>(nb);
+    band[i] = 1.0f / std::pow(static_cast<float>(cfg.rope_temperature), e);
+  }
+  auto coord = [&](int64_t idx, int64_t grid, int64_t ref) {
+    float c = static_cast<float>(idx) + static_cast<float>(cfg.rope_grid_offset);
+    if (ref > 0) c = c / static_cast<float>(grid) * static_cast<float>(ref);
+    return c;
+  };
+  const bool xy = cfg.rope_grid_indexing == "xy";
+  rope_cos_.resize(static_cast<size_t>(N * hd / 2));
+  rope_sin_.resize(rope_cos_.size());
+  for (int64_t r = 0; r < gh; ++r) {
+    for (int64_t c = 0; c < gw; ++c) {
+      const int64_t n = r * gw + c;
+      const float x = coord(c, gw, cfg.ref_feat_w), y = coord(r, gh, cfg.ref_feat_h);
+      const float first = xy ? x : y, second = xy ? y : x;
+      for (int64_t k = 0; k < hd / 2; ++k) {
+        const float theta = k < nb ? first * band[k] : second * band[k - nb];
+        rope_cos_[n * hd / 2 + k] = static_cast<float>(std::cos(static_cast<double>(theta)));
+        rope_sin_[n * hd / 2 + k] = static_cast<float>(std::sin(static_cast<double>(theta)));
+      }
+    }
+  }
+}
+
+void VisionTower::ApplyRope(float* x) const {
+  const int64_t hd = cfg_.head_dim(), half = hd / 2, N = cfg_.num_patches();
+  for (int64_t n = 0; n < N; ++n) {
+    float* v = x + n * hd;
+    const float* cs = rope_cos_.data() + n * half;
+    const float* sn = rope_sin_.data() + n * half;
+    for (int64_t k = 0; k < half; ++k) {
+      const float a = v[2 * k], b = v[2 * k + 1];
+      v[2 * k] = a * cs[k] - b * sn[k];
+      v[2 * k + 1] = b * cs[k] + a * sn[k];
+    }
+  }
+}
+
+// Bidirectional multi-head attention over one tile; qkv: [T, 3D]; out: [T, D].
+void VisionTower::Attention(const float* qkv, float* out) const {
+  const int64_t D = cfg_.embed_dim, H = cfg_.num_heads, hd = cfg_.head_dim();
+  const int64_t T = tokens_per_tile(), prefix = cfg_.num_prefix_tokens();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  std::vector<float> q(T * hd), k(T * hd), v(T * hd), s(T * T), o(T * hd);
+  for (int64_t h = 0; h < H; ++h) {
+    for (int64_t t = 0; t < T; ++t) {
+      const float* row = qkv + t * 3 * D + h * hd;
+      std::copy(row, row + hd, q.data() + t * hd);
+      std::copy(row + D, row + D + hd, k.data() + t * hd);
+      std::copy(row + 2 * D, row + 2 * D + hd, v.data() + t * hd);
+    }
+    // Prefix (class) tokens are not rotated.
+    ApplyRope(q.data() + prefix * hd);
+    ApplyRope(k.data() + prefix * hd);
+    GemmF32(q.data(), k.data(), nullptr, s.data(), T, T, hd);
+    for (int64_t t = 0; t < T; ++t) {
+      float* row = s.data() + t * T;
+      for (int64_t j = 0; j < T; ++j) row[j] *= scale;
+      SoftmaxInPlace(row, T);
+    }
+    GemmF32NN(s.data(), v.data(), o.data(), T, hd, T);
+    for (int64_t t = 0; t < T; ++t)
+      std::copy(o.data() + t * hd, o.data() + (t + 1) * hd, out + t * D + h * hd);
+  }
+}
+
+void VisionTower::ForwardTile(const float* pixels, float* z, std::vector<Tensor>* block_outputs,
+                              int64_t tile, int64_t n_tiles) const {
+  const int64_t D = cfg_.embed_dim, ps = cfg_.patch_size, gh = cfg_.grid_h(), gw = cfg_.grid_w();
+  const int64_t N = gh * gw, prefix = cfg_.num_prefix_tokens(), T = prefix + N;
+  const int64_t H = cfg_.img_height, W = cfg_.img_width, K = 3 * ps * ps;
+
+  // Patch embedding as a GEMM over unfolded patches in (channel, ky, kx) order = conv weight order.
+  std::vector<float> cols(N * K);
+  for (int64_t r = 0; r < gh; ++r)
+    for (int64_t c = 0; c < gw; ++c) {
+      float* dst = cols.data() + (r * gw + c) * K;
+      for (int64_t ch = 0; ch < 3; ++ch)
+        for (int64_t ky = 0; ky < ps; ++ky) {
+          const float* src = pixels + (ch * H + r * ps + ky) * W + c * ps;
+          std::copy(src, src + ps, dst + (ch * ps + ky) * ps);
+        }
+    }
+  GemmF32(cols.data(), patch_w_.data(), patch_b_.empty() ? nullptr : patch_b_.data(),
+          z + prefix * D, N, D, K);
+  if (prefix) std::copy(cls_.begin(), cls_.end(), z);
+  for (int64_t i = 0; i < T * D; ++i) z[i] += pos_[i];
+  if (cfg_.use_pre_transformer_norm)
+    LayerNorm(z, norm_pre_w_.data(), norm_pre_b_.data(), 1e-5f, z, T, D);
+
+  const float eps = static_cast<float>(cfg_.layer_norm_eps);
+  const int64_t hidden = cfg_.mlp_hidden();
+  std::vector<float> a(T * D), qkv(T * 3 * D), attn(T * D), m(T * hidden);
+  for (size_t bi = 0; bi < blocks_.size(); ++bi) {
+    const Block& b = blocks_[bi];
+    LayerNorm(z, b.norm1_w.data(), b.norm1_b.data(), eps, a.data(), T, D);
+    b.qkv.Forward(a.data(), T, qkv.data());
+    Attention(qkv.data(), attn.data());
+    b.proj.Forward(attn.data(), T, a.data());
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t d = 0; d < D; ++d)
+        z[t * D + d] += (b.gamma_1.empty() ? 1.0f : b.gamma_1[d]) * a[t * D + d];
+    LayerNorm(z, b.norm2_w.data(), b.norm2_b.data(), eps, a.data(), T, D);
+    b.fc1.Forward(a.data(), T, m.data());
+    GeluErfInPlace(m.data(), T * hidden);
+    b.fc2.Forward(m.data(), T, a.data());
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t d = 0; d < D; ++d)
+        z[t * D + d] += (b.gamma_2.empty() ? 1.0f : b.gamma_2[d]) * a[t * D + d];
+    if (block_outputs != nullptr) {
+      Tensor& out = (*block_outputs)[bi];
+      if (out.shape.empty()) out = Tensor({n_tiles, D, gh, gw});
+      float* dst = out.ptr() + tile * D * N;
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t d = 0; d < D; ++d) dst[d * N + n] = z[(prefix + n) * D + d];
+    }
+  }
+  if (cfg_.use_post_transformer_norm) LayerNorm(z, norm_w_.data(), norm_b_.data(), eps, z, T, D);
+}
+
+Tensor VisionTower::Forward(const float* pixels, int64_t n_tiles,
+                            std::vector<Tensor>* block_outputs,
+                            const std::function<void(int64_t, int64_t)>& on_tile) const {
+  const int64_t T = tokens_per_tile(), D = cfg_.embed_dim;
+  const int64_t tile_elems = 3 * cfg_.img_height * cfg_.img_width;
+  Tensor out({n_tiles, T, D});
+  if (block_outputs != nullptr) block_outputs->assign(blocks_.size(), Tensor());
+  for (int64_t t = 0; t < n_tiles; ++t) {
+    ForwardTile(pixels + t * tile_elems, out.ptr() + t * T * D, block_outputs, t, n_tiles);
+    if (on_tile) on_tile(t + 1, n_tiles);
+  }
+  return out;
+}
+
+}  // namespace plm

@@ -1,0 +1,49 @@
+// The Perception Encoder vision tower (timm Eva with 2D RoPE), float32 reference path.
+// See plm-spec.md §5: patch conv, class token, absolute position embedding, pre-norm,
+// pre-norm blocks with 2D interleaved RoPE and LayerScale, optional final norm; tiles are
+// independent.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/linear.h"
+#include "model/weight_store.h"
+#include "plm/config.h"
+#include "plm/tensor.h"
+
+namespace plm {
+
+class VisionTower {
+ public:
+  VisionTower(const VisionConfig& cfg, WeightStore& weights, const std::string& prefix);
+
+  // pixels: [n_tiles, 3, H, W] float32, normalised. Returns last_hidden_state
+  // [n_tiles, prefix + patches, D]. When `block_outputs` is non-null it receives each block's
+  // output [n_tiles, D, grid_h, grid_w] (prefix tokens dropped, channels first) — what the
+  // reference's per-block hidden states hold. `on_tile` is called after each tile.
+  Tensor Forward(const float* pixels, int64_t n_tiles, std::vector<Tensor>* block_outputs = nullptr,
+                 const std::function<void(int64_t done, int64_t total)>& on_tile = {}) const;
+
+  const VisionConfig& config() const { return cfg_; }
+  int64_t tokens_per_tile() const { return cfg_.num_prefix_tokens() + cfg_.num_patches(); }
+
+ private:
+  struct Block {
+    std::vector<float> norm1_w, norm1_b, norm2_w, norm2_b, gamma_1, gamma_2;
+    Linear qkv, proj, fc1, fc2;
+  };
+
+  void ForwardTile(const float* pixels, float* out, std::vector<Tensor>* block_outputs,
+                   int64_t tile, int64_t n_tiles) const;
+  void Attention(const float* qkv, float* out) const;
+  void ApplyRope(float* x) const;  // x: [patches, head_dim], rotated in place
+
+  VisionConfig cfg_;
+  std::vector<float> patch_w_, patch_b_, cls_, pos_, norm_pre_w_, norm_pre_b_, norm_w_, norm_b_;
+  std::vector<Block> blocks_;
+  std::vector<float> rope_cos_, rope_sin_;  // [patches, head_dim / 2]: one angle per adjacent pair
+};
+
+}  // namespace plm
