@@ -5,8 +5,8 @@
 namespace plm {
 
 Linear::Linear(const TensorView& weight, const TensorView* bias)
-    : in_(weight.shape.at(1)), out_(weight.shape.at(0)), w_(weight.ToF32()) {
-  if (bias != nullptr) b_ = bias->ToF32();
+    : in_(weight.shape.at(1)), out_(weight.shape.at(0)), w_(weight) {
+  if (bias != nullptr) b_ = F32Weights(*bias);
 }
 
 void Linear::Forward(const float* x, int64_t rows, float* y) const {

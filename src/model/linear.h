@@ -1,6 +1,7 @@
 // A PyTorch-style Linear layer y = x W^T + b over rows of activations.
 //
-// The reference path keeps W in float32 (converted once at load); faster weight formats
+// The reference path keeps W in float32 (used in place from the mapping when the checkpoint is
+// float32, converted once otherwise); faster weight formats
 // (bf16, int8, 4-bit) plug in behind the same Forward.
 #pragma once
 
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
+#include "model/f32_weights.h"
 
 namespace plm {
 
@@ -26,7 +28,7 @@ class Linear {
 
  private:
   int64_t in_ = 0, out_ = 0;
-  std::vector<float> w_, b_;
+  F32Weights w_, b_;
 };
 
 }  // namespace plm

@@ -41,15 +41,15 @@ LlamaDecoder::LlamaDecoder(const TextConfig& cfg, WeightStore& ws, const std::st
     : cfg_(cfg) {
   const int64_t D = cfg.hidden_size, hd = cfg.head_dim, H = cfg.num_attention_heads;
   const int64_t KV = cfg.num_key_value_heads, I = cfg.intermediate_size, V = cfg.vocab_size;
-  embed_ = ws.Get(p + "embed_tokens.weight", {V, D}).ToF32();
+  embed_ = F32Weights(ws.Get(p + "embed_tokens.weight", {V, D}));
   auto lin = [&](const std::string& n, int64_t out, int64_t in) {
     return Linear(ws.Get(n, {out, in}), nullptr);
   };
   for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
     const std::string l = p + "layers." + std::to_string(i) + ".";
     Layer layer;
-    layer.input_norm = ws.Get(l + "input_layernorm.weight", {D}).ToF32();
-    layer.post_norm = ws.Get(l + "post_attention_layernorm.weight", {D}).ToF32();
+    layer.input_norm = F32Weights(ws.Get(l + "input_layernorm.weight", {D}));
+    layer.post_norm = F32Weights(ws.Get(l + "post_attention_layernorm.weight", {D}));
     layer.q = lin(l + "self_attn.q_proj.weight", H * hd, D);
     layer.k = lin(l + "self_attn.k_proj.weight", KV * hd, D);
     layer.v = lin(l + "self_attn.v_proj.weight", KV * hd, D);
@@ -59,7 +59,7 @@ LlamaDecoder::LlamaDecoder(const TextConfig& cfg, WeightStore& ws, const std::st
     layer.down = lin(l + "mlp.down_proj.weight", D, I);
     layers_.push_back(std::move(layer));
   }
-  norm_ = ws.Get(p + "norm.weight", {D}).ToF32();
+  norm_ = F32Weights(ws.Get(p + "norm.weight", {D}));
   // The reference uses lm_head.weight when the checkpoint has it, else the tied embeddings.
   if (ws.Has(lm_head)) {
     lm_head_ = lin(lm_head, V, D);

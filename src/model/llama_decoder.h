@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "model/f32_weights.h"
 #include "model/linear.h"
 #include "model/weight_store.h"
 #include "plm/config.h"
@@ -48,15 +49,15 @@ class LlamaDecoder {
 
  private:
   struct Layer {
-    std::vector<float> input_norm, post_norm;
+    F32Weights input_norm, post_norm;
     Linear q, k, v, o, gate, up, down;
   };
   void ApplyRope(float* x, int64_t heads, int64_t pos) const;
 
   TextConfig cfg_;
-  std::vector<float> embed_;  // [vocab, hidden]
+  F32Weights embed_;  // [vocab, hidden]
   std::vector<Layer> layers_;
-  std::vector<float> norm_;
+  F32Weights norm_;
   Linear lm_head_;  // separate weight, or empty when tied to embed_
   bool tied_ = true;
   std::vector<float> inv_freq_;

@@ -10,9 +10,8 @@ namespace plm {
 
 namespace {
 
-std::vector<float> Load(WeightStore& ws, const std::string& name,
-                        const std::vector<int64_t>& shape) {
-  return ws.Get(name, shape).ToF32();
+F32Weights Load(WeightStore& ws, const std::string& name, const std::vector<int64_t>& shape) {
+  return F32Weights(ws.Get(name, shape));
 }
 
 Linear LoadLinear(WeightStore& ws, const std::string& name, int64_t out, int64_t in, bool bias) {

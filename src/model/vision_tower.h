@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "model/f32_weights.h"
 #include "model/linear.h"
 #include "model/weight_store.h"
 #include "plm/config.h"
@@ -31,7 +32,7 @@ class VisionTower {
 
  private:
   struct Block {
-    std::vector<float> norm1_w, norm1_b, norm2_w, norm2_b, gamma_1, gamma_2;
+    F32Weights norm1_w, norm1_b, norm2_w, norm2_b, gamma_1, gamma_2;
     Linear qkv, proj, fc1, fc2;
   };
 
@@ -41,7 +42,7 @@ class VisionTower {
   void ApplyRope(float* x) const;  // x: [patches, head_dim], rotated in place
 
   VisionConfig cfg_;
-  std::vector<float> patch_w_, patch_b_, cls_, pos_, norm_pre_w_, norm_pre_b_, norm_w_, norm_b_;
+  F32Weights patch_w_, patch_b_, cls_, pos_, norm_pre_w_, norm_pre_b_, norm_w_, norm_b_;
   std::vector<Block> blocks_;
   std::vector<float> rope_cos_, rope_sin_;  // [patches, head_dim / 2]: one angle per adjacent pair
 };

@@ -9,6 +9,7 @@
 #include "core/json.h"
 #include "core/mapped_file.h"
 #include "io/safetensors.h"
+#include "model/f32_weights.h"
 #include "plm/error.h"
 #include "plm/model.h"
 #include "support/test_support.h"
@@ -66,17 +67,21 @@ std::vector<float> LastLogits(const std::string& dir) {
   return model->Forward(in).logits.data;
 }
 
-void ExpectLoadError(const std::string& dir, ErrorCode code, const std::vector<std::string>& needles) {
+void ExpectLoadError(const std::string& dir, ErrorCode code,
+                     const std::vector<std::string>& needles) {
   try {
     PerceptionLMForConditionalGeneration::FromPretrained(dir);
     ADD_FAILURE() << "expected a load error mentioning " << needles[0];
   } catch (const Error& e) {
     EXPECT_EQ(static_cast<int>(e.code()), static_cast<int>(code)) << e.what();
-    for (const auto& n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
+    for (const auto& n : needles)
+      EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << e.what();
   }
 }
 
-TEST(Loading, FixtureModelsExist) { ASSERT_FALSE(ModelDirs().empty()) << "no models in " << test::FixturesDir(); }
+TEST(Loading, FixtureModelsExist) {
+  ASSERT_FALSE(ModelDirs().empty()) << "no models in " << test::FixturesDir();
+}
 
 // transformers 4.x writes rope_theta + rope_scaling and torch_dtype; both forms must load the same.
 TEST(Loading, Transformers4ConfigFormGivesSameLogits) {
@@ -120,7 +125,8 @@ TEST(Loading, ShardedCheckpointGivesSameLogits) {
     }
     WriteSafetensors(dir + "/model-00001-of-00002.safetensors", a);
     WriteSafetensors(dir + "/model-00002-of-00002.safetensors", b);
-    test::WriteFile(dir + "/model.safetensors.index.json", Json{{"metadata", Json::object()}, {"weight_map", map}}.dump());
+    test::WriteFile(dir + "/model.safetensors.index.json",
+                    Json{{"metadata", Json::object()}, {"weight_map", map}}.dump());
     EXPECT_EQ(LastLogits(dir), want) << src;
   }
 }
@@ -153,15 +159,16 @@ TEST(Loading, Float32AndFloat16Weights) {
       ASSERT_EQ(got.size(), want.size());
       // f32 holds bf16 exactly; f16 rounds a few weights (bf16 has more exponent range).
       const double tol = to == DType::kF32 ? 0.0 : 5e-2;
-      EXPECT_LE(test::Compare(got.data(), want.data(), got.size()).max_abs, tol) << src << " " << DTypeName(to);
+      EXPECT_LE(test::Compare(got.data(), want.data(), got.size()).max_abs, tol)
+          << src << " " << DTypeName(to);
     }
   }
 }
 
 TEST(Loading, MissingTensorIsNamed) {
   const std::string src = ModelDirs().at(0);
-  const std::string dir =
-      CopyModel(src, nullptr, [](Tensors& t) { t.erase("model.multi_modal_projector.linear_2.bias"); });
+  const std::string dir = CopyModel(
+      src, nullptr, [](Tensors& t) { t.erase("model.multi_modal_projector.linear_2.bias"); });
   ExpectLoadError(dir, ErrorCode::kNotFound, {"model.multi_modal_projector.linear_2.bias"});
 }
 
@@ -174,7 +181,8 @@ TEST(Loading, UnexpectedTensorIsNamed) {
     d.bytes.assign(8, 0);
     t["model.vision_tower.timm_model.head.weight"] = d;
   });
-  ExpectLoadError(dir, ErrorCode::kCorrupt, {"unexpected", "model.vision_tower.timm_model.head.weight"});
+  ExpectLoadError(dir, ErrorCode::kCorrupt,
+                  {"unexpected", "model.vision_tower.timm_model.head.weight"});
 }
 
 TEST(Loading, ShapeMismatchNamesBothShapes) {
@@ -196,36 +204,51 @@ TEST(Loading, ShapeMismatchNamesBothShapes) {
 TEST(Loading, WrongConfigDepthIsCaught) {
   const std::string src = ModelDirs().at(0);
   const std::string dir = CopyModel(
-      src, [](Json& c) { c["text_config"]["num_hidden_layers"] = c["text_config"]["num_hidden_layers"].get<int>() + 1; },
+      src,
+      [](Json& c) {
+        c["text_config"]["num_hidden_layers"] =
+            c["text_config"]["num_hidden_layers"].get<int>() + 1;
+      },
       nullptr);
   ExpectLoadError(dir, ErrorCode::kNotFound, {"missing tensor", "layers."});
 }
 
 TEST(Loading, UnsupportedArchitectureAndRope) {
   const std::string src = ModelDirs().at(0);
-  ExpectLoadError(CopyModel(src, [](Json& c) { c["vision_config"]["architecture"] = "vit_so400m_patch14"; }, nullptr),
-                  ErrorCode::kUnsupported, {"vit_so400m_patch14"});
   ExpectLoadError(
-      CopyModel(src, [](Json& c) { c["text_config"]["rope_parameters"]["rope_type"] = "yarn"; }, nullptr),
+      CopyModel(
+          src, [](Json& c) { c["vision_config"]["architecture"] = "vit_so400m_patch14"; }, nullptr),
+      ErrorCode::kUnsupported, {"vit_so400m_patch14"});
+  ExpectLoadError(
+      CopyModel(
+          src, [](Json& c) { c["text_config"]["rope_parameters"]["rope_type"] = "yarn"; }, nullptr),
       ErrorCode::kUnsupported, {"yarn"});
-  ExpectLoadError(CopyModel(src, [](Json& c) { c["model_type"] = "llava"; }, nullptr), ErrorCode::kUnsupported,
-                  {"llava"});
-  ExpectLoadError(CopyModel(src, [](Json& c) { c["architectures"] = {"LlavaForConditionalGeneration"}; }, nullptr),
-                  ErrorCode::kUnsupported, {"LlavaForConditionalGeneration"});
-  ExpectLoadError(CopyModel(src, [](Json& c) { c["text_config"]["model_type"] = "mistral"; }, nullptr),
+  ExpectLoadError(CopyModel(
+                      src, [](Json& c) { c["model_type"] = "llava"; }, nullptr),
+                  ErrorCode::kUnsupported, {"llava"});
+  ExpectLoadError(
+      CopyModel(
+          src, [](Json& c) { c["architectures"] = {"LlavaForConditionalGeneration"}; }, nullptr),
+      ErrorCode::kUnsupported, {"LlavaForConditionalGeneration"});
+  ExpectLoadError(CopyModel(
+                      src, [](Json& c) { c["text_config"]["model_type"] = "mistral"; }, nullptr),
                   ErrorCode::kUnsupported, {"mistral"});
 }
 
 TEST(Loading, BadConfigValues) {
   const std::string src = ModelDirs().at(0);
-  ExpectLoadError(CopyModel(src, [](Json& c) { c["text_config"].erase("hidden_size"); }, nullptr), ErrorCode::kCorrupt,
-                  {"hidden_size"});
-  ExpectLoadError(CopyModel(src, [](Json& c) { c["text_config"]["hidden_size"] = "big"; }, nullptr),
+  ExpectLoadError(CopyModel(
+                      src, [](Json& c) { c["text_config"].erase("hidden_size"); }, nullptr),
                   ErrorCode::kCorrupt, {"hidden_size"});
-  ExpectLoadError(CopyModel(src, [](Json& c) { c["text_config"]["num_key_value_heads"] = 3; }, nullptr),
+  ExpectLoadError(CopyModel(
+                      src, [](Json& c) { c["text_config"]["hidden_size"] = "big"; }, nullptr),
+                  ErrorCode::kCorrupt, {"hidden_size"});
+  ExpectLoadError(CopyModel(
+                      src, [](Json& c) { c["text_config"]["num_key_value_heads"] = 3; }, nullptr),
                   ErrorCode::kCorrupt, {"num_key_value_heads"});
-  ExpectLoadError(CopyModel(src, [](Json& c) { c.erase("vision_config"); }, nullptr), ErrorCode::kCorrupt,
-                  {"vision_config"});
+  ExpectLoadError(CopyModel(
+                      src, [](Json& c) { c.erase("vision_config"); }, nullptr),
+                  ErrorCode::kCorrupt, {"vision_config"});
 }
 
 TEST(Loading, UnreadableConfigJson) {
@@ -254,11 +277,14 @@ TEST(Loading, TruncatedWeightsFile) {
 TEST(Loading, ShardIndexProblems) {
   const std::string src = ModelDirs().at(0);
   const std::string dir = CopyModel(src, nullptr, nullptr);
-  test::WriteFile(dir + "/model.safetensors.index.json", R"({"weight_map": {"x": "../../etc/passwd"}})");
+  test::WriteFile(dir + "/model.safetensors.index.json",
+                  R"({"weight_map": {"x": "../../etc/passwd"}})");
   ExpectLoadError(dir, ErrorCode::kCorrupt, {"invalid shard file name"});
-  test::WriteFile(dir + "/model.safetensors.index.json", R"({"weight_map": {"x": "model.safetensors"}})");
+  test::WriteFile(dir + "/model.safetensors.index.json",
+                  R"({"weight_map": {"x": "model.safetensors"}})");
   ExpectLoadError(dir, ErrorCode::kCorrupt, {"\"x\"", "does not contain"});
-  test::WriteFile(dir + "/model.safetensors.index.json", R"({"weight_map": {"x": "model-00009.safetensors"}})");
+  test::WriteFile(dir + "/model.safetensors.index.json",
+                  R"({"weight_map": {"x": "model-00009.safetensors"}})");
   ExpectLoadError(dir, ErrorCode::kNotFound, {"model-00009.safetensors"});
   test::WriteFile(dir + "/model.safetensors.index.json", R"({"metadata": {}})");
   ExpectLoadError(dir, ErrorCode::kCorrupt, {"weight_map"});
@@ -271,6 +297,39 @@ TEST(Loading, ConfigRoundTrip) {
     EXPECT_EQ(again.ToJsonString(), cfg.ToJsonString());
     EXPECT_EQ(again.TokensPerTile(), cfg.TokensPerTile());
   }
+}
+
+}  // namespace
+}  // namespace plm
+
+namespace plm {
+namespace {
+
+// Float32 checkpoints are used in place from the mapping; other dtypes are converted once.
+TEST(Loading, Float32WeightsAreNotCopied) {
+  const std::string path = test::MakeTempDir() + "/w.safetensors";
+  TensorData f32, bf16;
+  f32.dtype = DType::kF32;
+  f32.shape = {2};
+  f32.bytes.resize(8);
+  const float vals[2] = {1.5f, -2.0f};
+  std::memcpy(f32.bytes.data(), vals, 8);
+  bf16.dtype = DType::kBF16;
+  bf16.shape = {2};
+  const uint16_t hv[2] = {F32ToBf16(1.5f), F32ToBf16(-2.0f)};
+  bf16.bytes.resize(4);
+  std::memcpy(bf16.bytes.data(), hv, 4);
+  WriteSafetensors(path, {{"a", f32}, {"b", bf16}});
+  SafetensorsFile f(path);
+  F32Weights a(f.Get("a")), b(f.Get("b"));
+  EXPECT_TRUE(a.borrowed());
+  EXPECT_EQ(a.data(), reinterpret_cast<const float*>(f.Get("a").data));
+  EXPECT_FALSE(b.borrowed());
+  EXPECT_EQ(a[1], -2.0f);
+  EXPECT_EQ(b[0], 1.5f);
+  F32Weights moved = std::move(a);
+  EXPECT_TRUE(moved.borrowed());
+  EXPECT_EQ(moved[0], 1.5f);
 }
 
 }  // namespace
