@@ -1,7 +1,54 @@
-// plm — command-line front end (placeholder until the CLI issue lands).
+// plm — ask PerceptionLM about images and videos from the terminal.
+//
+// Exit codes: 0 success, 1 unexpected failure, 2 usage / invalid argument, 3 not found,
+// 4 corrupt input, 5 unsupported, 6 context overflow, 7 I/O, 8 limit exceeded, 9 internal error.
 #include <cstdio>
+#include <exception>
+#include <map>
+#include <string>
 
-int main() {
-  std::puts("plm: not yet implemented");
-  return 0;
+#include "commands.h"
+#include "plm/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"plm — PerceptionLM inference on the CPU (images, multi-image prompts, videos)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("plm ") + PLM_VERSION);
+  std::map<CLI::App*, plm::cli::Command> commands;
+  auto add = [&](plm::cli::Command (*reg)(CLI::App&)) {
+    const size_t before = app.get_subcommands({}).size();
+    plm::cli::Command c = reg(app);
+    auto subs = app.get_subcommands({});
+    if (subs.size() > before) commands[subs.back()] = std::move(c);
+  };
+  add(&plm::cli::RegisterInfo);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "plm: %s\n", e.what());
+    std::fprintf(stderr, "Run 'plm --help' for usage.\n");
+    return 2;
+  }
+  for (auto& [sub, cmd] : commands) {
+    if (!sub->parsed()) continue;
+    try {
+      return cmd();
+    } catch (const plm::Error& e) {
+      std::fprintf(stderr, "plm: error: %s\n", e.what());
+      return static_cast<int>(e.code());
+    } catch (const std::bad_alloc&) {
+      std::fprintf(stderr, "plm: error: out of memory\n");
+      return 7;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "plm: error: %s\n", e.what());
+      return 1;
+    }
+  }
+  return 2;
 }

@@ -1,0 +1,11 @@
+// Turns the user's MODEL argument into a local folder: a path as given, or a Hugging Face Hub id.
+#pragma once
+
+#include <string>
+
+namespace plm::cli {
+
+// Returns the folder holding config.json; throws plm::Error (kNotFound) naming what was tried.
+std::string ResolveModel(const std::string& model);
+
+}  // namespace plm::cli
