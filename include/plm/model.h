@@ -22,7 +22,15 @@
 
 namespace plm {
 
+// How weights are stored and multiplied. kF32 is the float32 reference path (the correctness
+// oracle); the others trade a documented amount of accuracy for speed and memory.
+enum class ComputeType { kF32, kBF16, kQ8, kQ4 };
+const char* ComputeTypeName(ComputeType t);
+// Parses "f32" / "bf16" / "q8" / "q4"; throws kInvalidArgument otherwise.
+ComputeType ParseComputeType(const std::string& s);
+
 struct LoadOptions {
+  ComputeType compute = ComputeType::kF32;
   int threads = 0;  // <= 0: all cores
   // Called with a short description of each loading step.
   std::function<void(const std::string& step)> on_progress;

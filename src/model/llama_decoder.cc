@@ -36,8 +36,8 @@ std::vector<float> LlamaInvFreq(const TextConfig& cfg) {
   return inv;
 }
 
-LlamaDecoder::LlamaDecoder(const TextConfig& cfg, WeightStore& ws, const std::string& p,
-                           const std::string& lm_head)
+LlamaDecoder::LlamaDecoder(const TextConfig& cfg, const LoadOptions& /*options*/, WeightStore& ws,
+                           const std::string& p, const std::string& lm_head)
     : cfg_(cfg) {
   const int64_t D = cfg.hidden_size, hd = cfg.head_dim, H = cfg.num_attention_heads;
   const int64_t KV = cfg.num_key_value_heads, I = cfg.intermediate_size, V = cfg.vocab_size;

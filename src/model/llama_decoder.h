@@ -10,6 +10,7 @@
 #include "model/weight_store.h"
 #include "plm/config.h"
 #include "plm/kv_cache.h"
+#include "plm/model.h"
 #include "plm/tensor.h"
 
 namespace plm {
@@ -32,8 +33,8 @@ struct DecoderResult {
 
 class LlamaDecoder {
  public:
-  LlamaDecoder(const TextConfig& cfg, WeightStore& weights, const std::string& prefix,
-               const std::string& lm_head);
+  LlamaDecoder(const TextConfig& cfg, const LoadOptions& options, WeightStore& weights,
+               const std::string& prefix, const std::string& lm_head);
 
   const TextConfig& config() const { return cfg_; }
 

@@ -12,6 +12,27 @@
 
 namespace plm {
 
+const char* ComputeTypeName(ComputeType t) {
+  switch (t) {
+    case ComputeType::kF32:
+      return "f32";
+    case ComputeType::kBF16:
+      return "bf16";
+    case ComputeType::kQ8:
+      return "q8";
+    case ComputeType::kQ4:
+      return "q4";
+  }
+  return "?";
+}
+
+ComputeType ParseComputeType(const std::string& s) {
+  for (ComputeType t : {ComputeType::kF32, ComputeType::kBF16, ComputeType::kQ8, ComputeType::kQ4})
+    if (s == ComputeTypeName(t)) return t;
+  throw Error(ErrorCode::kInvalidArgument,
+              "unknown compute type \"" + s + "\" (expected f32, bf16, q8 or q4)");
+}
+
 struct PerceptionLMForConditionalGeneration::Impl {
   PerceptionLMConfig config;
   WeightStore weights;
@@ -40,13 +61,13 @@ PerceptionLMForConditionalGeneration::FromPretrained(const std::string& dir,
   progress("mapping weights");
   impl->weights = WeightStore::Open(dir);
   progress("loading vision tower");
-  impl->vision = std::make_unique<VisionTower>(impl->config.vision, impl->weights,
+  impl->vision = std::make_unique<VisionTower>(impl->config.vision, options, impl->weights,
                                                "model.vision_tower.timm_model.");
   progress("loading projector");
-  impl->projector =
-      std::make_unique<Projector>(impl->config, impl->weights, "model.multi_modal_projector.");
+  impl->projector = std::make_unique<Projector>(impl->config, options, impl->weights,
+                                                "model.multi_modal_projector.");
   progress("loading language model");
-  impl->decoder = std::make_unique<LlamaDecoder>(impl->config.text, impl->weights,
+  impl->decoder = std::make_unique<LlamaDecoder>(impl->config.text, options, impl->weights,
                                                  "model.language_model.", "lm_head.weight");
   impl->weights.CheckAllUsed();
   return std::unique_ptr<PerceptionLMForConditionalGeneration>(

@@ -8,7 +8,8 @@
 
 namespace plm {
 
-Projector::Projector(const PerceptionLMConfig& cfg, WeightStore& ws, const std::string& p)
+Projector::Projector(const PerceptionLMConfig& cfg, const LoadOptions& /*options*/, WeightStore& ws,
+                     const std::string& p)
     : pooling_ratio_(cfg.projector_pooling_ratio), drop_cls_(cfg.vision_use_cls_token) {
   const int64_t dv = cfg.vision.embed_dim, dt = cfg.text.hidden_size;
   linear_1_ = Linear(ws.Get(p + "linear_1.weight", {dt, dv}), &ws.Get(p + "linear_1.bias", {dt}));

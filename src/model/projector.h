@@ -7,13 +7,15 @@
 #include "model/linear.h"
 #include "model/weight_store.h"
 #include "plm/config.h"
+#include "plm/model.h"
 #include "plm/tensor.h"
 
 namespace plm {
 
 class Projector {
  public:
-  Projector(const PerceptionLMConfig& cfg, WeightStore& weights, const std::string& prefix);
+  Projector(const PerceptionLMConfig& cfg, const LoadOptions& options, WeightStore& weights,
+            const std::string& prefix);
 
   // vision: [n_tiles, T, D_vision] (T includes the class row when the tower has one).
   // Returns [n_tiles, tokens_per_tile, D_text].

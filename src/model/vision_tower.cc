@@ -22,7 +22,8 @@ Linear LoadLinear(WeightStore& ws, const std::string& name, int64_t out, int64_t
 
 }  // namespace
 
-VisionTower::VisionTower(const VisionConfig& cfg, WeightStore& ws, const std::string& p)
+VisionTower::VisionTower(const VisionConfig& cfg, const LoadOptions& /*options*/, WeightStore& ws,
+                         const std::string& p)
     : cfg_(cfg) {
   const int64_t D = cfg.embed_dim, ps = cfg.patch_size, N = cfg.num_patches();
   const int64_t prefix = cfg.num_prefix_tokens(), hidden = cfg.mlp_hidden();

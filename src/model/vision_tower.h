@@ -12,13 +12,15 @@
 #include "model/linear.h"
 #include "model/weight_store.h"
 #include "plm/config.h"
+#include "plm/model.h"
 #include "plm/tensor.h"
 
 namespace plm {
 
 class VisionTower {
  public:
-  VisionTower(const VisionConfig& cfg, WeightStore& weights, const std::string& prefix);
+  VisionTower(const VisionConfig& cfg, const LoadOptions& options, WeightStore& weights,
+              const std::string& prefix);
 
   // pixels: [n_tiles, 3, H, W] float32, normalised. Returns last_hidden_state
   // [n_tiles, prefix + patches, D]. When `block_outputs` is non-null it receives each block's
