@@ -1,0 +1,155 @@
+#include "io/video_processor.h"
+
+#include <sys/stat.h>
+
+#include <string>
+
+#include "io/image_processor.h"
+#include "io/resize_bicubic_aa.h"
+#include "plm/error.h"
+
+namespace plm {
+
+namespace {
+
+bool IsFile(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::array<double, 3> ReadTriple(const Json& j, const std::string& key,
+                                 const std::array<double, 3>& def, const std::string& what) {
+  if (!j.contains(key) || j.at(key).is_null()) return def;
+  const Json& v = j.at(key);
+  std::array<double, 3> out = def;
+  if (v.is_number()) {
+    out.fill(v.get<double>());
+  } else if (v.is_array() && v.size() == 3 && v[0].is_number() && v[1].is_number() &&
+             v[2].is_number()) {
+    for (int i = 0; i < 3; ++i) out[i] = v[i].get<double>();
+  } else {
+    throw Error(ErrorCode::kCorrupt, what + ": \"" + key + "\" must be a number or 3 numbers");
+  }
+  return out;
+}
+
+}  // namespace
+
+VideoProcessorConfig VideoProcessorConfig::FromJson(const Json& j, const std::string& what) {
+  if (!j.is_object()) throw Error(ErrorCode::kCorrupt, what + ": video processor is not an object");
+  VideoProcessorConfig c;
+  if (j.contains("size") && j.at("size").is_object()) {
+    c.size_height = static_cast<int>(JsonIntOr(j.at("size"), "height", c.size_height, what));
+    c.size_width = static_cast<int>(JsonIntOr(j.at("size"), "width", c.size_width, what));
+  }
+  c.do_resize = JsonBoolOr(j, "do_resize", c.do_resize, what);
+  c.do_rescale = JsonBoolOr(j, "do_rescale", c.do_rescale, what);
+  c.do_normalize = JsonBoolOr(j, "do_normalize", c.do_normalize, what);
+  c.rescale_factor = JsonNumberOr(j, "rescale_factor", c.rescale_factor, what);
+  c.image_mean = ReadTriple(j, "image_mean", c.image_mean, what);
+  c.image_std = ReadTriple(j, "image_std", c.image_std, what);
+  if (j.contains("num_frames") && j.at("num_frames").is_number_integer()) {
+    c.default_sampling.num_frames = j.at("num_frames").get<int64_t>();
+  } else if (j.contains("fps") && j.at("fps").is_number()) {
+    c.default_sampling.fps = j.at("fps").get<double>();
+  }
+  if (c.size_height != c.size_width || c.size_height < 1 || c.size_height > 8192) {
+    throw Error(ErrorCode::kUnsupported, what + ": video size must be square, 1..8192 (got " +
+                                             std::to_string(c.size_width) + "x" +
+                                             std::to_string(c.size_height) + ")");
+  }
+  if (!c.do_resize) {
+    throw Error(ErrorCode::kUnsupported, what + ": do_resize=false is not supported for video");
+  }
+  for (double s : c.image_std) {
+    if (!(s != 0.0)) throw Error(ErrorCode::kCorrupt, what + ": \"image_std\" has a zero");
+  }
+  return c;
+}
+
+VideoProcessorConfig VideoProcessorConfig::Load(const std::string& path) {
+  std::string file = path;
+  if (IsDirectory(path)) {
+    file = path + "/processor_config.json";
+    if (!IsFile(file)) file = path + "/video_preprocessor_config.json";
+    if (!IsFile(file)) {
+      throw Error(ErrorCode::kNotFound,
+                  path + ": no processor_config.json or video_preprocessor_config.json");
+    }
+  }
+  const Json j = ReadJsonFile(file);
+  if (!j.is_object()) throw Error(ErrorCode::kCorrupt, file + ": not a JSON object");
+  VideoProcessorConfig c =
+      FromJson(j.contains("video_processor") ? j.at("video_processor") : j, file);
+  c.patch_size = static_cast<int>(JsonIntOr(j, "patch_size", c.patch_size, file));
+  c.pooling_ratio = static_cast<int>(JsonIntOr(j, "pooling_ratio", c.pooling_ratio, file));
+  if (c.patch_size < 1 || c.pooling_ratio < 1) {
+    throw Error(ErrorCode::kCorrupt, file + ": patch_size and pooling_ratio must be positive");
+  }
+  return c;
+}
+
+VideoProcessor::VideoProcessor(VideoProcessorConfig config, DecodeLimits limits)
+    : config_(std::move(config)), limits_(limits) {}
+
+std::vector<int64_t> VideoProcessor::SelectFrames(const VideoInfo& info,
+                                                  const VideoOptions& options) const {
+  const bool requested = options.sampling.num_frames || options.sampling.fps;
+  const VideoSampling& sampling = requested ? options.sampling : config_.default_sampling;
+  std::vector<int64_t> indices = SampleFrameIndices(info.total_frames, info.fps, sampling);
+  if (static_cast<int64_t>(indices.size()) > limits_.max_video_frames) {
+    throw Error(ErrorCode::kLimit, std::to_string(indices.size()) +
+                                       " video frames exceed the limit of " +
+                                       std::to_string(limits_.max_video_frames) +
+                                       " (ask for fewer with num_frames or fps)");
+  }
+  return indices;
+}
+
+int64_t VideoProcessor::TokensPerFrame() const {
+  const int64_t side = config_.size_height / config_.patch_size / config_.pooling_ratio;
+  return side * side;
+}
+
+int64_t VideoProcessor::CountTokens(const VideoInfo& info, const VideoOptions& options) const {
+  return static_cast<int64_t>(SelectFrames(info, options).size()) * TokensPerFrame();
+}
+
+ProcessedVideo VideoProcessor::Preprocess(VideoFrameSource& video,
+                                          const VideoOptions& options) const {
+  ProcessedVideo out;
+  try {
+    out.frame_indices = SelectFrames(video.info(), options);
+  } catch (const Error& e) {
+    throw Error(e.code(), video.name() + ": " + e.what());
+  }
+  const int T = config_.size_height;
+  out.tile_size = T;
+  out.num_frames = static_cast<int64_t>(out.frame_indices.size());
+  const size_t tile_floats = static_cast<size_t>(3) * T * T;
+  out.pixel_values.resize(tile_floats * out.frame_indices.size());
+  const PixelNormalizer norm(config_.do_rescale, config_.rescale_factor, config_.do_normalize,
+                             config_.image_mean, config_.image_std);
+  const int threads = ResolveResizeThreads(options.num_threads);
+  std::vector<uint8_t> resized(static_cast<size_t>(T) * T * 3);
+  size_t slot = 0;
+  video.ReadFrames(out.frame_indices, [&](int64_t, const Image& frame) {
+    ResizeBicubicAA(frame.rgb.data(), frame.width, frame.height, 3, resized.data(), T, T, threads);
+    norm.ToChw(resized.data(), T, T, static_cast<size_t>(T) * 3,
+               out.pixel_values.data() + tile_floats * slot);
+    ++slot;
+  });
+  if (slot != out.frame_indices.size()) {
+    throw Error(ErrorCode::kInternal, video.name() + ": decoder delivered " + std::to_string(slot) +
+                                          " of " + std::to_string(out.frame_indices.size()) +
+                                          " frames");
+  }
+  return out;
+}
+
+}  // namespace plm

@@ -1,0 +1,128 @@
+// .npy video arrays (the fixtures' format): uint8 [T, H, W, 3], C order, memory-mapped.
+#include <cstring>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "core/mapped_file.h"
+#include "io/video_source.h"
+#include "plm/error.h"
+
+namespace plm {
+
+namespace {
+
+class NpyVideo : public VideoFrameSource {
+ public:
+  NpyVideo(const std::string& path, const DecodeLimits& limits, double fps)
+      : file_(path), name_(path) {
+    const uint8_t* p = file_.data();
+    const size_t size = file_.size();
+    if (size < 10 || std::memcmp(p, "\x93NUMPY", 6) != 0) Corrupt("not a .npy file");
+    const int major = p[6];
+    size_t header_len, offset;
+    if (major == 1) {
+      header_len = p[8] | (p[9] << 8);
+      offset = 10;
+    } else if (major == 2 || major == 3) {
+      if (size < 12) Corrupt("truncated header");
+      header_len = static_cast<size_t>(p[8]) | (static_cast<size_t>(p[9]) << 8) |
+                   (static_cast<size_t>(p[10]) << 16) | (static_cast<size_t>(p[11]) << 24);
+      offset = 12;
+    } else {
+      throw Error(ErrorCode::kUnsupported, name_ + ": .npy version " + std::to_string(major));
+    }
+    if (header_len > size - offset || header_len > 65536) Corrupt("truncated header");
+    const std::string header(reinterpret_cast<const char*>(p + offset), header_len);
+    data_offset_ = offset + header_len;
+    std::smatch m;
+    if (!std::regex_search(header, m, std::regex("'descr'\\s*:\\s*'([^']*)'"))) {
+      Corrupt("header has no descr");
+    }
+    const std::string descr = m[1];
+    if (descr != "|u1" && descr != "<u1" && descr != "u1" && descr != ">u1") {
+      throw Error(ErrorCode::kUnsupported,
+                  name_ + ": .npy dtype " + descr + " (uint8 frames expected)");
+    }
+    if (std::regex_search(header, std::regex("'fortran_order'\\s*:\\s*True"))) {
+      throw Error(ErrorCode::kUnsupported, name_ + ": Fortran-order .npy arrays");
+    }
+    if (!std::regex_search(header, m, std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)"))) {
+      Corrupt("header has no shape");
+    }
+    std::vector<int64_t> shape;
+    const std::string dims = m[1];
+    for (size_t i = 0; i < dims.size();) {
+      if (dims[i] < '0' || dims[i] > '9') {
+        ++i;
+        continue;
+      }
+      int64_t d = 0;
+      for (; i < dims.size() && dims[i] >= '0' && dims[i] <= '9'; ++i) {
+        if (d > (int64_t{1} << 40)) Corrupt("dimension too large");
+        d = d * 10 + (dims[i] - '0');
+      }
+      shape.push_back(d);
+    }
+    if (shape.size() != 4 || shape[3] != 3) {
+      throw Error(ErrorCode::kUnsupported,
+                  name_ + ": .npy video must be [frames, height, width, 3], got " +
+                      std::to_string(shape.size()) + " dimensions");
+    }
+    if (shape[0] < 1 || shape[1] < 1 || shape[2] < 1) Corrupt("zero-sized array");
+    if (shape[1] * shape[2] > limits.max_pixels || shape[1] > limits.max_pixels ||
+        shape[2] > limits.max_pixels) {
+      throw Error(ErrorCode::kLimit, name_ + ": frames of " + std::to_string(shape[2]) + "x" +
+                                         std::to_string(shape[1]) + " exceed the pixel limit");
+    }
+    frame_bytes_ = static_cast<size_t>(shape[1] * shape[2] * 3);
+    if (shape[0] > static_cast<int64_t>((size - data_offset_) / frame_bytes_)) {
+      Corrupt("data is shorter than the shape says (truncated)");
+    }
+    info_.total_frames = shape[0];
+    info_.height = static_cast<int>(shape[1]);
+    info_.width = static_cast<int>(shape[2]);
+    info_.fps = fps;
+    info_.duration_seconds = fps > 0 ? static_cast<double>(shape[0]) / fps : 0;
+    info_.codec = "npy";
+  }
+
+  const VideoInfo& info() const override { return info_; }
+  const std::string& name() const override { return name_; }
+
+  void ReadFrames(std::span<const int64_t> indices,
+                  const std::function<void(int64_t, const Image&)>& fn) override {
+    Image frame;
+    frame.width = info_.width;
+    frame.height = info_.height;
+    for (int64_t i : indices) {
+      if (i < 0 || i >= info_.total_frames) {
+        throw Error(ErrorCode::kInvalidArgument,
+                    name_ + ": frame " + std::to_string(i) + " is out of range");
+      }
+      const uint8_t* src = file_.data() + data_offset_ + frame_bytes_ * static_cast<size_t>(i);
+      frame.rgb.assign(src, src + frame_bytes_);
+      fn(i, frame);
+    }
+  }
+
+ private:
+  [[noreturn]] void Corrupt(const std::string& what) const {
+    throw Error(ErrorCode::kCorrupt, name_ + ": bad .npy: " + what);
+  }
+
+  MappedFile file_;
+  std::string name_;
+  VideoInfo info_;
+  size_t data_offset_ = 0;
+  size_t frame_bytes_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<VideoFrameSource> OpenNpyVideo(const std::string& path, const DecodeLimits& limits,
+                                               double fps) {
+  return std::make_unique<NpyVideo>(path, limits, fps);
+}
+
+}  // namespace plm
