@@ -60,6 +60,8 @@ struct ForwardInputs {
   int64_t logits_to_keep = 0;
   // Explicit positions to keep (overrides logits_to_keep when non-empty).
   std::vector<int64_t> logits_positions;
+  // Vision progress: tiles (image tiles, then video frames) done out of the total.
+  std::function<void(int64_t done, int64_t total)> on_vision_tile;
 };
 
 struct VisionOutputs {

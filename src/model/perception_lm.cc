@@ -160,14 +160,23 @@ Tensor PerceptionLMForConditionalGeneration::GetInputEmbeddings(const ForwardInp
     }
   }
   VisionOutputs scratch_image, scratch_video;
+  const int64_t image_tiles = in.pixel_values.tiles,
+                all_tiles = image_tiles + in.pixel_values_videos.tiles;
+  auto progress = [&](int64_t offset) -> std::function<void(int64_t, int64_t)> {
+    if (!in.on_vision_tile) return {};
+    return [&in, offset, all_tiles](int64_t done, int64_t) {
+      in.on_vision_tile(offset + done, all_tiles);
+    };
+  };
   if (in.pixel_values.tiles > 0) {
     VisionOutputs* v = out ? &out->image : &scratch_image;
-    Tensor f = GetImageFeatures(in.pixel_values, v, in.output_vision_hidden_states);
+    Tensor f = GetImageFeatures(in.pixel_values, v, in.output_vision_hidden_states, progress(0));
     Scatter(image_mask, f, embeds.ptr(), D, "image");
   }
   if (in.pixel_values_videos.tiles > 0) {
     VisionOutputs* v = out ? &out->video : &scratch_video;
-    Tensor f = GetImageFeatures(in.pixel_values_videos, v, in.output_vision_hidden_states);
+    Tensor f = GetImageFeatures(in.pixel_values_videos, v, in.output_vision_hidden_states,
+                                progress(image_tiles));
     Scatter(video_mask, f, embeds.ptr(), D, "video");
   }
   return embeds;

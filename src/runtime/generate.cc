@@ -88,6 +88,7 @@ GenerateOutput Generate(const PerceptionLMForConditionalGeneration& model,
   const auto t0 = Clock::now();
   ForwardInputs embed_in = inputs;
   embed_in.output_vision_hidden_states = false;
+  embed_in.on_vision_tile = options.on_vision_tile;
   Tensor embeds;
   {
     ForwardOutputs scratch;
