@@ -21,6 +21,18 @@ bool StartsWith(std::span<const uint8_t> b, const char* magic, size_t n, size_t 
   return b.size() >= at + n && std::memcmp(b.data() + at, magic, n) == 0;
 }
 
+// A file shorter than a format's signature but agreeing with its first bytes.
+bool LooksLikeTruncatedMagic(std::span<const uint8_t> b) {
+  static const char* const kMagics[] = {"\xFF\xD8\xFF", "\x89PNG\r\n\x1A\n", "RIFF", "GIF87a",
+                                        "GIF89a"};
+  for (const char* m : kMagics) {
+    const size_t n = std::strlen(m);
+    if (b.size() < n && std::memcmp(b.data(), m, b.size()) == 0) return true;
+  }
+  // RIFF without room for the WEBP tag.
+  return b.size() < 12 && b.size() >= 4 && std::memcmp(b.data(), "RIFF", 4) == 0;
+}
+
 RawImage DecodeRaw(std::span<const uint8_t> bytes, const std::string& name,
                    const DecodeLimits& limits, bool header_only, ImageFormat* format) {
   if (bytes.empty()) throw Error(ErrorCode::kInvalidArgument, name + ": empty file");
@@ -30,6 +42,10 @@ RawImage DecodeRaw(std::span<const uint8_t> bytes, const std::string& name,
                                        std::to_string(limits.max_file_bytes) + " bytes");
   }
   *format = SniffImageFormat(bytes);
+  if (*format == ImageFormat::kUnknown && LooksLikeTruncatedMagic(bytes)) {
+    throw Error(ErrorCode::kCorrupt,
+                name + ": truncated image file (only " + std::to_string(bytes.size()) + " bytes)");
+  }
   switch (*format) {
     case ImageFormat::kJpeg:
       return DecodeJpeg(bytes, name, limits, header_only);

@@ -9,6 +9,7 @@ extern "C" {
 #include <libswscale/swscale.h>
 }
 
+#include "io/ffmpeg_log.h"
 #include "io/image_decoders.h"
 #include "plm/error.h"
 
@@ -123,6 +124,7 @@ RawImage DecodeBmp(std::span<const uint8_t> bytes, const std::string& name,
   out.mode = PixelMode::kRGB;
   if (header_only) return out;
 
+  QuietFfmpegLogs();
   const AVCodec* codec = avcodec_find_decoder(AV_CODEC_ID_BMP);
   if (codec == nullptr) throw Error(ErrorCode::kUnsupported, name + ": no BMP decoder in FFmpeg");
   std::unique_ptr<AVCodecContext, CodecContextDeleter> ctx(avcodec_alloc_context3(codec));

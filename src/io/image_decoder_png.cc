@@ -147,6 +147,17 @@ bool RunPng(PngJob* job) {
 
 RawImage DecodePng(std::span<const uint8_t> bytes, const std::string& name,
                    const DecodeLimits& limits, bool header_only) {
+  // The size check comes straight from IHDR (signature, length, "IHDR", width, height), so a
+  // bomb header is refused before libpng reads further chunks.
+  if (bytes.size() >= 24 && std::memcmp(bytes.data() + 12, "IHDR", 4) == 0) {
+    auto be32 = [&](size_t at) {
+      return (static_cast<uint32_t>(bytes[at]) << 24) |
+             (static_cast<uint32_t>(bytes[at + 1]) << 16) |
+             (static_cast<uint32_t>(bytes[at + 2]) << 8) | static_cast<uint32_t>(bytes[at + 3]);
+    };
+    const int64_t w = be32(16), h = be32(20);
+    if (w > 0 && h > 0) CheckImageSize(w, h, limits, name);
+  }
   PngJob job{bytes, 0, &limits, header_only, {}, {}, {}, false};
   if (!RunPng(&job)) throw Error(ErrorCode::kCorrupt, name + ": bad PNG: " + job.error);
   CheckImageSize(job.out.width, job.out.height, limits, name);

@@ -11,6 +11,7 @@ extern "C" {
 #include <libswscale/swscale.h>
 }
 
+#include "io/ffmpeg_log.h"
 #include "io/video_reader.h"
 #include "plm/error.h"
 
@@ -95,6 +96,7 @@ class FfmpegVideo : public VideoFrameSource {
 
   const VideoInfo& info() const override { return info_; }
   const std::string& name() const override { return name_; }
+  int64_t frames_decoded() const override { return frames_decoded_; }
 
   void ReadFrames(std::span<const int64_t> indices,
                   const std::function<void(int64_t, const Image&)>& fn) override {
@@ -105,6 +107,7 @@ class FfmpegVideo : public VideoFrameSource {
       FindStream();
     }
     used_ = true;
+    frames_decoded_ = 0;
     OpenDecoder();
     int64_t index = -1;  // index of the last decoded frame
     int64_t last_pts = AV_NOPTS_VALUE;
@@ -283,6 +286,7 @@ class FfmpegVideo : public VideoFrameSource {
     for (;;) {
       const int r = avcodec_receive_frame(ctx_, frame_);
       if (r == 0) {
+        ++frames_decoded_;
         CheckPixels(frame_->width, frame_->height);
         return true;
       }
@@ -419,20 +423,21 @@ class FfmpegVideo : public VideoFrameSource {
   bool draining_ = false;
   bool used_ = false;
   int decode_errors_ = 0;
+  int64_t frames_decoded_ = 0;
 };
 
 }  // namespace
 
 std::unique_ptr<VideoFrameSource> OpenFfmpegVideo(const std::string& path,
                                                   const DecodeLimits& limits) {
-  av_log_set_level(AV_LOG_QUIET);
+  QuietFfmpegLogs();
   return std::make_unique<FfmpegVideo>(path, std::span<const uint8_t>(), false, limits);
 }
 
 std::unique_ptr<VideoFrameSource> OpenFfmpegVideoMemory(std::span<const uint8_t> bytes,
                                                         const std::string& name,
                                                         const DecodeLimits& limits) {
-  av_log_set_level(AV_LOG_QUIET);
+  QuietFfmpegLogs();
   if (bytes.empty()) throw Error(ErrorCode::kInvalidArgument, name + ": empty file");
   return std::make_unique<FfmpegVideo>(name, bytes, true, limits);
 }

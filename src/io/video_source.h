@@ -32,6 +32,9 @@ class VideoFrameSource {
   // bounded by one frame. Throws plm::Error naming the file.
   virtual void ReadFrames(std::span<const int64_t> indices,
                           const std::function<void(int64_t, const Image&)>& fn) = 0;
+  // Frames the decoder produced during the last ReadFrames (seeking keeps this small); sources
+  // that read frames directly report the frames read.
+  virtual int64_t frames_decoded() const = 0;
 };
 
 // Opens `path`: a directory of image files (frames in name order, `folder_fps` as their rate), a

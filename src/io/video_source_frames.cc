@@ -37,14 +37,17 @@ class FrameFolder : public VideoFrameSource {
 
   const VideoInfo& info() const override { return info_; }
   const std::string& name() const override { return name_; }
+  int64_t frames_decoded() const override { return frames_decoded_; }
 
   void ReadFrames(std::span<const int64_t> indices,
                   const std::function<void(int64_t, const Image&)>& fn) override {
+    frames_decoded_ = 0;
     for (int64_t i : indices) {
       if (i < 0 || i >= info_.total_frames) {
         throw Error(ErrorCode::kInvalidArgument,
                     name_ + ": frame " + std::to_string(i) + " is out of range");
       }
+      ++frames_decoded_;
       fn(i, LoadImageFile(files_[static_cast<size_t>(i)], limits_));
     }
   }
@@ -54,6 +57,7 @@ class FrameFolder : public VideoFrameSource {
   DecodeLimits limits_;
   std::vector<std::string> files_;
   VideoInfo info_;
+  int64_t frames_decoded_ = 0;
 };
 
 }  // namespace

@@ -89,9 +89,11 @@ class NpyVideo : public VideoFrameSource {
 
   const VideoInfo& info() const override { return info_; }
   const std::string& name() const override { return name_; }
+  int64_t frames_decoded() const override { return frames_decoded_; }
 
   void ReadFrames(std::span<const int64_t> indices,
                   const std::function<void(int64_t, const Image&)>& fn) override {
+    frames_decoded_ = 0;
     Image frame;
     frame.width = info_.width;
     frame.height = info_.height;
@@ -102,6 +104,7 @@ class NpyVideo : public VideoFrameSource {
       }
       const uint8_t* src = file_.data() + data_offset_ + frame_bytes_ * static_cast<size_t>(i);
       frame.rgb.assign(src, src + frame_bytes_);
+      ++frames_decoded_;
       fn(i, frame);
     }
   }
@@ -114,6 +117,7 @@ class NpyVideo : public VideoFrameSource {
   MappedFile file_;
   std::string name_;
   VideoInfo info_;
+  int64_t frames_decoded_ = 0;
   size_t data_offset_ = 0;
   size_t frame_bytes_ = 0;
 };
