@@ -3,6 +3,8 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <cstdlib>
+
 #include "plm/error.h"
 #include "text/utf8.h"
 
@@ -15,6 +17,36 @@ constexpr const char* kWhiteSpaceSet =
     "\\x{9}-\\x{d}\\x{20}\\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}"
     "\\x{205f}\\x{3000}";
 constexpr const char* kWordSet = "\\p{L}\\p{M}\\p{Nd}\\p{Pc}";
+
+// Letters (L) and numbers (N) assigned in Unicode 15.0-16.0. tokenizers' onig uses Unicode 16
+// tables while Debian's PCRE2 10.42 has Unicode 14, where these are unassigned; without them
+// text in scripts such as Kawi, Garay, Sunuwar or CJK extension I would split differently.
+// Measured against tokenizers 0.23 (every code point unassigned in Unicode 14, probed).
+constexpr const char* kLettersSince15 =
+    "\\x{1c89}-\\x{1c8a}\\x{a7cb}-\\x{a7cd}\\x{a7da}-\\x{a7dc}\\x{105c0}-\\x{105f3}"
+    "\\x{10d4a}-\\x{10d65}\\x{10d6f}-\\x{10d85}\\x{10ec2}-\\x{10ec4}"
+    "\\x{1123f}-\\x{11240}\\x{11380}-\\x{11389}\\x{1138b}\\x{1138e}"
+    "\\x{11390}-\\x{113b5}\\x{113b7}\\x{113d1}\\x{113d3}\\x{11bc0}-\\x{11be0}"
+    "\\x{11f02}\\x{11f04}-\\x{11f10}\\x{11f12}-\\x{11f33}\\x{1342f}"
+    "\\x{13441}-\\x{13446}\\x{13460}-\\x{143fa}\\x{16100}-\\x{1611d}"
+    "\\x{16d40}-\\x{16d6c}\\x{18cff}\\x{1b132}\\x{1b155}\\x{1df25}-\\x{1df2a}"
+    "\\x{1e030}-\\x{1e06d}\\x{1e4d0}-\\x{1e4eb}\\x{1e5d0}-\\x{1e5ed}\\x{1e5f0}"
+    "\\x{2b739}\\x{2ebf0}-\\x{2ee5d}\\x{31350}-\\x{323af}";
+constexpr const char* kNumbersSince15 =
+    "\\x{10d40}-\\x{10d49}\\x{116d0}-\\x{116e3}\\x{11bf0}-\\x{11bf9}"
+    "\\x{11f50}-\\x{11f59}\\x{16130}-\\x{16139}\\x{16d70}-\\x{16d79}"
+    "\\x{1ccf0}-\\x{1ccf9}\\x{1d2c0}-\\x{1d2d3}\\x{1e4f0}-\\x{1e4f9}"
+    "\\x{1e5f1}-\\x{1e5fa}";
+
+// True when the linked PCRE2 knows Unicode 16 already (then no additions are needed).
+bool Pcre2HasUnicode16() {
+  static const bool has = [] {
+    char buf[32] = {};
+    if (pcre2_config(PCRE2_CONFIG_UNICODE_VERSION, buf) < 0) return false;
+    return std::atoi(buf) >= 16;
+  }();
+  return has;
+}
 constexpr const char* kHexSet = "0-9a-fA-F";
 
 }  // namespace
@@ -29,6 +61,29 @@ std::string TranslateOnigPattern(std::string_view p) {
       const char e = p[i + 1];
       const char* set = nullptr;
       bool negated = false;
+      // \p{L} / \p{N} (and \P{..}) gain the letters and numbers of newer Unicode versions.
+      if ((e == 'p' || e == 'P') && !Pcre2HasUnicode16()) {
+        const std::string_view rest = p.substr(i + 2);
+        const char* extra = nullptr;
+        size_t len = 0;
+        for (std::string_view name : {"{L}", "{N}", "L", "N"}) {
+          if (rest.substr(0, name.size()) == name) {
+            extra = name.find('L') != std::string_view::npos ? kLettersSince15 : kNumbersSince15;
+            len = name.size();
+            break;
+          }
+        }
+        const bool negated_prop = e == 'P';
+        if (extra != nullptr && (class_depth == 0 || !negated_prop)) {
+          if (class_depth == 0) out += negated_prop ? "[^" : "[";
+          out += "\\p";
+          out += rest.substr(0, len);
+          out += extra;
+          if (class_depth == 0) out += "]";
+          i += 1 + len;
+          continue;
+        }
+      }
       switch (e) {
         case 's':
           set = kWhiteSpaceSet;
