@@ -9,7 +9,7 @@ PACKAGES=(
   # testing and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
   # core: JSON, threads/GEMM
-  nlohmann-json3-dev libopenblas-dev
+  nlohmann-json3-dev libopenblas-dev libdnnl-dev
   # text: Unicode regex for the pre-tokenizer
   libpcre2-dev
   # images: JPEG, PNG, WebP, GIF decoders and EXIF orientation

@@ -35,6 +35,7 @@ class KVCache {
   }
   // 1 where cached position `pos` of row `b` holds a real (non-padding) token.
   uint8_t valid(int64_t b, int64_t pos) const { return valid_[b * capacity_ + pos]; }
+  const uint8_t* valid_row(int64_t b) const { return valid_.data() + b * capacity_; }
   void set_valid(int64_t b, int64_t pos, uint8_t v) { valid_[b * capacity_ + pos] = v; }
   // Advances the length after the decoder wrote `n` new positions.
   void Advance(int64_t n) { length_ += n; }

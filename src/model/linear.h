@@ -1,15 +1,21 @@
 // A PyTorch-style Linear layer y = x W^T + b over rows of activations.
 //
-// The reference path keeps W in float32 (used in place from the mapping when the checkpoint is
-// float32, converted once otherwise); faster weight formats
-// (bf16, int8, 4-bit) plug in behind the same Forward.
+// The weight format follows LoadOptions::compute:
+//   kF32  float32 reference (in place from the mapping when stored as f32, converted otherwise);
+//   kBF16 bf16 (in place from the mapping when stored as bf16), bf16 GEMMs with f32 accumulation;
+//   kQ8   int8 per output channel, int8 activations per row (VNNI / oneDNN s8 GEMMs);
+//   kQ4   4-bit blocks of 32 with an f32 scale each (VNNI in-register unpacking for decode).
+// Quantized formats are built at load time from whatever the checkpoint stores.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
+#include "core/lowp_gemm.h"
 #include "io/safetensors.h"
 #include "model/f32_weights.h"
+#include "plm/model.h"
 
 namespace plm {
 
@@ -17,18 +23,27 @@ class Linear {
  public:
   Linear() = default;
   // weight: [out, in]; bias: [out] or null.
-  Linear(const TensorView& weight, const TensorView* bias);
+  Linear(const TensorView& weight, const TensorView* bias, ComputeType compute = ComputeType::kF32);
 
   // y[rows, out] = x[rows, in] W^T + b.
   void Forward(const float* x, int64_t rows, float* y) const;
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
-  const float* weight() const { return w_.data(); }
+  ComputeType compute() const { return compute_; }
+  // Float32 weights (kF32 only; null otherwise).
+  const float* weight() const { return compute_ == ComputeType::kF32 ? w_.data() : nullptr; }
+  // Bytes of weight data read by one Forward (what a decode step streams from memory).
+  size_t weight_bytes() const;
 
  private:
   int64_t in_ = 0, out_ = 0;
+  ComputeType compute_ = ComputeType::kF32;
   F32Weights w_, b_;
+  const uint16_t* bf16_ = nullptr;  // kBF16: in the mapping or in bf16_owned_
+  std::vector<uint16_t> bf16_owned_;
+  std::shared_ptr<Q8Matrix> q8_;
+  std::shared_ptr<Q4Matrix> q4_;
 };
 
 }  // namespace plm

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <limits>
 
+#include "core/attention.h"
 #include "core/ops.h"
+#include "core/thread_pool.h"
 #include "plm/error.h"
 
 namespace plm {
@@ -36,14 +38,20 @@ std::vector<float> LlamaInvFreq(const TextConfig& cfg) {
   return inv;
 }
 
-LlamaDecoder::LlamaDecoder(const TextConfig& cfg, const LoadOptions& /*options*/, WeightStore& ws,
+LlamaDecoder::LlamaDecoder(const TextConfig& cfg, const LoadOptions& options, WeightStore& ws,
                            const std::string& p, const std::string& lm_head)
-    : cfg_(cfg) {
+    : cfg_(cfg), compute_(options.compute) {
   const int64_t D = cfg.hidden_size, hd = cfg.head_dim, H = cfg.num_attention_heads;
   const int64_t KV = cfg.num_key_value_heads, I = cfg.intermediate_size, V = cfg.vocab_size;
-  embed_ = F32Weights(ws.Get(p + "embed_tokens.weight", {V, D}));
+  const TensorView& embed = ws.Get(p + "embed_tokens.weight", {V, D});
+  if (compute_ == ComputeType::kF32) {
+    embed_ = F32Weights(embed);
+  } else {
+    // Rows are converted on lookup; the table stays in the checkpoint's dtype in place.
+    embed_view_ = embed;
+  }
   auto lin = [&](const std::string& n, int64_t out, int64_t in) {
-    return Linear(ws.Get(n, {out, in}), nullptr);
+    return Linear(ws.Get(n, {out, in}), nullptr, compute_);
   };
   for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
     const std::string l = p + "layers." + std::to_string(i) + ".";
@@ -67,6 +75,9 @@ LlamaDecoder::LlamaDecoder(const TextConfig& cfg, const LoadOptions& /*options*/
   } else if (!cfg.tie_word_embeddings) {
     throw Error(ErrorCode::kNotFound,
                 "missing tensor \"" + lm_head + "\" (tie_word_embeddings is false)");
+  } else if (compute_ != ComputeType::kF32) {
+    lm_head_ = Linear(embed, nullptr, compute_);
+    tied_ = false;
   }
   inv_freq_ = LlamaInvFreq(cfg);
 }
@@ -82,7 +93,13 @@ void LlamaDecoder::Embed(const int64_t* ids, int64_t n, float* out) const {
       throw Error(ErrorCode::kInvalidArgument, "token id " + std::to_string(ids[i]) +
                                                    " is outside the vocabulary [0, " +
                                                    std::to_string(cfg_.vocab_size) + ")");
-    std::copy_n(embed_.data() + ids[i] * D, D, out + i * D);
+    if (compute_ == ComputeType::kF32) {
+      std::copy_n(embed_.data() + ids[i] * D, D, out + i * D);
+    } else {
+      const size_t es = DTypeSize(embed_view_.dtype);
+      ConvertToF32(embed_view_.dtype, embed_view_.data + static_cast<size_t>(ids[i] * D) * es,
+                   out + i * D, static_cast<size_t>(D));
+    }
   }
 }
 
@@ -155,7 +172,9 @@ DecoderResult LlamaDecoder::Forward(const DecoderRequest& req, KVCache* cache) c
         }
     Tensor probs;
     if (req.output_attentions) probs = Tensor({B, H, L, total});
-    for (int64_t b = 0; b < B; ++b) {
+    const bool fused = compute_ != ComputeType::kF32 && !req.output_attentions;
+    if (fused) FusedAttentionLayer(q.data(), *cache, layer_idx, B, L, past, attn.data());
+    for (int64_t b = 0; b < B && !fused; ++b) {
       for (int64_t hh = 0; hh < H; ++hh) {
         const float* kc = cache->k(layer_idx, b, hh / rep);
         const float* vc = cache->v(layer_idx, b, hh / rep);
@@ -198,7 +217,11 @@ DecoderResult LlamaDecoder::Forward(const DecoderRequest& req, KVCache* cache) c
     RmsNorm(h.data(), layer.post_norm.data(), eps, x.data(), rows, D);
     layer.gate.Forward(x.data(), rows, g.data());
     layer.up.Forward(x.data(), rows, u.data());
-    SiluInPlace(g.data(), rows * I);
+    if (compute_ == ComputeType::kF32) {
+      SiluInPlace(g.data(), rows * I);
+    } else {
+      ParallelSiluFast(g.data(), rows * I);
+    }
     for (int64_t i = 0; i < rows * I; ++i) g[i] *= u[i];
     layer.down.Forward(g.data(), rows, x.data());
     for (int64_t i = 0; i < rows * D; ++i) h[i] += x[i];
@@ -215,12 +238,61 @@ DecoderResult LlamaDecoder::Forward(const DecoderRequest& req, KVCache* cache) c
   return res;
 }
 
+// Causal GQA attention of the new rows against the cache, without a full score matrix.
+void LlamaDecoder::FusedAttentionLayer(const float* q, const KVCache& cache, int64_t layer,
+                                       int64_t B, int64_t L, int64_t past, float* attn) const {
+  const int64_t hd = cfg_.head_dim, H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads;
+  const int64_t rep = H / KV, total = past + L;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const bool transpose = L >= 16;  // many queries: transposed keys make scoring a GEMM
+  ThreadPool::Global().ParallelFor(B * KV, [&](int64_t t0, int64_t t1) {
+    std::vector<float> kt(transpose ? static_cast<size_t>(total * hd) : 0);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / KV, kh = t % KV;
+      const float* kc = cache.k(layer, b, kh);
+      if (transpose) TransposeKeys(kc, hd, total, hd, kt.data());
+      for (int64_t hh = kh * rep; hh < (kh + 1) * rep; ++hh) {
+        AttentionArgs a;
+        a.q = q + (b * L * H + hh) * hd;
+        a.q_stride = H * hd;
+        a.k = kc;
+        a.v = cache.v(layer, b, kh);
+        a.kv_stride = hd;
+        a.kt = transpose ? kt.data() : nullptr;
+        a.kt_stride = total;
+        a.out = attn + (b * L * H + hh) * hd;
+        a.out_stride = H * hd;
+        a.nq = L;
+        a.nk = total;
+        a.hd = hd;
+        a.scale = scale;
+        a.causal_offset = past;
+        a.valid = cache.valid_row(b);
+        FusedAttention(a);
+      }
+    }
+  });
+}
+
 void LlamaDecoder::Logits(const float* hidden, int64_t rows, float* logits) const {
   if (tied_) {
     GemmF32(hidden, embed_.data(), nullptr, logits, rows, cfg_.vocab_size, cfg_.hidden_size);
   } else {
     lm_head_.Forward(hidden, rows, logits);
   }
+}
+
+size_t LlamaDecoder::DecodeWeightBytes() const {
+  size_t n = 0;
+  for (const Layer& l : layers_)
+    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+      n += p->weight_bytes();
+  if (tied_) {
+    n += static_cast<size_t>(cfg_.vocab_size * cfg_.hidden_size) * 4;
+  } else {
+    n += lm_head_.weight_bytes();
+  }
+  return n;
 }
 
 }  // namespace plm

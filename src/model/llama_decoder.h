@@ -46,6 +46,8 @@ class LlamaDecoder {
   void Logits(const float* hidden, int64_t rows, float* logits) const;
 
   KVCache NewCache(int64_t batch, int64_t capacity) const;
+  // Bytes of weights streamed by one decode step (all linear layers and the LM head).
+  size_t DecodeWeightBytes() const;
   const std::vector<float>& inv_freq() const { return inv_freq_; }
 
  private:
@@ -54,9 +56,13 @@ class LlamaDecoder {
     Linear q, k, v, o, gate, up, down;
   };
   void ApplyRope(float* x, int64_t heads, int64_t pos) const;
+  void FusedAttentionLayer(const float* q, const KVCache& cache, int64_t layer, int64_t B,
+                           int64_t L, int64_t past, float* attn) const;
 
   TextConfig cfg_;
-  F32Weights embed_;  // [vocab, hidden]
+  ComputeType compute_ = ComputeType::kF32;
+  F32Weights embed_;       // [vocab, hidden] (kF32)
+  TensorView embed_view_;  // the checkpoint's table in place (other compute types)
   std::vector<Layer> layers_;
   F32Weights norm_;
   Linear lm_head_;  // separate weight, or empty when tied to embed_

@@ -8,12 +8,14 @@
 
 namespace plm {
 
-Projector::Projector(const PerceptionLMConfig& cfg, const LoadOptions& /*options*/, WeightStore& ws,
+Projector::Projector(const PerceptionLMConfig& cfg, const LoadOptions& options, WeightStore& ws,
                      const std::string& p)
     : pooling_ratio_(cfg.projector_pooling_ratio), drop_cls_(cfg.vision_use_cls_token) {
   const int64_t dv = cfg.vision.embed_dim, dt = cfg.text.hidden_size;
-  linear_1_ = Linear(ws.Get(p + "linear_1.weight", {dt, dv}), &ws.Get(p + "linear_1.bias", {dt}));
-  linear_2_ = Linear(ws.Get(p + "linear_2.weight", {dt, dt}), &ws.Get(p + "linear_2.bias", {dt}));
+  linear_1_ = Linear(ws.Get(p + "linear_1.weight", {dt, dv}), &ws.Get(p + "linear_1.bias", {dt}),
+                     options.compute);
+  linear_2_ = Linear(ws.Get(p + "linear_2.weight", {dt, dt}), &ws.Get(p + "linear_2.bias", {dt}),
+                     options.compute);
 }
 
 void AdaptiveAvgPool2d(const float* x, int64_t h, int64_t w, int64_t c, int64_t oh, int64_t ow,

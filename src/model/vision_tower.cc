@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/attention.h"
 #include "core/ops.h"
+#include "core/thread_pool.h"
 #include "plm/error.h"
 
 namespace plm {
@@ -14,17 +16,20 @@ F32Weights Load(WeightStore& ws, const std::string& name, const std::vector<int6
   return F32Weights(ws.Get(name, shape));
 }
 
-Linear LoadLinear(WeightStore& ws, const std::string& name, int64_t out, int64_t in, bool bias) {
+Linear LoadLinear(WeightStore& ws, const std::string& name, int64_t out, int64_t in, bool bias,
+                  ComputeType compute) {
   const TensorView& w = ws.Get(name + ".weight", {out, in});
   const TensorView* b = bias ? &ws.Get(name + ".bias", {out}) : nullptr;
-  return Linear(w, b);
+  return Linear(w, b, compute);
 }
 
 }  // namespace
 
-VisionTower::VisionTower(const VisionConfig& cfg, const LoadOptions& /*options*/, WeightStore& ws,
+VisionTower::VisionTower(const VisionConfig& cfg, const LoadOptions& options, WeightStore& ws,
                          const std::string& p)
-    : cfg_(cfg) {
+    // 4-bit is for the bandwidth-bound decoder; the compute-bound tower uses int8 then.
+    : cfg_(cfg),
+      compute_(options.compute == ComputeType::kQ4 ? ComputeType::kQ8 : options.compute) {
   const int64_t D = cfg.embed_dim, ps = cfg.patch_size, N = cfg.num_patches();
   const int64_t prefix = cfg.num_prefix_tokens(), hidden = cfg.mlp_hidden();
   patch_w_ = Load(ws, p + "patch_embed.proj.weight", {D, 3, ps, ps});
@@ -43,10 +48,10 @@ VisionTower::VisionTower(const VisionConfig& cfg, const LoadOptions& /*options*/
     blk.norm1_b = Load(ws, b + "norm1.bias", {D});
     blk.norm2_w = Load(ws, b + "norm2.weight", {D});
     blk.norm2_b = Load(ws, b + "norm2.bias", {D});
-    blk.qkv = LoadLinear(ws, b + "attn.qkv", 3 * D, D, cfg.qkv_bias);
-    blk.proj = LoadLinear(ws, b + "attn.proj", D, D, true);
-    blk.fc1 = LoadLinear(ws, b + "mlp.fc1", hidden, D, true);
-    blk.fc2 = LoadLinear(ws, b + "mlp.fc2", D, hidden, true);
+    blk.qkv = LoadLinear(ws, b + "attn.qkv", 3 * D, D, cfg.qkv_bias, compute_);
+    blk.proj = LoadLinear(ws, b + "attn.proj", D, D, true, compute_);
+    blk.fc1 = LoadLinear(ws, b + "mlp.fc1", hidden, D, true, compute_);
+    blk.fc2 = LoadLinear(ws, b + "mlp.fc2", D, hidden, true, compute_);
     if (cfg.init_values > 0) {
       blk.gamma_1 = Load(ws, b + "gamma_1", {D});
       blk.gamma_2 = Load(ws, b + "gamma_2", {D});
@@ -103,8 +108,47 @@ void VisionTower::ApplyRope(float* x) const {
   }
 }
 
+// Fused attention (reduced-precision paths): heads in parallel, scores a few rows at a time.
+void VisionTower::FusedAttentionTile(const float* qkv, float* out) const {
+  const int64_t D = cfg_.embed_dim, H = cfg_.num_heads, hd = cfg_.head_dim();
+  const int64_t T = tokens_per_tile(), prefix = cfg_.num_prefix_tokens();
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  ThreadPool::Global().ParallelFor(H, [&](int64_t h0, int64_t h1) {
+    std::vector<float> q(T * hd), k(T * hd), kt(T * hd);
+    for (int64_t h = h0; h < h1; ++h) {
+      for (int64_t t = 0; t < T; ++t) {
+        const float* row = qkv + t * 3 * D + h * hd;
+        std::copy(row, row + hd, q.data() + t * hd);
+        std::copy(row + D, row + D + hd, k.data() + t * hd);
+      }
+      ApplyRope(q.data() + prefix * hd);
+      ApplyRope(k.data() + prefix * hd);
+      TransposeKeys(k.data(), hd, T, hd, kt.data());
+      AttentionArgs a;
+      a.q = q.data();
+      a.q_stride = hd;
+      a.k = k.data();
+      a.v = qkv + 2 * D + h * hd;
+      a.kv_stride = 3 * D;
+      a.kt = kt.data();
+      a.kt_stride = T;
+      a.out = out + h * hd;
+      a.out_stride = D;
+      a.nq = T;
+      a.nk = T;
+      a.hd = hd;
+      a.scale = scale;
+      FusedAttention(a);
+    }
+  });
+}
+
 // Bidirectional multi-head attention over one tile; qkv: [T, 3D]; out: [T, D].
 void VisionTower::Attention(const float* qkv, float* out) const {
+  if (compute_ != ComputeType::kF32) {
+    FusedAttentionTile(qkv, out);
+    return;
+  }
   const int64_t D = cfg_.embed_dim, H = cfg_.num_heads, hd = cfg_.head_dim();
   const int64_t T = tokens_per_tile(), prefix = cfg_.num_prefix_tokens();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -169,7 +213,11 @@ void VisionTower::ForwardTile(const float* pixels, float* z, std::vector<Tensor>
         z[t * D + d] += (b.gamma_1.empty() ? 1.0f : b.gamma_1[d]) * a[t * D + d];
     LayerNorm(z, b.norm2_w.data(), b.norm2_b.data(), eps, a.data(), T, D);
     b.fc1.Forward(a.data(), T, m.data());
-    GeluErfInPlace(m.data(), T * hidden);
+    if (compute_ == ComputeType::kF32) {
+      GeluErfInPlace(m.data(), T * hidden);
+    } else {
+      ParallelGeluFast(m.data(), T * hidden);
+    }
     b.fc2.Forward(m.data(), T, a.data());
     for (int64_t t = 0; t < T; ++t)
       for (int64_t d = 0; d < D; ++d)

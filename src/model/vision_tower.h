@@ -41,9 +41,11 @@ class VisionTower {
   void ForwardTile(const float* pixels, float* out, std::vector<Tensor>* block_outputs,
                    int64_t tile, int64_t n_tiles) const;
   void Attention(const float* qkv, float* out) const;
+  void FusedAttentionTile(const float* qkv, float* out) const;
   void ApplyRope(float* x) const;  // x: [patches, head_dim], rotated in place
 
   VisionConfig cfg_;
+  ComputeType compute_ = ComputeType::kF32;
   F32Weights patch_w_, patch_b_, cls_, pos_, norm_pre_w_, norm_pre_b_, norm_w_, norm_b_;
   std::vector<Block> blocks_;
   std::vector<float> rope_cos_, rope_sin_;  // [patches, head_dim / 2]: one angle per adjacent pair

@@ -1,0 +1,46 @@
+// Fused scaled-dot-product attention (no full score matrix: each task holds the scores of a few
+// query rows at a time), plus vectorisable exp/GELU used by the reduced-precision paths.
+// The float32 reference path keeps its simple kernels in ops.h as the correctness oracle.
+#pragma once
+
+#include <cstdint>
+
+namespace plm {
+
+struct AttentionArgs {
+  const float* q = nullptr;  // [nq, hd], row stride q_stride
+  int64_t q_stride = 0;
+  const float* k = nullptr;  // [nk, hd], row stride kv_stride
+  const float* v = nullptr;
+  int64_t kv_stride = 0;
+  // Optional K transposed: kt[d * kt_stride + j]. Much faster for many queries (prefill, vision).
+  const float* kt = nullptr;
+  int64_t kt_stride = 0;
+  float* out = nullptr;  // [nq, hd], row stride out_stride
+  int64_t out_stride = 0;
+  int64_t nq = 0, nk = 0, hd = 0;
+  float scale = 1.0f;
+  // >= 0: causal; query i sees keys j <= causal_offset + i. < 0: every key.
+  int64_t causal_offset = -1;
+  // Optional [nk]: 0 = key is padding (masked). A row with no visible key attends uniformly to
+  // all nk keys, as the reference does with finfo.min masking.
+  const uint8_t* valid = nullptr;
+};
+
+// Single-threaded; callers parallelise over heads and query blocks.
+void FusedAttention(const AttentionArgs& a);
+
+// kt[d * nk + j] = k[j * stride + d] for j < nk, d < hd.
+void TransposeKeys(const float* k, int64_t stride, int64_t nk, int64_t hd, float* kt);
+
+// exp(x) to ~2 ulp, vectorisable.
+void ExpInPlace(float* x, int64_t n);
+// GELU (erf form) with a 1.5e-7 absolute-error erf approximation, vectorisable.
+void GeluFastInPlace(float* x, int64_t n);
+// SiLU x * sigmoid(x) with ExpApprox, vectorisable.
+void SiluFastInPlace(float* x, int64_t n);
+// The same, split over ThreadPool::Global().
+void ParallelGeluFast(float* x, int64_t n);
+void ParallelSiluFast(float* x, int64_t n);
+
+}  // namespace plm

@@ -1,0 +1,42 @@
+#include "core/cpu_features.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace plm {
+
+namespace {
+CpuFeatures& Features() {
+  static CpuFeatures f = [] {
+    CpuFeatures c;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    c.avx2 = __builtin_cpu_supports("avx2");
+    c.fma = __builtin_cpu_supports("fma");
+    c.avx512f = __builtin_cpu_supports("avx512f");
+    c.avx512bw = __builtin_cpu_supports("avx512bw");
+    c.avx512dq = __builtin_cpu_supports("avx512dq");
+    c.avx512vl = __builtin_cpu_supports("avx512vl");
+    c.avx512vnni = __builtin_cpu_supports("avx512vnni");
+#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 12)
+    c.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+#endif
+#endif
+    const char* env = std::getenv("PLM_CPU");
+    if (env != nullptr && std::strcmp(env, "generic") == 0) {
+      c.avx512f = c.avx512bw = c.avx512dq = c.avx512vl = c.avx512bf16 = c.avx512vnni = false;
+    }
+    return c;
+  }();
+  return f;
+}
+}  // namespace
+
+const CpuFeatures& Cpu() {
+  return Features();
+}
+void SetCpuFeaturesForTesting(const CpuFeatures& f) {
+  Features() = f;
+}
+
+}  // namespace plm

@@ -1,0 +1,155 @@
+// The reduced-precision GEMMs and fused attention agree with the float32 reference kernels, on the
+// AVX-512 path and on the portable fallback, for decode-sized (m <= 8) and prefill-sized m.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/attention.h"
+#include "core/cpu_features.h"
+#include "core/dtype.h"
+#include "core/lowp_gemm.h"
+#include "core/ops.h"
+
+namespace plm {
+namespace {
+
+std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+double RelErr(const std::vector<float>& got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    num += (got[i] - want[i]) * static_cast<double>(got[i] - want[i]);
+    den += want[i] * static_cast<double>(want[i]);
+  }
+  return std::sqrt(num / std::max(den, 1e-30));
+}
+
+class LowpGemm : public ::testing::TestWithParam<bool> {
+ protected:
+  void SetUp() override {
+    saved_ = Cpu();
+    if (!GetParam()) SetCpuFeaturesForTesting(CpuFeatures{});
+  }
+  void TearDown() override { SetCpuFeaturesForTesting(saved_); }
+  CpuFeatures saved_;
+};
+
+TEST_P(LowpGemm, MatchesF32) {
+  for (int64_t m : {1, 3, 8, 9, 70}) {
+    for (int64_t k : {64, 192, 100}) {
+      const int64_t n = 37;
+      auto x = Random(m * k, 1), w = Random(n * k, 2, 0.05f), bias = Random(n, 3);
+      std::vector<float> ref(m * n), got(m * n);
+      GemmF32(x.data(), w.data(), bias.data(), ref.data(), m, n, k);
+      std::vector<uint16_t> wb(w.size());
+      for (size_t i = 0; i < w.size(); ++i) wb[i] = F32ToBf16(w[i]);
+      GemmBF16(x.data(), wb.data(), bias.data(), got.data(), m, n, k);
+      EXPECT_LT(RelErr(got, ref), 1e-2) << "bf16 m=" << m << " k=" << k;
+      Q8Matrix q8 = QuantizeQ8(w.data(), n, k);
+      GemmQ8(x.data(), q8, bias.data(), got.data(), m);
+      EXPECT_LT(RelErr(got, ref), 2e-2) << "q8 m=" << m << " k=" << k;
+      if (k % 64 == 0) {
+        Q4Matrix q4 = QuantizeQ4(w.data(), n, k);
+        GemmQ4(x.data(), q4, bias.data(), got.data(), m);
+        EXPECT_LT(RelErr(got, ref), 0.15) << "q4 m=" << m << " k=" << k;
+      }
+    }
+  }
+}
+
+TEST_P(LowpGemm, Q4RoundTrip) {
+  auto w = Random(4 * 128, 5);
+  Q4Matrix q4 = QuantizeQ4(w.data(), 4, 128);
+  for (int64_t r = 0; r < 4; ++r)
+    for (int64_t c = 0; c < 128; ++c) {
+      float amax = 0;
+      for (int64_t j = c / 32 * 32; j < c / 32 * 32 + 32; ++j)
+        amax = std::max(amax, std::fabs(w[r * 128 + j]));
+      // Half a step, or a full step for the clamped opposite-sign extreme (Q4_0 style).
+      EXPECT_NEAR(Q4Value(q4, r, c), w[r * 128 + c], amax / 8 + 1e-5);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Paths, LowpGemm, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "Native" : "Generic"; });
+
+TEST(FusedAttention, MatchesNaive) {
+  const int64_t hd = 64, nk = 150;
+  for (int64_t nq : {1, 5, 150}) {
+    for (bool use_kt : {false, true}) {
+      for (int64_t causal : {-1, 0}) {
+        auto q = Random(nq * hd, 7), k = Random(nk * hd, 8), v = Random(nk * hd, 9);
+        std::vector<uint8_t> valid(nk, 1);
+        valid[3] = 0;
+        const int64_t off = causal < 0 ? -1 : nk - nq;
+        std::vector<float> kt(nk * hd), out(nq * hd), ref(nq * hd, 0.0f);
+        TransposeKeys(k.data(), hd, nk, hd, kt.data());
+        AttentionArgs a;
+        a.q = q.data();
+        a.q_stride = hd;
+        a.k = k.data();
+        a.v = v.data();
+        a.kv_stride = hd;
+        a.kt = use_kt ? kt.data() : nullptr;
+        a.kt_stride = nk;
+        a.out = out.data();
+        a.out_stride = hd;
+        a.nq = nq;
+        a.nk = nk;
+        a.hd = hd;
+        a.scale = 0.125f;
+        a.causal_offset = off;
+        a.valid = valid.data();
+        FusedAttention(a);
+        for (int64_t i = 0; i < nq; ++i) {
+          std::vector<float> s(nk);
+          const int64_t lim = off < 0 ? nk : off + i + 1;
+          float mx = -1e30f;
+          for (int64_t j = 0; j < lim; ++j) {
+            if (!valid[j]) continue;
+            float d = 0;
+            for (int64_t t = 0; t < hd; ++t) d += q[i * hd + t] * k[j * hd + t];
+            s[j] = d * 0.125f;
+            mx = std::max(mx, s[j]);
+          }
+          double sum = 0;
+          for (int64_t j = 0; j < lim; ++j)
+            if (valid[j]) sum += std::exp(s[j] - mx);
+          for (int64_t j = 0; j < lim; ++j) {
+            if (!valid[j]) continue;
+            const float p = static_cast<float>(std::exp(s[j] - mx) / sum);
+            for (int64_t t = 0; t < hd; ++t) ref[i * hd + t] += p * v[j * hd + t];
+          }
+        }
+        EXPECT_LT(RelErr(out, ref), 1e-5) << nq << " " << use_kt << " " << causal;
+      }
+    }
+  }
+}
+
+TEST(FastMath, GeluAndSiluAndExp) {
+  std::vector<float> x(2001);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = -10.0f + 0.01f * static_cast<float>(i);
+  std::vector<float> g = x, s = x, e = x, gr = x, sr = x;
+  GeluFastInPlace(g.data(), static_cast<int64_t>(g.size()));
+  SiluFastInPlace(s.data(), static_cast<int64_t>(s.size()));
+  ExpInPlace(e.data(), static_cast<int64_t>(e.size()));
+  GeluErfInPlace(gr.data(), static_cast<int64_t>(gr.size()));
+  SiluInPlace(sr.data(), static_cast<int64_t>(sr.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_NEAR(g[i], gr[i], 1e-6f * std::max(1.0f, std::fabs(x[i])));
+    EXPECT_NEAR(s[i], sr[i], 1e-6f * std::max(1.0f, std::fabs(x[i])));
+    EXPECT_NEAR(e[i], std::exp(x[i]), 4e-7f * std::exp(x[i]));
+  }
+}
+
+}  // namespace
+}  // namespace plm
