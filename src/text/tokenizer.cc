@@ -116,16 +116,7 @@ Tokenizer Tokenizer::FromJson(const Json& tj, const Json& config, const std::str
   }
   t.added_->Finalize();
 
-  // Named special tokens.
-  for (const auto& [key, value] : t.config_.items()) {
-    if (key.size() > 6 && key.compare(key.size() - 6, 6, "_token") == 0) {
-      if (auto s = ConfigTokenString(value)) t.special_map_[key] = *s;
-    }
-  }
-  if (t.config_.contains("extra_special_tokens") && t.config_["extra_special_tokens"].is_object()) {
-    for (const auto& [key, value] : t.config_["extra_special_tokens"].items())
-      if (auto s = ConfigTokenString(value)) t.special_map_[key] = *s;
-  }
+  t.special_map_ = SpecialTokensMapFromConfig(t.config_);
   auto named = [&](const char* key, std::string* token, int32_t* id) {
     auto it = t.special_map_.find(key);
     if (it == t.special_map_.end()) return;
@@ -211,6 +202,21 @@ Tokenizer Tokenizer::FromJson(const Json& tj, const Json& config, const std::str
     }
   }
   return t;
+}
+
+std::map<std::string, std::string> SpecialTokensMapFromConfig(const Json& config) {
+  std::map<std::string, std::string> out;
+  if (!config.is_object()) return out;
+  for (const auto& [key, value] : config.items()) {
+    if (key.size() > 6 && key.compare(key.size() - 6, 6, "_token") == 0) {
+      if (auto s = ConfigTokenString(value)) out[key] = *s;
+    }
+  }
+  if (config.contains("extra_special_tokens") && config["extra_special_tokens"].is_object()) {
+    for (const auto& [key, value] : config["extra_special_tokens"].items())
+      if (auto s = ConfigTokenString(value)) out[key] = *s;
+  }
+  return out;
 }
 
 void Tokenizer::EncodeInto(std::string_view text, std::vector<int32_t>* ids) const {

@@ -106,6 +106,10 @@ class Tokenizer {
   Json config_;
 };
 
+// transformers' special_tokens_map from a parsed tokenizer_config.json: every "*_token" key
+// with a string (or {"content": ...}) value, plus extra_special_tokens given as a mapping.
+std::map<std::string, std::string> SpecialTokensMapFromConfig(const Json& config);
+
 // transformers' clean_up_tokenization: removes the space before . ? ! , and English
 // contractions, as a sequence of plain replacements.
 std::string CleanUpTokenizationSpaces(std::string_view text);
