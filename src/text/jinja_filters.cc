@@ -2,6 +2,8 @@
 // tojson (no HTML escaping, keys in insertion order, optional indent).
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <unordered_map>
 
@@ -312,11 +314,16 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
          ArgReader r(a, "round");
          const int64_t precision = r.Get(0, "precision", Value(int64_t{0})).as_int();
          const std::string method = ToStr(r.Get(1, "method", Value("common")));
+         const double x = v.as_double();
+         if (method == "common") {
+           // Python's round(): correctly rounded, ties to even; printf rounds the same way.
+           char buf[512];
+           std::snprintf(buf, sizeof(buf), "%.*f",
+                         static_cast<int>(std::clamp<int64_t>(precision, 0, 300)), x);
+           return Value(std::strtod(buf, nullptr));
+         }
          const double scale = std::pow(10.0, static_cast<double>(precision));
-         const double x = v.as_double() * scale;
-         double y = method == "ceil"    ? std::ceil(x)
-                    : method == "floor" ? std::floor(x)
-                                        : std::round(x);
+         const double y = method == "ceil" ? std::ceil(x * scale) : std::floor(x * scale);
          return Value(y / scale);
        }},
       {"replace",
@@ -359,8 +366,16 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
        }},
       {"attr",
        [](const Value& v, CallArgs& a) {
+         // Attributes only: a dict's keys are items, not attributes.
          ArgReader r(a, "attr");
-         return GetAttr(v, ToStr(r.Get(0, "name")));
+         const std::string name = ToStr(r.Get(0, "name"));
+         if (v.is_dict() && !v.is_namespace()) {
+           const Value m = GetAttr(v, name);
+           return m.is_callable()
+                      ? m
+                      : Value::Undefined("'dict object' has no attribute '" + name + "'");
+         }
+         return GetAttr(v, name);
        }},
       {"map",
        [](const Value& v, CallArgs& a) {

@@ -14,7 +14,7 @@ namespace plm::jinja {
 namespace {
 
 constexpr size_t kMaxOutputBytes = size_t{64} << 20;
-constexpr uint64_t kMaxSteps = 20'000'000;
+constexpr uint64_t kMaxSteps = 2'000'000;  // real chat templates need thousands
 constexpr int kMaxCallDepth = 200;
 
 enum class Flow { kNormal, kBreak, kContinue };
