@@ -6,6 +6,10 @@
 #include <limits>
 #include <vector>
 
+#include <immintrin.h>
+
+#include "core/cpu_features.h"
+#include "core/parallel.h"
 #include "core/thread_pool.h"
 
 namespace plm {
@@ -35,6 +39,8 @@ constexpr int64_t kQBlock = 4;
 
 }  // namespace
 
+void FusedAttentionGeneric(const AttentionArgs& a);
+
 __attribute__((target_clones("avx512f", "default"))) void ExpInPlace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = ExpApprox(x[i]);
 }
@@ -59,13 +65,13 @@ __attribute__((target_clones("avx512f", "default"))) void SiluFastInPlace(float*
 }
 
 void ParallelGeluFast(float* x, int64_t n) {
-  ThreadPool::Global().ParallelFor((n + 4095) / 4096, [&](int64_t b, int64_t e) {
+  ParallelForOmp((n + 4095) / 4096, [&](int64_t b, int64_t e) {
     GeluFastInPlace(x + b * 4096, std::min(n, e * 4096) - b * 4096);
   });
 }
 
 void ParallelSiluFast(float* x, int64_t n) {
-  ThreadPool::Global().ParallelFor((n + 4095) / 4096, [&](int64_t b, int64_t e) {
+  ParallelForOmp((n + 4095) / 4096, [&](int64_t b, int64_t e) {
     SiluFastInPlace(x + b * 4096, std::min(n, e * 4096) - b * 4096);
   });
 }
@@ -81,7 +87,119 @@ __attribute__((target_clones("avx512f", "default"))) void TransposeKeys(const fl
   }
 }
 
-__attribute__((target_clones("avx512f", "default"))) void FusedAttention(const AttentionArgs& a) {
+namespace {
+
+// Register-blocked AVX-512 kernel for many queries with transposed keys: scores of 8 queries x
+// 32 keys per step (16 accumulators), softmax over the block's rows, then P·V for 4 rows x 64
+// dims at a time. Needs hd % 16 == 0 and a.kt.
+__attribute__((target("avx512f,fma"))) void FusedAttentionAvx512(const AttentionArgs& a) {
+  const int64_t hd = a.hd, nk = a.nk;
+  constexpr int64_t kQB = 8;
+  thread_local std::vector<float> sbuf;
+  const int64_t ld = (nk + 31) / 32 * 32;
+  if (sbuf.size() < static_cast<size_t>(kQB * ld)) sbuf.resize(kQB * ld);
+  float* s = sbuf.data();
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  for (int64_t q0 = 0; q0 < a.nq; q0 += kQB) {
+    const int64_t qb = std::min(kQB, a.nq - q0);
+    int64_t lim = nk;
+    if (a.causal_offset >= 0) lim = std::min(nk, a.causal_offset + q0 + qb);
+    const float* qrow[kQB];
+    for (int64_t i = 0; i < kQB; ++i) qrow[i] = a.q + (q0 + std::min(i, qb - 1)) * a.q_stride;
+    // Scores: s[i][j] for j < lim (rounded up to 32; the extra columns are masked below).
+    for (int64_t j0 = 0; j0 < lim; j0 += 32) {
+      const int64_t jn = std::min<int64_t>(32, lim - j0);
+      const __mmask16 m0 = jn >= 16 ? 0xffff : static_cast<__mmask16>((1u << jn) - 1u);
+      const __mmask16 m1 = jn >= 32  ? 0xffff
+                           : jn > 16 ? static_cast<__mmask16>((1u << (jn - 16)) - 1u)
+                                     : 0;
+      __m512 acc[kQB][2];
+      for (int64_t i = 0; i < kQB; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+      for (int64_t d = 0; d < hd; ++d) {
+        const float* kr = a.kt + d * a.kt_stride + j0;
+        const __m512 k0 = _mm512_maskz_loadu_ps(m0, kr);
+        const __m512 k1 = _mm512_maskz_loadu_ps(m1, kr + 16);
+        for (int64_t i = 0; i < kQB; ++i) {
+          const __m512 qv = _mm512_set1_ps(qrow[i][d]);
+          acc[i][0] = _mm512_fmadd_ps(qv, k0, acc[i][0]);
+          acc[i][1] = _mm512_fmadd_ps(qv, k1, acc[i][1]);
+        }
+      }
+      for (int64_t i = 0; i < qb; ++i) {
+        _mm512_storeu_ps(s + i * ld + j0, acc[i][0]);
+        _mm512_storeu_ps(s + i * ld + j0 + 16, acc[i][1]);
+      }
+    }
+    // Softmax per row (masked entries get probability 0).
+    int64_t row_lim[kQB];
+    bool uniform[kQB];
+    for (int64_t i = 0; i < qb; ++i) {
+      float* si = s + i * ld;
+      const int64_t rl = a.causal_offset >= 0 ? std::min(nk, a.causal_offset + q0 + i + 1) : nk;
+      row_lim[i] = rl;
+      float mx = kNegInf;
+      for (int64_t j = 0; j < rl; ++j) {
+        const bool ok = a.valid == nullptr || a.valid[j] != 0;
+        si[j] = ok ? si[j] * a.scale : kNegInf;
+        mx = std::max(mx, si[j]);
+      }
+      uniform[i] = mx == kNegInf;
+      if (uniform[i]) {
+        const float p = 1.0f / static_cast<float>(nk);
+        for (int64_t j = 0; j < nk; ++j) si[j] = p;
+        row_lim[i] = nk;
+        continue;
+      }
+      float sum = 0.0f;
+      for (int64_t j = 0; j < rl; ++j) {
+        si[j] = ExpApprox(si[j] - mx);
+        sum += si[j];
+      }
+      const float inv = 1.0f / sum;
+      for (int64_t j = 0; j < rl; ++j) si[j] *= inv;
+    }
+    int64_t block_lim = 0;
+    for (int64_t i = 0; i < qb; ++i) block_lim = std::max(block_lim, row_lim[i]);
+    for (int64_t i = 0; i < qb; ++i)
+      for (int64_t j = row_lim[i]; j < block_lim; ++j) s[i * ld + j] = 0.0f;
+    // P·V, 4 rows x 64 dims at a time.
+    for (int64_t i0 = 0; i0 < qb; i0 += 4) {
+      const int64_t ib = std::min<int64_t>(4, qb - i0);
+      for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+        const int64_t dn = std::min<int64_t>(64, hd - d0);
+        const int64_t nv = dn / 16;
+        __m512 o[4][4];
+        for (int64_t i = 0; i < 4; ++i)
+          for (int64_t c = 0; c < 4; ++c) o[i][c] = _mm512_setzero_ps();
+        for (int64_t j = 0; j < block_lim; ++j) {
+          const float* vj = a.v + j * a.kv_stride + d0;
+          __m512 vv[4];
+          for (int64_t c = 0; c < nv; ++c) vv[c] = _mm512_loadu_ps(vj + 16 * c);
+          for (int64_t i = 0; i < ib; ++i) {
+            const __m512 p = _mm512_set1_ps(s[(i0 + i) * ld + j]);
+            for (int64_t c = 0; c < nv; ++c) o[i][c] = _mm512_fmadd_ps(p, vv[c], o[i][c]);
+          }
+        }
+        for (int64_t i = 0; i < ib; ++i)
+          for (int64_t c = 0; c < nv; ++c)
+            _mm512_storeu_ps(a.out + (q0 + i0 + i) * a.out_stride + d0 + 16 * c, o[i][c]);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void FusedAttention(const AttentionArgs& a) {
+  if (a.kt != nullptr && a.hd % 16 == 0 && Cpu().avx512f) {
+    FusedAttentionAvx512(a);
+    return;
+  }
+  FusedAttentionGeneric(a);
+}
+
+__attribute__((target_clones("avx512f", "default"))) void FusedAttentionGeneric(
+    const AttentionArgs& a) {
   const int64_t hd = a.hd, nk = a.nk;
   thread_local std::vector<float> sbuf;
   thread_local std::vector<float> obuf;

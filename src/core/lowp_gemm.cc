@@ -16,6 +16,7 @@
 
 #include "core/cpu_features.h"
 #include "core/dtype.h"
+#include "core/parallel.h"
 #include "core/thread_pool.h"
 #include "plm/error.h"
 
@@ -244,7 +245,7 @@ void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, in
   if (fast && m <= kSmallM) {
     std::vector<uint16_t> xb(static_cast<size_t>(m * k));
     for (size_t i = 0; i < xb.size(); ++i) xb[i] = F32ToBf16(x[i]);
-    ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
+    ParallelForOmp((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
       GemvBf16Avx512(xb.data(), w, y, m, n, k, b * kRowBlock, std::min(n, e * kRowBlock));
     });
     AddBias(y, bias, m, n);
@@ -298,7 +299,7 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
     std::vector<uint8_t> xu;
     std::vector<float> xs;
     QuantizeRowsU8(x, m, k, &xu, &xs);
-    ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
+    ParallelForOmp((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
       GemvQ8Avx512(xu.data(), xs.data(), w, y, m, b * kRowBlock, std::min(n, e * kRowBlock));
     });
     AddBias(y, bias, m, n);
@@ -413,7 +414,7 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
   std::vector<float> xs;
   QuantizeRowsU8(x, m, k, &xu, &xs);
   if (Cpu().avx512_full()) {
-    ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
+    ParallelForOmp((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
       GemvQ4Avx512(xu.data(), xs.data(), w, y, m, b * kRowBlock, std::min(n, e * kRowBlock));
     });
   } else {

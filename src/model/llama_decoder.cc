@@ -6,6 +6,7 @@
 
 #include "core/attention.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "core/thread_pool.h"
 #include "plm/error.h"
 
@@ -245,7 +246,7 @@ void LlamaDecoder::FusedAttentionLayer(const float* q, const KVCache& cache, int
   const int64_t rep = H / KV, total = past + L;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool transpose = L >= 16;  // many queries: transposed keys make scoring a GEMM
-  ThreadPool::Global().ParallelFor(B * KV, [&](int64_t t0, int64_t t1) {
+  ParallelForOmp(B * KV, [&](int64_t t0, int64_t t1) {
     std::vector<float> kt(transpose ? static_cast<size_t>(total * hd) : 0);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / KV, kh = t % KV;

@@ -5,6 +5,7 @@
 
 #include "core/attention.h"
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "core/thread_pool.h"
 #include "plm/error.h"
 
@@ -113,7 +114,7 @@ void VisionTower::FusedAttentionTile(const float* qkv, float* out) const {
   const int64_t D = cfg_.embed_dim, H = cfg_.num_heads, hd = cfg_.head_dim();
   const int64_t T = tokens_per_tile(), prefix = cfg_.num_prefix_tokens();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  ThreadPool::Global().ParallelFor(H, [&](int64_t h0, int64_t h1) {
+  ParallelForOmp(H, [&](int64_t h0, int64_t h1) {
     std::vector<float> q(T * hd), k(T * hd), kt(T * hd);
     for (int64_t h = h0; h < h1; ++h) {
       for (int64_t t = 0; t < T; ++t) {

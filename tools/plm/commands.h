@@ -10,5 +10,6 @@ namespace plm::cli {
 using Command = std::function<int()>;
 
 Command RegisterInfo(CLI::App& app);
+Command RegisterBench(CLI::App& app);
 
 }  // namespace plm::cli

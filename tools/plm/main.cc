@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     if (subs.size() > before) commands[subs.back()] = std::move(c);
   };
   add(&plm::cli::RegisterInfo);
+  add(&plm::cli::RegisterBench);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
