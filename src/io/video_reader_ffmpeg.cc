@@ -101,6 +101,11 @@ class FfmpegVideo : public VideoFrameSource {
   void ReadFrames(std::span<const int64_t> indices,
                   const std::function<void(int64_t, const Image&)>& fn) override {
     if (indices.empty()) return;
+    for (size_t i = 1; i < indices.size(); ++i) {
+      if (indices[i] < indices[i - 1]) {
+        throw Error(ErrorCode::kInvalidArgument, name_ + ": frame indices must be ascending");
+      }
+    }
     if (used_) {
       CloseInput();
       OpenInput();

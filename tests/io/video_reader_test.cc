@@ -6,7 +6,13 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
+
+extern "C" {
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+}
 
 #include "image_test_files.h"
 #include "io/video_processor.h"
@@ -246,6 +252,65 @@ TEST(VideoBadInput, Limits) {
   ExpectVideoError(good, ErrorCode::kLimit, frames);
   // ... but 8 sampled frames are fine.
   EXPECT_FALSE(OpenAndReadFails(good, frames, {8, {}}).thrown);
+}
+
+}  // namespace
+}  // namespace plm
+
+namespace plm {
+namespace {
+
+// A stream whose codec this FFmpeg cannot decode: muxed into NUT with dummy packets.
+TEST(VideoBadInput, CodecWithoutDecoderIsUnsupported) {
+  const std::string path = test::MakeTempDir() + "/nodecoder.nut";
+  bool written = false;
+  const AVCodecDescriptor* d = nullptr;
+  while (!written && (d = avcodec_descriptor_next(d)) != nullptr) {
+    if (d->type != AVMEDIA_TYPE_VIDEO || avcodec_find_decoder(d->id) != nullptr) continue;
+    AVFormatContext* fmt = nullptr;
+    if (avformat_alloc_output_context2(&fmt, nullptr, "nut", path.c_str()) < 0) break;
+    AVStream* st = avformat_new_stream(fmt, nullptr);
+    st->codecpar->codec_type = AVMEDIA_TYPE_VIDEO;
+    st->codecpar->codec_id = d->id;
+    st->codecpar->width = 64;
+    st->codecpar->height = 48;
+    st->time_base = {1, 25};
+    if (avio_open(&fmt->pb, path.c_str(), AVIO_FLAG_WRITE) >= 0 &&
+        avformat_write_header(fmt, nullptr) >= 0) {
+      uint8_t payload[64] = {1, 2, 3};
+      for (int i = 0; i < 5; ++i) {
+        AVPacket* pkt = av_packet_alloc();
+        av_new_packet(pkt, sizeof(payload));
+        std::memcpy(pkt->data, payload, sizeof(payload));
+        pkt->pts = pkt->dts = i;
+        pkt->flags = AV_PKT_FLAG_KEY;
+        pkt->stream_index = 0;
+        av_packet_rescale_ts(pkt, {1, 25}, st->time_base);
+        av_interleaved_write_frame(fmt, pkt);
+        av_packet_free(&pkt);
+      }
+      written = av_write_trailer(fmt) >= 0;
+    }
+    if (fmt->pb != nullptr) avio_closep(&fmt->pb);
+    avformat_free_context(fmt);
+    // The demuxer may map the tag to a codec that does have a decoder: then try the next one.
+    AVFormatContext* in = nullptr;
+    if (written && avformat_open_input(&in, path.c_str(), nullptr, nullptr) >= 0) {
+      written = in->nb_streams == 1 &&
+                avcodec_find_decoder(in->streams[0]->codecpar->codec_id) == nullptr;
+      avformat_close_input(&in);
+    }
+  }
+  if (!written) GTEST_SKIP() << "every video codec NUT can carry has a decoder here";
+  std::printf("  codec without decoder: %s\n", d->name);
+  try {
+    OpenVideo(path);
+    FAIL() << "opened a video whose codec has no decoder";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::kUnsupported) << e.what();
+    EXPECT_NE(std::string(e.what()).find(d->name), std::string::npos) << e.what();
+    std::printf("  -> [%s] %s\n", ErrorCodeName(e.code()), e.what());
+  }
 }
 
 }  // namespace
