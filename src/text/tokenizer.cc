@@ -91,29 +91,46 @@ Tokenizer Tokenizer::FromJson(const Json& tj, const Json& config, const std::str
                 what + ": pre_tokenizer has no ByteLevel step (byte-level BPE only)");
 
   // Added tokens: tokenizer.json first, then any extra ones from tokenizer_config.json.
+  // tokenizers does not trust the "id" written next to an added token: add_tokens gives a
+  // token whose content is already known that id, and a new one the next free id.
   t.added_ = std::make_unique<AddedVocabulary>();
+  auto add_batch = [&](const std::vector<AddedToken>& batch) {
+    const auto model_size = static_cast<int64_t>(t.model_->vocab_size());
+    int64_t max_added = -1;
+    for (const AddedToken& a : t.added_->tokens()) max_added = std::max<int64_t>(max_added, a.id);
+    int64_t next_id = max_added < 0                                  ? model_size
+                      : (max_added >= model_size || model_size == 0) ? max_added + 1
+                                                                     : model_size;
+    for (AddedToken token : batch) {
+      if (token.content.empty()) continue;
+      const AddedToken* known = t.added_->FindByContent(token.content);
+      int64_t id = known != nullptr ? known->id : t.model_->TokenToId(token.content);
+      if (id < 0) id = next_id++;
+      if (id > INT32_MAX) throw Error(ErrorCode::kLimit, what + ": too many added tokens");
+      token.id = static_cast<int32_t>(id);
+      t.added_->Add(token);
+    }
+  };
+  std::vector<AddedToken> batch;
   if (tj.contains("added_tokens") && !tj["added_tokens"].is_null()) {
     if (!tj["added_tokens"].is_array())
       throw Error(ErrorCode::kCorrupt, what + ": \"added_tokens\" must be an array");
     for (const Json& e : tj["added_tokens"]) {
-      if (!e.is_object() || !e.contains("id") || !e["id"].is_number_integer())
-        throw Error(ErrorCode::kCorrupt, what + ": added token without an integer \"id\"");
-      t.added_->Add(AddedTokenFromJson(e, e["id"].get<int64_t>(), what));
+      const int64_t id = e.is_object() && e.contains("id") && e["id"].is_number_integer()
+                             ? e["id"].get<int64_t>()
+                             : 0;
+      batch.push_back(AddedTokenFromJson(e, id, what));
     }
   }
+  add_batch(batch);
+  batch.clear();
   if (t.config_.contains("added_tokens_decoder") && t.config_["added_tokens_decoder"].is_object()) {
     for (const auto& [key, e] : t.config_["added_tokens_decoder"].items()) {
-      int64_t id = -1;
-      try {
-        id = std::stoll(key);
-      } catch (const std::exception&) {
-        throw Error(ErrorCode::kCorrupt,
-                    what + ": added_tokens_decoder key \"" + key + "\" is not an id");
-      }
-      if (t.added_->FindById(static_cast<int32_t>(id)) == nullptr)
-        t.added_->Add(AddedTokenFromJson(e, id, "tokenizer_config.json"));
+      AddedToken a = AddedTokenFromJson(e, 0, "tokenizer_config.json added_tokens_decoder");
+      if (t.added_->FindByContent(a.content) == nullptr) batch.push_back(a);
     }
   }
+  add_batch(batch);
   t.added_->Finalize();
 
   t.special_map_ = SpecialTokensMapFromConfig(t.config_);

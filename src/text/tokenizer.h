@@ -79,6 +79,9 @@ class Tokenizer {
   const std::map<std::string, std::string>& special_tokens_map() const { return special_map_; }
   const Json& config() const { return config_; }
 
+  // Whether Decode applies the cleanup for this request (transformers 5 rules above).
+  bool EffectiveCleanup(std::optional<bool> requested) const;
+
   // Byte-level decoding of one token id to its raw bytes (may be an incomplete UTF-8
   // sequence); false when the id has no token. Used by StreamingDecoder.
   bool AppendTokenBytes(int32_t id, bool skip_special_tokens, std::string* bytes) const;
@@ -90,7 +93,6 @@ class Tokenizer {
     bool is_sequence = false;  // $A
   };
   void EncodeInto(std::string_view text, std::vector<int32_t>* ids) const;
-  bool EffectiveCleanup(std::optional<bool> requested) const;
 
   std::unique_ptr<BpeModel> model_;
   std::unique_ptr<PreTokenizer> pre_tokenizer_;

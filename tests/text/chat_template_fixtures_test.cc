@@ -21,7 +21,7 @@ TEST(ChatTemplateFixtures, EveryConversationEveryModel) {
   ASSERT_FALSE(cases.empty());
   size_t failed = 0, total = 0;
   for (const std::string& dir : dirs) {
-    const Tokenizer tok = Tokenizer::FromDirectory(dir);
+    const Tokenizer& tok = test::CachedTokenizer(dir);
     const ChatTemplate tmpl = ChatTemplate::FromDirectory(dir);
     for (size_t i = 0; i < cases.size(); ++i) {
       const auto& c = cases[i];

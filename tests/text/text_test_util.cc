@@ -1,5 +1,9 @@
 #include "text_test_util.h"
 
+#include <map>
+#include <memory>
+#include <mutex>
+
 #include "core/mapped_file.h"
 #include "support/test_support.h"
 
@@ -20,6 +24,15 @@ std::vector<std::string> TokenizerDirs() {
 nlohmann::ordered_json ReadOrderedFixture(const std::string& name) {
   const std::string path = FixturesDir() + "/tokenizer/" + name;
   return nlohmann::ordered_json::parse(ReadFileToString(path));
+}
+
+const Tokenizer& CachedTokenizer(const std::string& dir) {
+  static std::mutex mu;
+  static std::map<std::string, std::unique_ptr<Tokenizer>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto& slot = cache[dir];
+  if (!slot) slot = std::make_unique<Tokenizer>(Tokenizer::FromDirectory(dir));
+  return *slot;
 }
 
 std::string Quote(const std::string& s) {

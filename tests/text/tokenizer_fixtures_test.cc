@@ -30,7 +30,7 @@ TEST(TokenizerFixtures, EveryStringEveryTokenizer) {
   size_t failed = 0;
   size_t total = 0;
   for (const std::string& dir : dirs) {
-    const Tokenizer tok = Tokenizer::FromDirectory(dir);
+    const Tokenizer& tok = test::CachedTokenizer(dir);
     for (const auto& c : cases) {
       ++total;
       const std::string text = c["text"].get<std::string>();
