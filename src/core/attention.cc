@@ -7,6 +7,10 @@
 #include <vector>
 
 #include <immintrin.h>
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized through _mm512_undefined_*().
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include "core/cpu_features.h"
 #include "core/parallel.h"
@@ -65,12 +69,20 @@ __attribute__((target_clones("avx512f", "default"))) void SiluFastInPlace(float*
 }
 
 void ParallelGeluFast(float* x, int64_t n) {
+  if (n < 65536) {  // decode-sized: not worth waking threads
+    GeluFastInPlace(x, n);
+    return;
+  }
   ParallelForOmp((n + 4095) / 4096, [&](int64_t b, int64_t e) {
     GeluFastInPlace(x + b * 4096, std::min(n, e * 4096) - b * 4096);
   });
 }
 
 void ParallelSiluFast(float* x, int64_t n) {
+  if (n < 65536) {  // decode-sized: not worth waking threads
+    SiluFastInPlace(x, n);
+    return;
+  }
   ParallelForOmp((n + 4095) / 4096, [&](int64_t b, int64_t e) {
     SiluFastInPlace(x + b * 4096, std::min(n, e * 4096) - b * 4096);
   });
@@ -188,9 +200,129 @@ __attribute__((target("avx512f,fma"))) void FusedAttentionAvx512(const Attention
   }
 }
 
+inline uint16_t ToBf16(float f) {
+  uint32_t b;
+  std::memcpy(&b, &f, 4);
+  b += 0x7fffu + ((b >> 16) & 1u);
+  return static_cast<uint16_t>(b >> 16);
+}
+
+// bf16 kernel: K packed as [hd/2][nk32][2] and V as [nk/2][hd][2] so that each vdpbf16ps takes
+// a pair along the reduction axis; 8 queries x 32 keys per scoring step, 4 rows x 64 dims for
+// P·V. Needs hd % 32 == 0.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"))) void FusedAttentionBf16(
+    const AttentionArgs& a) {
+  const int64_t hd = a.hd, nk = a.nk;
+  constexpr int64_t kQB = 8;
+  const int64_t ldk = (nk + 31) / 32 * 32, nk2 = (nk + 1) / 2 * 2;
+  thread_local std::vector<uint16_t> kp, vp, qb16, pb16;
+  thread_local std::vector<float> sbuf;
+  kp.assign(static_cast<size_t>(hd * ldk), 0);
+  vp.assign(static_cast<size_t>(nk2 * hd), 0);
+  for (int64_t j = 0; j < nk; ++j) {
+    const float* kj = a.k + j * (a.k_stride > 0 ? a.k_stride : a.kv_stride);
+    const float* vj = a.v + j * a.kv_stride;
+    for (int64_t d = 0; d < hd; ++d) {
+      kp[(d / 2) * 2 * ldk + j * 2 + (d % 2)] = ToBf16(kj[d]);
+      vp[(j / 2) * 2 * hd + d * 2 + (j % 2)] = ToBf16(vj[d]);
+    }
+  }
+  if (sbuf.size() < static_cast<size_t>(kQB * ldk)) sbuf.resize(kQB * ldk);
+  qb16.resize(static_cast<size_t>(kQB * hd));
+  pb16.resize(static_cast<size_t>(kQB * ldk));
+  float* s = sbuf.data();
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  for (int64_t q0 = 0; q0 < a.nq; q0 += kQB) {
+    const int64_t qb = std::min(kQB, a.nq - q0);
+    for (int64_t i = 0; i < kQB; ++i) {
+      const float* qi = a.q + (q0 + std::min(i, qb - 1)) * a.q_stride;
+      for (int64_t d = 0; d < hd; ++d) qb16[i * hd + d] = ToBf16(qi[d]);
+    }
+    int64_t lim = nk;
+    if (a.causal_offset >= 0) lim = std::min(nk, a.causal_offset + q0 + qb);
+    const auto* q32 = reinterpret_cast<const int32_t*>(qb16.data());
+    for (int64_t j0 = 0; j0 < lim; j0 += 32) {
+      __m512 acc[kQB][2];
+      for (int64_t i = 0; i < kQB; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+      for (int64_t p = 0; p < hd / 2; ++p) {
+        const uint16_t* kr = kp.data() + p * 2 * ldk + j0 * 2;
+        const __m512bh k0 = (__m512bh)_mm512_loadu_si512(kr);
+        const __m512bh k1 = (__m512bh)_mm512_loadu_si512(kr + 32);
+        for (int64_t i = 0; i < kQB; ++i) {
+          const __m512bh qv = (__m512bh)_mm512_set1_epi32(q32[i * hd / 2 + p]);
+          acc[i][0] = _mm512_dpbf16_ps(acc[i][0], qv, k0);
+          acc[i][1] = _mm512_dpbf16_ps(acc[i][1], qv, k1);
+        }
+      }
+      for (int64_t i = 0; i < qb; ++i) {
+        _mm512_storeu_ps(s + i * ldk + j0, acc[i][0]);
+        _mm512_storeu_ps(s + i * ldk + j0 + 16, acc[i][1]);
+      }
+    }
+    int64_t row_lim[kQB];
+    for (int64_t i = 0; i < qb; ++i) {
+      float* si = s + i * ldk;
+      const int64_t rl = a.causal_offset >= 0 ? std::min(nk, a.causal_offset + q0 + i + 1) : nk;
+      row_lim[i] = rl;
+      float mx = kNegInf;
+      for (int64_t j = 0; j < rl; ++j) {
+        const bool ok = a.valid == nullptr || a.valid[j] != 0;
+        si[j] = ok ? si[j] * a.scale : kNegInf;
+        mx = std::max(mx, si[j]);
+      }
+      if (mx == kNegInf) {
+        const float pu = 1.0f / static_cast<float>(nk);
+        for (int64_t j = 0; j < nk; ++j) si[j] = pu;
+        row_lim[i] = nk;
+        continue;
+      }
+      float sum = 0.0f;
+      for (int64_t j = 0; j < rl; ++j) {
+        si[j] = ExpApprox(si[j] - mx);
+        sum += si[j];
+      }
+      const float inv = 1.0f / sum;
+      for (int64_t j = 0; j < rl; ++j) si[j] *= inv;
+    }
+    int64_t block_lim = 0;
+    for (int64_t i = 0; i < qb; ++i) block_lim = std::max(block_lim, row_lim[i]);
+    const int64_t bl2 = (block_lim + 1) / 2 * 2;
+    for (int64_t i = 0; i < qb; ++i) {
+      for (int64_t j = 0; j < row_lim[i]; ++j) pb16[i * ldk + j] = ToBf16(s[i * ldk + j]);
+      for (int64_t j = row_lim[i]; j < bl2; ++j) pb16[i * ldk + j] = 0;
+    }
+    const auto* p32 = reinterpret_cast<const int32_t*>(pb16.data());
+    for (int64_t i0 = 0; i0 < qb; i0 += 4) {
+      const int64_t ib = std::min<int64_t>(4, qb - i0);
+      for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+        const int64_t nv = std::min<int64_t>(64, hd - d0) / 16;
+        __m512 o[4][4];
+        for (int64_t i = 0; i < 4; ++i)
+          for (int64_t c = 0; c < 4; ++c) o[i][c] = _mm512_setzero_ps();
+        for (int64_t jp = 0; jp < bl2 / 2; ++jp) {
+          const uint16_t* vr = vp.data() + jp * 2 * hd + d0 * 2;
+          __m512bh vv[4];
+          for (int64_t c = 0; c < nv; ++c) vv[c] = (__m512bh)_mm512_loadu_si512(vr + 32 * c);
+          for (int64_t i = 0; i < ib; ++i) {
+            const __m512bh pv = (__m512bh)_mm512_set1_epi32(p32[(i0 + i) * ldk / 2 + jp]);
+            for (int64_t c = 0; c < nv; ++c) o[i][c] = _mm512_dpbf16_ps(o[i][c], pv, vv[c]);
+          }
+        }
+        for (int64_t i = 0; i < ib; ++i)
+          for (int64_t c = 0; c < nv; ++c)
+            _mm512_storeu_ps(a.out + (q0 + i0 + i) * a.out_stride + d0 + 16 * c, o[i][c]);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void FusedAttention(const AttentionArgs& a) {
+  if (a.bf16 && a.nq >= 16 && a.hd % 32 == 0 && Cpu().avx512_full()) {
+    FusedAttentionBf16(a);
+    return;
+  }
   if (a.kt != nullptr && a.hd % 16 == 0 && Cpu().avx512f) {
     FusedAttentionAvx512(a);
     return;
@@ -232,7 +364,7 @@ __attribute__((target_clones("avx512f", "default"))) void FusedAttentionGeneric(
       for (int64_t i = 0; i < qb; ++i) {
         const float* qi = a.q + (q0 + i) * a.q_stride;
         for (int64_t j = 0; j < lim; ++j) {
-          const float* kj = a.k + j * a.kv_stride;
+          const float* kj = a.k + j * (a.k_stride > 0 ? a.k_stride : a.kv_stride);
           float acc = 0.0f;
           for (int64_t d = 0; d < hd; ++d) acc += qi[d] * kj[d];
           s[i * nk + j] = acc;

@@ -13,6 +13,7 @@ struct AttentionArgs {
   const float* k = nullptr;  // [nk, hd], row stride kv_stride
   const float* v = nullptr;
   int64_t kv_stride = 0;
+  int64_t k_stride = 0;  // row stride of k when it differs from v's (0: kv_stride)
   // Optional K transposed: kt[d * kt_stride + j]. Much faster for many queries (prefill, vision).
   const float* kt = nullptr;
   int64_t kt_stride = 0;
@@ -25,6 +26,9 @@ struct AttentionArgs {
   // Optional [nk]: 0 = key is padding (masked). A row with no visible key attends uniformly to
   // all nk keys, as the reference does with finfo.min masking.
   const uint8_t* valid = nullptr;
+  // Allows bf16 products (f32 accumulation and softmax) where AVX512-BF16 exists: used by the
+  // reduced-precision compute paths. kt is then not needed.
+  bool bf16 = false;
 };
 
 // Single-threaded; callers parallelise over heads and query blocks.

@@ -245,7 +245,7 @@ void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, in
   if (fast && m <= kSmallM) {
     std::vector<uint16_t> xb(static_cast<size_t>(m * k));
     for (size_t i = 0; i < xb.size(); ++i) xb[i] = F32ToBf16(x[i]);
-    ParallelForOmp((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
+    ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
       GemvBf16Avx512(xb.data(), w, y, m, n, k, b * kRowBlock, std::min(n, e * kRowBlock));
     });
     AddBias(y, bias, m, n);
@@ -255,7 +255,8 @@ void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, in
     const int64_t mm = std::min(kChunkM, m - i0);
     dnnl::matmul prim;
     if (fast && Dnnl::Get().Find(MmKind::kBF16, mm, n, k, &prim)) {
-      std::vector<uint16_t> xb(static_cast<size_t>(mm * k));
+      thread_local std::vector<uint16_t> xb;
+      xb.resize(static_cast<size_t>(mm * k));
       const float* xs = x + i0 * k;
       for (size_t i = 0; i < xb.size(); ++i) xb[i] = F32ToBf16(xs[i]);
       SyncGemmThreads();
@@ -299,7 +300,7 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
     std::vector<uint8_t> xu;
     std::vector<float> xs;
     QuantizeRowsU8(x, m, k, &xu, &xs);
-    ParallelForOmp((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
+    ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
       GemvQ8Avx512(xu.data(), xs.data(), w, y, m, b * kRowBlock, std::min(n, e * kRowBlock));
     });
     AddBias(y, bias, m, n);
@@ -307,13 +308,16 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
   }
   for (int64_t i0 = 0; i0 < m; i0 += kChunkM) {
     const int64_t mm = std::min(kChunkM, m - i0);
-    std::vector<int8_t> xq(static_cast<size_t>(mm * k));
-    std::vector<float> xs(static_cast<size_t>(mm));
+    thread_local std::vector<int8_t> xq;
+    thread_local std::vector<float> xs;
+    xq.resize(static_cast<size_t>(mm * k));
+    xs.resize(static_cast<size_t>(mm));
     QuantizeRows(x + i0 * k, mm, k, xq.data(), xs.data());
     float* yc = y + i0 * n;
     dnnl::matmul prim;
     if (fast && Dnnl::Get().Find(MmKind::kS8, mm, n, k, &prim)) {
-      std::vector<int32_t> acc(static_cast<size_t>(mm * n));
+      thread_local std::vector<int32_t> acc;
+      acc.resize(static_cast<size_t>(mm * n));
       SyncGemmThreads();
       Dnnl::Get().Run(prim, MmKind::kS8, mm, n, k, xq.data(), w.q.data(), acc.data());
       for (int64_t i = 0; i < mm; ++i)
@@ -414,7 +418,7 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
   std::vector<float> xs;
   QuantizeRowsU8(x, m, k, &xu, &xs);
   if (Cpu().avx512_full()) {
-    ParallelForOmp((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
+    ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
       GemvQ4Avx512(xu.data(), xs.data(), w, y, m, b * kRowBlock, std::min(n, e * kRowBlock));
     });
   } else {

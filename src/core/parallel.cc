@@ -1,7 +1,9 @@
 #include "core/parallel.h"
 
+#include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <string>
 
 #include "core/thread_pool.h"
 
@@ -42,6 +44,14 @@ void Trampoline(void* p) {
 
 void ParallelForOmp(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
+  static const bool use_pool = [] {
+    const char* e = std::getenv("PLM_PARALLEL");
+    return e != nullptr && std::string(e) == "pool";
+  }();
+  if (use_pool) {
+    ThreadPool::Global().ParallelFor(n, fn);
+    return;
+  }
   const int threads = ThreadPool::Global().num_threads();
   if (threads <= 1 || n == 1 || omp_in_parallel()) {
     fn(0, n);

@@ -1,6 +1,8 @@
-// Parallel-for on the OpenMP team that oneDNN (Debian's build) runs on. Our own kernels use it
-// instead of ThreadPool so that the OpenMP workers are not left spinning on the cores while
-// another pool computes between two GEMMs. Thread count: ThreadPool::Global().num_threads().
+// Parallel-for of our own kernels around oneDNN GEMMs (vision, prefill): it runs on the OpenMP
+// team that Debian's oneDNN uses, so OpenMP workers that spin after a GEMM do not compete with a
+// second pool for the cores. Decode-sized work (no oneDNN calls) uses ThreadPool::Global()
+// directly: its condition variables cope far better with cores shared with other processes.
+// PLM_PARALLEL=pool sends everything to the ThreadPool.
 #pragma once
 
 #include <cstdint>

@@ -246,7 +246,7 @@ void LlamaDecoder::FusedAttentionLayer(const float* q, const KVCache& cache, int
   const int64_t rep = H / KV, total = past + L;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool transpose = L >= 16;  // many queries: transposed keys make scoring a GEMM
-  ParallelForOmp(B * KV, [&](int64_t t0, int64_t t1) {
+  auto body = [&](int64_t t0, int64_t t1) {
     std::vector<float> kt(transpose ? static_cast<size_t>(total * hd) : 0);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / KV, kh = t % KV;
@@ -269,10 +269,17 @@ void LlamaDecoder::FusedAttentionLayer(const float* q, const KVCache& cache, int
         a.scale = scale;
         a.causal_offset = past;
         a.valid = cache.valid_row(b);
+        a.bf16 = true;
         FusedAttention(a);
       }
     }
-  });
+  };
+  // Decode steps run no oneDNN GEMM: the ThreadPool (see core/parallel.h).
+  if (L >= 16) {
+    ParallelForOmp(B * KV, body);
+  } else {
+    ThreadPool::Global().ParallelFor(B * KV, body);
+  }
 }
 
 void LlamaDecoder::Logits(const float* hidden, int64_t rows, float* logits) const {

@@ -131,6 +131,7 @@ void VisionTower::FusedAttentionTile(const float* qkv, float* out) const {
       a.k = k.data();
       a.v = qkv + 2 * D + h * hd;
       a.kv_stride = 3 * D;
+      a.k_stride = hd;
       a.kt = kt.data();
       a.kt_stride = T;
       a.out = out + h * hd;
@@ -139,6 +140,7 @@ void VisionTower::FusedAttentionTile(const float* qkv, float* out) const {
       a.nk = T;
       a.hd = hd;
       a.scale = scale;
+      a.bf16 = true;
       FusedAttention(a);
     }
   });
