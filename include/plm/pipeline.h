@@ -3,8 +3,9 @@
 //
 //   auto pipe = plm::Pipeline::FromPretrained("models/plm-tiny");
 //   plm::ChatRequest req;
-//   req.conversation = {{"user", {plm::ContentPart::Image("cat.jpg"), plm::ContentPart::Text("Describe it.")}}};
-//   plm::ChatResult r = pipe->Chat(req, [](const std::string& piece) { std::fputs(piece.c_str(), stdout); return true; });
+//   req.conversation = {{"user", {plm::ContentPart::Image("cat.jpg"),
+//   plm::ContentPart::Text("Describe it.")}}}; plm::ChatResult r = pipe->Chat(req, [](const
+//   std::string& piece) { std::fputs(piece.c_str(), stdout); return true; });
 #pragma once
 
 #include <functional>
@@ -21,8 +22,9 @@ namespace plm {
 struct ChatRequest {
   Conversation conversation;
   MediaOptions media;
-  GenerationConfig generation;            // start from Pipeline::default_generation()
-  std::vector<std::string> stop_strings;  // generation stops when the text contains one (not included)
+  GenerationConfig generation;  // start from Pipeline::default_generation()
+  std::vector<std::string>
+      stop_strings;  // generation stops when the text contains one (not included)
 };
 
 struct ChatTimings {
@@ -51,7 +53,8 @@ struct ChatCallbacks {
 
 class Pipeline {
  public:
-  static std::unique_ptr<Pipeline> FromPretrained(const std::string& model_dir, const LoadOptions& options = {});
+  static std::unique_ptr<Pipeline> FromPretrained(const std::string& model_dir,
+                                                  const LoadOptions& options = {});
   ~Pipeline();
 
   const PerceptionLMForConditionalGeneration& model() const { return *model_; }

@@ -77,7 +77,8 @@ class PerceptionLMProcessor {
   ~PerceptionLMProcessor();
 
   // The rendered chat template (what apply_chat_template(tokenize=False) returns).
-  std::string ApplyChatTemplate(const Conversation& conversation, bool add_generation_prompt = true) const;
+  std::string ApplyChatTemplate(const Conversation& conversation,
+                                bool add_generation_prompt = true) const;
   // Token ids of a rendered prompt: special tokens matched, and no second BOS when the prompt
   // already starts with it (apply_chat_template(tokenize=True)).
   std::vector<int64_t> EncodePrompt(const std::string& prompt) const;
@@ -86,8 +87,10 @@ class PerceptionLMProcessor {
 
   // Conversations → padded ids, attention mask and pixels. Media are decoded and preprocessed;
   // each <|image|>/<|video|> placeholder becomes tiles × tokens-per-tile ids.
-  ProcessorOutputs Process(const std::vector<Conversation>& conversations, const MediaOptions& options = {},
-                           PaddingSide padding = PaddingSide::kLeft, bool add_generation_prompt = true) const;
+  ProcessorOutputs Process(const std::vector<Conversation>& conversations,
+                           const MediaOptions& options = {},
+                           PaddingSide padding = PaddingSide::kLeft,
+                           bool add_generation_prompt = true) const;
 
   // Prompt tokens a conversation will cost, from media headers only (no pixel work).
   int64_t CountTokens(const Conversation& conversation, const MediaOptions& options = {},

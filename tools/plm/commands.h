@@ -10,6 +10,8 @@ namespace plm::cli {
 using Command = std::function<int()>;
 
 Command RegisterInfo(CLI::App& app);
+Command RegisterRun(CLI::App& app);
+Command RegisterChat(CLI::App& app);
 Command RegisterBench(CLI::App& app);
 
 }  // namespace plm::cli

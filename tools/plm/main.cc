@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
     auto subs = app.get_subcommands({});
     if (subs.size() > before) commands[subs.back()] = std::move(c);
   };
+  add(&plm::cli::RegisterRun);
+  add(&plm::cli::RegisterChat);
   add(&plm::cli::RegisterInfo);
   add(&plm::cli::RegisterBench);
   try {

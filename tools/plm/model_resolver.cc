@@ -6,7 +6,8 @@
 
 namespace plm::cli {
 
-std::string ResolveModel(const std::string& model) {
+std::string ResolveModel(const std::string& model,
+                         const std::function<void(const std::string&)>& /*status*/) {
   struct stat st;
   if (::stat(model.c_str(), &st) == 0) {
     if (!S_ISDIR(st.st_mode))
