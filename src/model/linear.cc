@@ -1,5 +1,8 @@
 #include "model/linear.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "core/ops.h"
@@ -17,6 +20,15 @@ void RowsToF32(const TensorView& t, int64_t r0, int64_t r1, float* dst) {
 }
 
 constexpr int64_t kChunkRows = 1024;  // bounds the f32 temporary while quantizing
+
+// After converting a tensor, lets the kernel drop its pages of the (read-only) checkpoint
+// mapping so they stop counting in the resident set; a later read faults them back in.
+void ReleasePages(const TensorView& t) {
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto b = reinterpret_cast<uintptr_t>(t.data), e = b + t.nbytes;
+  const uintptr_t pb = (b + page - 1) / page * page, pe = e / page * page;
+  if (pe > pb) ::madvise(reinterpret_cast<void*>(pb), pe - pb, MADV_DONTNEED);
+}
 
 }  // namespace
 
@@ -40,6 +52,7 @@ Linear::Linear(const TensorView& weight, const TensorView* bias, ComputeType com
             bf16_owned_[r0 * in_ + i] = F32ToBf16(tmp[i]);
         }
         bf16_ = bf16_owned_.data();
+        ReleasePages(weight);
       }
       break;
     case ComputeType::kQ8: {
@@ -58,6 +71,7 @@ Linear::Linear(const TensorView& weight, const TensorView* bias, ComputeType com
       }
       FinishQ8(q.get());
       q8_ = std::move(q);
+      ReleasePages(weight);
       break;
     }
     case ComputeType::kQ4: {
@@ -85,6 +99,7 @@ Linear::Linear(const TensorView& weight, const TensorView* bias, ComputeType com
       }
       FinishQ8(&q->expanded);
       q4_ = std::move(q);
+      ReleasePages(weight);
       break;
     }
   }
