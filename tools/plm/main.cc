@@ -34,8 +34,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "plm: %s\n", e.what());
-    std::fprintf(stderr, "Run 'plm --help' for usage.\n");
+    std::fprintf(stderr, "plm: %s (see 'plm --help')\n", e.what());
     return 2;
   }
   for (auto& [sub, cmd] : commands) {

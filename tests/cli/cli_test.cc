@@ -1,0 +1,170 @@
+// Runs the `plm` binary as a user would: golden continuations from image files, seeded sampling,
+// and one clear error line with a distinct exit code for each kind of bad input.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <fstream>
+
+#include "core/json.h"
+#include "io/image_decode.h"
+#include "io/image_processor.h"
+#include "io/safetensors.h"
+#include "plm/processor.h"
+#include "support/test_support.h"
+
+namespace plm {
+namespace {
+
+struct RunResult {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string Quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+RunResult RunPlm(const std::vector<std::string>& args) {
+  const std::string dir = test::MakeTempDir();
+  std::string cmd = Quote(std::string(PLM_BINARY_DIR) + "/plm");
+  for (const auto& a : args) cmd += " " + Quote(a);
+  cmd += " > " + dir + "/out 2> " + dir + "/err < /dev/null";
+  const int status = std::system(cmd.c_str());
+  RunResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream o(dir + "/out"), e(dir + "/err");
+  r.out.assign(std::istreambuf_iterator<char>(o), {});
+  r.err.assign(std::istreambuf_iterator<char>(e), {});
+  return r;
+}
+
+std::vector<std::string> ModelDirs() {
+  std::vector<std::string> out;
+  const std::string root = test::FixturesDir() + "/models";
+  for (const auto& m : test::ListDir(root, true))
+    if (test::PathExists(root + "/" + m + "/config.json")) out.push_back(m);
+  return out;
+}
+
+std::string Between(const std::string& s, const std::string& a, const std::string& b) {
+  const size_t i = s.find(a);
+  if (i == std::string::npos) return "";
+  const size_t j = s.find(b, i + a.size());
+  return j == std::string::npos ? "" : s.substr(i + a.size(), j - i - a.size());
+}
+
+// The inputs/ file whose preprocessing reproduces the golden pixels exactly.
+std::string FindImage(const std::string& model_dir, const std::vector<float>& pixels) {
+  ImageProcessor proc(ImageProcessorConfig::Load(model_dir));
+  const std::string root = test::FixturesDir() + "/inputs";
+  for (const auto& f : test::ListDir(root, false)) {
+    try {
+      const Image img = LoadImageFile(root + "/" + f);
+      const ProcessedImage p = proc.Preprocess(img);
+      if (p.pixel_values == pixels) return root + "/" + f;
+    } catch (const std::exception&) {
+      // not an image (e.g. a .npy video)
+    }
+  }
+  return "";
+}
+
+TEST(Cli, RunReproducesGoldenImageContinuation) {
+  const auto models = ModelDirs();
+  ASSERT_FALSE(models.empty());
+  for (const auto& m : models) {
+    const std::string model_dir = test::FixturesDir() + "/models/" + m;
+    const std::string golden = test::FixturesDir() + "/goldens/" + m + "/image.safetensors";
+    ASSERT_TRUE(test::PathExists(golden)) << "model " << m << " has no image golden";
+    SafetensorsFile g(golden);
+    const std::string image = FindImage(model_dir, g.Get("input.pixel_values").ToF32());
+    ASSERT_FALSE(image.empty()) << m << ": no input image reproduces the golden pixels";
+    auto proc = PerceptionLMProcessor::FromPretrained(model_dir);
+    const std::string prompt = proc->Decode(g.Get("input.input_ids").ToI64(), false);
+    const std::string system = Between(prompt, "system<|end_header_id|>\n\n", "<|eot_id|>");
+    std::string user = Between(prompt, "user<|end_header_id|>\n\n", "<|eot_id|>");
+    while (user.rfind("<|image|>", 0) == 0) user = user.substr(9);
+    const auto want = g.Get("generated_ids").ToI64();
+    const auto top = g.Get("generated.top5_values").ToF32();
+    RunResult r = RunPlm({"run", "-m", model_dir, "-i", image, "-p", user, "--system", system, "-n",
+                          std::to_string(want.size()), "--json", "-t", "2"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const Json j = ParseJson(r.out, "plm run --json");
+    const auto got = j["tokens"].get<std::vector<int64_t>>();
+    size_t matched = 0;
+    for (; matched < want.size() && matched < got.size() && got[matched] == want[matched];
+         ++matched) {
+    }
+    if (matched < want.size()) {
+      // Only a near-tie in the reference may make greedy decoding diverge.
+      EXPECT_LT(top[matched * 5] - top[matched * 5 + 1], 1e-3)
+          << m << ": diverged at step " << matched;
+    }
+    EXPECT_EQ(j["prompt_tokens"].get<int64_t>(), g.Get("input.input_ids").shape[1]) << m;
+    std::printf("[cli] %s: %s -> %zu/%zu golden tokens\n", m.c_str(), image.c_str(), matched,
+                want.size());
+  }
+}
+
+TEST(Cli, SeededSamplingIsReproducible) {
+  const std::string model_dir = test::FixturesDir() + "/models/" + ModelDirs().at(0);
+  const std::vector<std::string> args = {
+      "run",           "-m",  model_dir, "-p",   "Tell me a story.", "-n",   "12",
+      "--temperature", "0.9", "--top-p", "0.95", "--seed",           "1234", "--json"};
+  const RunResult a = RunPlm(args), b = RunPlm(args);
+  ASSERT_EQ(a.code, 0) << a.err;
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_EQ(ParseJson(a.out, "a")["tokens"], ParseJson(b.out, "b")["tokens"]);
+}
+
+void ExpectError(const std::vector<std::string>& args, int code, const std::string& needle) {
+  const RunResult r = RunPlm(args);
+  EXPECT_EQ(r.code, code) << r.err;
+  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), r.err.empty() ? 0 : 1)
+      << "one line: " << r.err;
+  EXPECT_EQ(r.err.find("terminate"), std::string::npos);
+}
+
+TEST(Cli, ErrorsAreOneLineWithDistinctExitCodes) {
+  const std::string model_dir = test::FixturesDir() + "/models/" + ModelDirs().at(0);
+  const std::string tmp = test::MakeTempDir();
+  ExpectError({"run", "-m", "/no/such/model", "-p", "hi"}, 3, "/no/such/model");
+  ExpectError({"run", "-m", model_dir, "-i", "/no/such.png", "-p", "hi"}, 3, "/no/such.png");
+  test::WriteFile(tmp + "/bad.png", std::string("\x89PNG\r\n\x1a\n", 8) + "garbage");
+  ExpectError({"run", "-m", model_dir, "-i", tmp + "/bad.png", "-p", "hi"}, 4, "bad.png");
+  ExpectError({"run", "-m", model_dir, "-v", "/no/such.mp4", "-p", "hi"}, 3, "/no/such.mp4");
+  ExpectError({"run", "-m", model_dir, "-p", "hi", "-n", "100000"}, 6, "context");
+  ExpectError({"run", "-m", model_dir, "-p", "look: <|image|>"}, 2, "image");
+  ExpectError({"run", "-m", model_dir, "-p", "hi", "--bogus-flag"}, 2, "--bogus-flag");
+  ExpectError({"run", "-m", model_dir}, 2, "prompt");
+  test::WriteFile(tmp + "/config.json", "{");
+  ExpectError({"info", tmp}, 4, "config.json");
+}
+
+TEST(Cli, InfoDescribesTheModel) {
+  const std::string model_dir = test::FixturesDir() + "/models/" + ModelDirs().at(0);
+  const RunResult r = RunPlm({"info", model_dir, "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json j = ParseJson(r.out, "plm info --json");
+  EXPECT_GT(j["parameters"]["total"].get<int64_t>(), 0);
+  EXPECT_GT(j["tokens_per_tile"].get<int64_t>(), 0);
+  EXPECT_TRUE(r.err.empty()) << "stderr must stay quiet when it is not a terminal: " << r.err;
+}
+
+TEST(Cli, DemoCommandFromTheReadmeRuns) {
+  const RunResult r =
+      RunPlm({"run", "--model", std::string(PLM_SOURCE_DIR) + "/models/plm-tiny", "--image",
+              std::string(PLM_SOURCE_DIR) + "/assets/demo.png", "--prompt",
+              "What is in this picture?", "--max-tokens", "4", "--quiet"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+  EXPECT_TRUE(r.err.empty()) << r.err;
+}
+
+}  // namespace
+}  // namespace plm
