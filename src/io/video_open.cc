@@ -1,4 +1,5 @@
-// OpenVideo: picks the frame source for a path (folder, .npy, or FFmpeg) by looking at it.
+// OpenVideo / OpenVideoMemory: pick the frame source for a path (folder, .npy, or FFmpeg) by
+// looking at it.
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -25,6 +26,16 @@ std::unique_ptr<VideoFrameSource> OpenVideo(const std::string& path, const Decod
     return OpenNpyVideo(path, limits, folder_fps);
   }
   return OpenFfmpegVideo(path, limits);
+}
+
+std::unique_ptr<VideoFrameSource> OpenVideoMemory(std::span<const uint8_t> bytes,
+                                                  const std::string& name,
+                                                  const DecodeLimits& limits, double npy_fps) {
+  if (bytes.empty()) throw Error(ErrorCode::kInvalidArgument, name + ": empty file");
+  if (bytes.size() >= 6 && std::memcmp(bytes.data(), "\x93NUMPY", 6) == 0) {
+    return OpenNpyVideoMemory(bytes, name, limits, npy_fps);
+  }
+  return OpenFfmpegVideoMemory(bytes, name, limits);
 }
 
 }  // namespace plm

@@ -45,6 +45,16 @@ std::unique_ptr<VideoFrameSource> OpenVideo(const std::string& path,
 // uint8 [T, H, W, 3] .npy (C order); `fps` is reported as the rate (0 = unknown).
 std::unique_ptr<VideoFrameSource> OpenNpyVideo(const std::string& path,
                                                const DecodeLimits& limits = {}, double fps = 0);
+// The same for .npy bytes held by the caller (they must outlive the source).
+std::unique_ptr<VideoFrameSource> OpenNpyVideoMemory(std::span<const uint8_t> bytes,
+                                                     const std::string& name,
+                                                     const DecodeLimits& limits = {},
+                                                     double fps = 0);
+// A video held in memory (an upload): .npy by content, else FFmpeg. `bytes` must outlive it.
+std::unique_ptr<VideoFrameSource> OpenVideoMemory(std::span<const uint8_t> bytes,
+                                                  const std::string& name,
+                                                  const DecodeLimits& limits = {},
+                                                  double npy_fps = 0);
 // Image files of a folder (JPEG/PNG/WebP/GIF/BMP by content), sorted by name.
 std::unique_ptr<VideoFrameSource> OpenFrameFolder(const std::string& dir,
                                                   const DecodeLimits& limits = {}, double fps = 0);

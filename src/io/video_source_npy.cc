@@ -1,6 +1,8 @@
 // .npy video arrays (the fixtures' format): uint8 [T, H, W, 3], C order, memory-mapped.
 #include <cstring>
+#include <memory>
 #include <regex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -14,10 +16,22 @@ namespace {
 
 class NpyVideo : public VideoFrameSource {
  public:
+  // From a file (memory-mapped) or from bytes the caller keeps alive.
   NpyVideo(const std::string& path, const DecodeLimits& limits, double fps)
-      : file_(path), name_(path) {
-    const uint8_t* p = file_.data();
-    const size_t size = file_.size();
+      : file_(std::make_unique<MappedFile>(path)),
+        bytes_(file_->data(), file_->size()),
+        name_(path) {
+    Parse(limits, fps);
+  }
+  NpyVideo(std::span<const uint8_t> bytes, const std::string& name, const DecodeLimits& limits,
+           double fps)
+      : bytes_(bytes), name_(name) {
+    Parse(limits, fps);
+  }
+
+  void Parse(const DecodeLimits& limits, double fps) {
+    const uint8_t* p = bytes_.data();
+    const size_t size = bytes_.size();
     if (size < 10 || std::memcmp(p, "\x93NUMPY", 6) != 0) Corrupt("not a .npy file");
     const int major = p[6];
     size_t header_len, offset;
@@ -102,7 +116,7 @@ class NpyVideo : public VideoFrameSource {
         throw Error(ErrorCode::kInvalidArgument,
                     name_ + ": frame " + std::to_string(i) + " is out of range");
       }
-      const uint8_t* src = file_.data() + data_offset_ + frame_bytes_ * static_cast<size_t>(i);
+      const uint8_t* src = bytes_.data() + data_offset_ + frame_bytes_ * static_cast<size_t>(i);
       frame.rgb.assign(src, src + frame_bytes_);
       ++frames_decoded_;
       fn(i, frame);
@@ -114,7 +128,8 @@ class NpyVideo : public VideoFrameSource {
     throw Error(ErrorCode::kCorrupt, name_ + ": bad .npy: " + what);
   }
 
-  MappedFile file_;
+  std::unique_ptr<MappedFile> file_;
+  std::span<const uint8_t> bytes_;
   std::string name_;
   VideoInfo info_;
   int64_t frames_decoded_ = 0;
@@ -127,6 +142,12 @@ class NpyVideo : public VideoFrameSource {
 std::unique_ptr<VideoFrameSource> OpenNpyVideo(const std::string& path, const DecodeLimits& limits,
                                                double fps) {
   return std::make_unique<NpyVideo>(path, limits, fps);
+}
+
+std::unique_ptr<VideoFrameSource> OpenNpyVideoMemory(std::span<const uint8_t> bytes,
+                                                     const std::string& name,
+                                                     const DecodeLimits& limits, double fps) {
+  return std::make_unique<NpyVideo>(bytes, name, limits, fps);
 }
 
 }  // namespace plm

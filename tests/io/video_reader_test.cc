@@ -108,6 +108,28 @@ TEST(VideoReader, LongVideoSeeksInsteadOfDecodingEverything) {
   EXPECT_LT(v->frames_decoded(), 8 * 60) << "the reader should seek over long gaps";
 }
 
+TEST(VideoReader, BFramesKeepPresentationOrder) {
+  test::VideoSpec spec;
+  spec.container = "mp4";
+  spec.encoder = "libx264";
+  spec.frames = 300;
+  spec.gop = 30;
+  spec.b_frames = 3;
+  const std::string path = Dir() + "/bframes.mp4";
+  std::string why;
+  if (!test::WriteTestVideo(path, spec, &why)) GTEST_SKIP() << why;
+  auto v = OpenVideo(path);
+  ASSERT_EQ(v->info().total_frames, 300);
+  std::vector<int64_t> all(300);
+  for (int i = 0; i < 300; ++i) all[i] = i;
+  const auto got = ReadIdentities(*v, all);
+  for (int i = 0; i < 300; ++i) ASSERT_EQ(got[i], i % 144) << "frame " << i;
+  // Sparse picks cross keyframes by seeking.
+  const std::vector<int64_t> picks = {0, 1, 97, 150, 151, 263, 299};
+  const auto sparse = ReadIdentities(*v, picks);
+  for (size_t i = 0; i < picks.size(); ++i) EXPECT_EQ(sparse[i], picks[i] % 144) << picks[i];
+}
+
 TEST(VideoReader, ProcessorOnAnMp4) {
   const std::string path = MakeVideo({"h264.mp4", "mp4", "libx264"});
   if (path.empty()) GTEST_SKIP() << "no libx264";
@@ -133,6 +155,9 @@ TEST(VideoReader, FromMemory) {
   auto v = OpenFfmpegVideoMemory(bytes, "upload.webm");
   EXPECT_EQ(v->info().total_frames, 24);
   EXPECT_EQ(ReadIdentities(*v, {5, 17}), (std::vector<int64_t>{5, 17}));
+  auto sniffed = OpenVideoMemory(bytes, "upload2.webm");
+  EXPECT_EQ(ReadIdentities(*sniffed, {23}), (std::vector<int64_t>{23}));
+  EXPECT_THROW(OpenVideoMemory({}, "nothing"), Error);
 }
 
 TEST(VideoReader, FrameFolderAndNpy) {
@@ -172,6 +197,13 @@ TEST(VideoReader, FrameFolderAndNpy) {
   arr->ReadFrames(std::vector<int64_t>{2},
                   [&](int64_t, const Image& f) { first.push_back(f.rgb[0]); });
   EXPECT_EQ(first, (std::vector<int>{24}));
+  // The same array from memory.
+  const std::vector<uint8_t> npy_bytes(npy.begin(), npy.end());
+  auto mem = OpenVideoMemory(npy_bytes, "upload.npy");
+  std::vector<int> mem_first;
+  mem->ReadFrames(std::vector<int64_t>{2},
+                  [&](int64_t, const Image& f) { mem_first.push_back(f.rgb[0]); });
+  EXPECT_EQ(mem_first, (std::vector<int>{24}));
   // Truncated data.
   test::WriteFile(dir + "/short.npy", npy.substr(0, npy.size() - 5));
   EXPECT_THROW(OpenVideo(dir + "/short.npy"), Error);

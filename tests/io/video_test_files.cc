@@ -75,7 +75,7 @@ bool WriteTestVideo(const std::string& path, const VideoSpec& s, std::string* wh
   ctx->time_base = {1, s.fps};
   ctx->framerate = {s.fps, 1};
   ctx->gop_size = s.gop;
-  ctx->max_b_frames = 0;
+  ctx->max_b_frames = s.b_frames;
   ctx->pix_fmt = codec->pix_fmts != nullptr ? codec->pix_fmts[0] : AV_PIX_FMT_YUV420P;
   if (s.encoder == "gif") ctx->pix_fmt = AV_PIX_FMT_GRAY8;
   if (s.encoder == "libx264") av_opt_set(ctx->priv_data, "preset", "ultrafast", 0);

@@ -18,6 +18,7 @@ struct VideoSpec {
   int frames = 24;
   int fps = 24;
   int gop = 12;
+  int b_frames = 0;  // > 0: B-frames, so decode order differs from presentation order
 };
 
 // Writes the video to `path`; false (with `why`) when this FFmpeg lacks the encoder or muxer.
