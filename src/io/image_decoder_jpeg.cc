@@ -92,6 +92,11 @@ bool RunJpeg(JpegJob* job) {
   if (setjmp(err.jump)) {
     job->error = err.message;
     if (progress.exceeded) job->error_code = ErrorCode::kLimit;
+    // Valid JPEGs this libjpeg build cannot decode (12-bit samples, odd sampling factors).
+    const int code = err.pub.msg_code;
+    if (code == JERR_BAD_PRECISION || code == JERR_NOT_COMPILED || code == JERR_CCIR601_NOTIMPL) {
+      job->error_code = ErrorCode::kUnsupported;
+    }
     jpeg_destroy_decompress(&cinfo);
     return false;
   }
