@@ -83,11 +83,21 @@ float F16ToF32(uint16_t h) {
 }
 
 uint16_t F32ToF16(float f) {
-  // Uses the compiler's IEEE half conversion (round to nearest even).
-  _Float16 h = static_cast<_Float16>(f);
-  uint16_t out;
-  std::memcpy(&out, &h, 2);
-  return out;
+  // IEEE half, round to nearest even (no _Float16: clang 14 lacks it on x86-64).
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  const uint32_t sign = (x >> 16) & 0x8000u;
+  const uint32_t ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
+  if (ax >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow → inf
+  if (ax < 0x38800000u) {                                               // subnormal or zero in half
+    const float m = std::fabs(f) * 16777216.0f;  // 2^24: units of the smallest subnormal
+    return static_cast<uint16_t>(sign | static_cast<uint32_t>(std::nearbyint(m)));
+  }
+  uint32_t h = ((ax >> 13) - (112u << 10));
+  const uint32_t rem = ax & 0x1fffu;
+  if (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ++h;
+  return static_cast<uint16_t>(sign | h);
 }
 
 void ConvertToF32(DType t, const void* src, float* dst, size_t n) {
