@@ -25,7 +25,8 @@ std::string TokenizerDir() {
     roots.emplace_back(env);
   const fs::path source = fs::absolute(fs::path(__FILE__)).parent_path().parent_path();
   roots.push_back(source.parent_path() / "shared" / "fixtures");
-  for (const char* up : {"..", "../..", "../../.."}) roots.push_back(fs::path(up) / "shared" / "fixtures");
+  for (const char* up : {"..", "../..", "../../.."})
+    roots.push_back(fs::path(up) / "shared" / "fixtures");
   for (const fs::path& root : roots) {
     for (const char* group : {"models", "processors"}) {
       std::error_code ec;
@@ -57,7 +58,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (!valid) std::abort();
   const std::string decoded = tok.Decode(ids, /*skip_special_tokens=*/false);
-  const std::string expected = size % 2 == 0 && tok.bos_token_id() >= 0 ? tok.bos_token() + std::string(text) : std::string(text);
+  const std::string expected = size % 2 == 0 && tok.bos_token_id() >= 0
+                                   ? tok.bos_token() + std::string(text)
+                                   : std::string(text);
   if (decoded != expected) std::abort();
   plm::StreamingDecoder stream(tok, /*skip_special_tokens=*/true);
   std::string streamed;

@@ -33,6 +33,12 @@ Value GetPath(const Value& v, const std::string& path) {
   }
 }
 
+// int(x) of a float; NaN and values beyond 64 bits give the filter's default.
+Value DoubleToInt(double d, const Value& def) {
+  if (!(d > -9.2e18 && d < 9.2e18)) return def;
+  return Value(static_cast<int64_t>(d));
+}
+
 Value AttrOrSelf(const Value& v, const Value& attribute) {
   if (attribute.is_undefined() || attribute.is_none()) return v;
   if (attribute.is_string()) return GetPath(v, attribute.as_string());
@@ -187,6 +193,8 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
            if (!first) out += sep;
            first = false;
            out += ToStr(AttrOrSelf(item, attribute));
+           if (out.size() > kMaxStringBytes)
+             throw TemplateError{"join result too large", 0, false, true};
          }
          return Value(out);
        }},
@@ -263,15 +271,22 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
            if (!x.is_number() || !total.is_number())
              throw TemplateError{"unsupported operand type(s) for +: '" + total.TypeName() +
                                  "' and '" + x.TypeName() + "'"};
+           int64_t isum = 0;
+           if (!(x.is_float() || total.is_float()) &&
+               __builtin_add_overflow(total.as_int(), x.as_int(), &isum))
+             throw TemplateError{"integer overflow"};
            total = (x.is_float() || total.is_float()) ? Value(total.as_double() + x.as_double())
-                                                      : Value(total.as_int() + x.as_int());
+                                                      : Value(isum);
          }
          return total;
        }},
       {"abs",
        [](const Value& v, CallArgs&) {
          if (v.is_float()) return Value(std::fabs(v.as_double()));
-         if (v.is_number()) return Value(static_cast<int64_t>(std::llabs(v.as_int())));
+         if (v.is_number()) {
+           if (v.as_int() == INT64_MIN) throw TemplateError{"integer overflow"};
+           return Value(static_cast<int64_t>(std::llabs(v.as_int())));
+         }
          throw TemplateError{"bad operand type for abs(): '" + v.TypeName() + "'"};
        }},
       {"int",
@@ -279,7 +294,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
          ArgReader r(a, "int");
          const Value def = r.Get(0, "default", Value(int64_t{0}));
          if (v.is_number())
-           return v.is_float() ? Value(static_cast<int64_t>(v.as_double())) : Value(v.as_int());
+           return v.is_float() ? DoubleToInt(v.as_double(), def) : Value(v.as_int());
          if (v.is_string()) {
            const std::string s = PyStrip(v.as_string(), std::nullopt, true, true);
            try {
@@ -287,7 +302,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
              const long long x = std::stoll(s, &used, 10);
              if (used == s.size()) return Value(static_cast<int64_t>(x));
              const double d = std::stod(s, &used);
-             if (used == s.size()) return Value(static_cast<int64_t>(d));
+             if (used == s.size()) return DoubleToInt(d, def);
            } catch (const std::exception&) {
            }
          }
@@ -472,7 +487,7 @@ const std::unordered_map<std::string, TestFn>& Tests() {
       {"divisibleby",
        [](const Value& v, CallArgs& a) {
          const int64_t n = ArgReader(a, "divisibleby").Get(0, "num").as_int();
-         return n != 0 && v.as_int() % n == 0;
+         return n != 0 && (n == -1 || v.as_int() % n == 0);
        }},
       {"lower", [](const Value& v, CallArgs&) { return ToStr(v) == PyLower(ToStr(v)); }},
       {"upper", [](const Value& v, CallArgs&) { return ToStr(v) == PyUpper(ToStr(v)); }},

@@ -19,6 +19,27 @@ constexpr int kMaxCallDepth = 200;
 
 enum class Flow { kNormal, kBreak, kContinue };
 
+// Python integers are unbounded; ours are 64-bit, so overflow is an error instead of UB.
+int64_t Checked(bool overflow, int64_t v) {
+  if (overflow) throw TemplateError{"integer overflow (values beyond 64 bits are not supported)"};
+  return v;
+}
+int64_t Add(int64_t a, int64_t b) {
+  int64_t r = 0;
+  const bool overflow = __builtin_add_overflow(a, b, &r);
+  return Checked(overflow, r);
+}
+int64_t Sub(int64_t a, int64_t b) {
+  int64_t r = 0;
+  const bool overflow = __builtin_sub_overflow(a, b, &r);
+  return Checked(overflow, r);
+}
+int64_t Mul(int64_t a, int64_t b) {
+  int64_t r = 0;
+  const bool overflow = __builtin_mul_overflow(a, b, &r);
+  return Checked(overflow, r);
+}
+
 using Frame = std::unordered_map<std::string, Value>;
 
 struct LimitError {
@@ -337,7 +358,7 @@ class Interpreter {
         if (!v.is_number())
           throw TemplateError{"bad operand type for unary " + n.name + ": '" + v.TypeName() + "'"};
         if (n.name == "+") return v.is_float() ? v : Value(v.as_int());
-        return v.is_float() ? Value(-v.as_double()) : Value(-v.as_int());
+        return v.is_float() ? Value(-v.as_double()) : Value(Sub(0, v.as_int()));
       }
       case NodeKind::kBinary:
         return Binary(n.name, Eval(*n.a), Eval(*n.b));
@@ -426,7 +447,12 @@ class Interpreter {
   }
 
   static Value Binary(const std::string& op, const Value& l, const Value& r) {
-    if (op == "~") return Value(ToStr(l) + ToStr(r));
+    if (op == "~") {
+      std::string a = ToStr(l), b = ToStr(r);
+      if (a.size() + b.size() > kMaxStringBytes)
+        throw LimitError{"string concatenation result too large"};
+      return Value(a + b);
+    }
     if (l.is_undefined()) ThrowUndefined(l);
     if (r.is_undefined()) ThrowUndefined(r);
     auto type_error = [&]() -> TemplateError {
@@ -440,9 +466,16 @@ class Interpreter {
     const bool nums = l.is_number() && r.is_number();
     const bool fl = nums && (l.is_float() || r.is_float());
     if (op == "+") {
-      if (nums) return fl ? Value(l.as_double() + r.as_double()) : Value(l.as_int() + r.as_int());
-      if (l.is_string() && r.is_string()) return Value(l.as_string() + r.as_string());
+      if (nums)
+        return fl ? Value(l.as_double() + r.as_double()) : Value(Add(l.as_int(), r.as_int()));
+      if (l.is_string() && r.is_string()) {
+        if (l.as_string().size() + r.as_string().size() > kMaxStringBytes)
+          throw LimitError{"string concatenation result too large"};
+        return Value(l.as_string() + r.as_string());
+      }
       if (l.is_list() && r.is_list() && l.is_tuple() == r.is_tuple()) {
+        if (l.items().size() + r.items().size() > kMaxSequenceItems)
+          throw LimitError{"list concatenation result too large"};
         std::vector<Value> items = l.items();
         items.insert(items.end(), r.items().begin(), r.items().end());
         return Value::List(std::move(items), l.is_tuple());
@@ -450,17 +483,20 @@ class Interpreter {
       throw type_error();
     }
     if (op == "-") {
-      if (nums) return fl ? Value(l.as_double() - r.as_double()) : Value(l.as_int() - r.as_int());
+      if (nums)
+        return fl ? Value(l.as_double() - r.as_double()) : Value(Sub(l.as_int(), r.as_int()));
       throw type_error();
     }
     if (op == "*") {
-      if (nums) return fl ? Value(l.as_double() * r.as_double()) : Value(l.as_int() * r.as_int());
+      if (nums)
+        return fl ? Value(l.as_double() * r.as_double()) : Value(Mul(l.as_int(), r.as_int()));
       const Value* seq = l.is_string() || l.is_list() ? &l : &r;
       const Value* count = seq == &l ? &r : &l;
       if ((seq->is_string() || seq->is_list()) && count->is_number() && !count->is_float()) {
         const int64_t times = std::max<int64_t>(0, count->as_int());
         const size_t unit = seq->is_string() ? seq->as_string().size() : seq->items().size();
-        if (static_cast<double>(unit) * static_cast<double>(times) > double(kMaxOutputBytes))
+        const double total = static_cast<double>(unit) * static_cast<double>(times);
+        if (total > static_cast<double>(seq->is_string() ? kMaxStringBytes : kMaxSequenceItems))
           throw LimitError{"repeated sequence too large"};
         if (seq->is_string()) {
           std::string out;
@@ -488,6 +524,7 @@ class Interpreter {
         return op == "//" ? Value(q) : Value(l.as_double() - q * r.as_double());
       }
       const int64_t a = l.as_int(), b = r.as_int();
+      if (a == INT64_MIN && b == -1) Checked(true, 0);
       int64_t q = a / b;
       if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
       return op == "//" ? Value(q) : Value(a - q * b);
@@ -495,10 +532,8 @@ class Interpreter {
     if (op == "**") {
       if (!fl && r.as_int() >= 0) {
         int64_t result = 1;
-        for (int64_t i = 0; i < r.as_int(); ++i) {
-          result *= l.as_int();
-          if (i > 64) break;
-        }
+        for (int64_t i = 0; i < r.as_int() && result != 0 && !(result == 1 && l.as_int() == 1); ++i)
+          result = Mul(result, l.as_int());
         return Value(result);
       }
       return Value(std::pow(l.as_double(), r.as_double()));
@@ -536,6 +571,8 @@ std::string Template::Render(const ValueDict& context) const {
   try {
     in.Run(*body_, &out);
   } catch (const TemplateError& e) {
+    if (e.limit)
+      throw Error(ErrorCode::kLimit, name_ + ":" + std::to_string(e.line) + ": " + e.message);
     if (e.raised) throw Error(ErrorCode::kInvalidArgument, "chat template raised: " + e.message);
     throw Error(ErrorCode::kInvalidArgument,
                 name_ + ":" + std::to_string(e.line) + ": " + e.message);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdlib>
 
 #include "text/jinja_value.h"
@@ -302,7 +303,9 @@ class Lexer {
           ++q;
         Token t;
         t.kind = TokenKind::kInt;
+        errno = 0;
         t.int_value = std::strtoll(clean(src_.substr(p + 2, q - p - 2)).c_str(), nullptr, base);
+        if (errno == ERANGE) Fail("integer literal does not fit in 64 bits");
         t.line = line_;
         tokens_.push_back(t);
         return q;
@@ -331,7 +334,9 @@ class Lexer {
       t.float_value = std::strtod(text.c_str(), nullptr);
     } else {
       t.kind = TokenKind::kInt;
+      errno = 0;
       t.int_value = std::strtoll(text.c_str(), nullptr, 10);
+      if (errno == ERANGE) Fail("integer literal " + text + " does not fit in 64 bits");
     }
     tokens_.push_back(t);
     return q;

@@ -117,6 +117,7 @@ class Parser {
   }
 
   NodePtr ParseStatement() {
+    DepthGuard guard(this);
     if (Cur().kind != TokenKind::kName) Fail("tag name expected");
     const std::string tag = Cur().text;
     if (tag == "if") return ParseIf();
@@ -300,7 +301,18 @@ class Parser {
     return false;
   }
 
+  // Nesting guard: deeply nested input must fail cleanly instead of exhausting the stack.
+  struct DepthGuard {
+    explicit DepthGuard(Parser* p) : parser(p) {
+      if (++parser->depth_ > kMaxDepth) parser->Fail("template nesting is too deep");
+    }
+    ~DepthGuard() { --parser->depth_; }
+    Parser* parser;
+  };
+  static constexpr int kMaxDepth = 200;
+
   NodePtr ParseExpression() {
+    DepthGuard guard(this);
     const int line = Cur().line;
     NodePtr expr = ParseOr();
     while (SkipName("if")) {
@@ -429,6 +441,7 @@ class Parser {
   }
 
   NodePtr ParseUnary(bool with_filter) {
+    DepthGuard guard(this);
     NodePtr node;
     if (IsOp("-") || IsOp("+")) {
       auto n = Make(NodeKind::kUnary);
@@ -659,6 +672,7 @@ class Parser {
 
   std::vector<Token> toks_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

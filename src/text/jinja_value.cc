@@ -408,6 +408,10 @@ std::vector<Value> Iterate(const Value& v) {
     case Value::Kind::kString: {
       std::vector<Value> out;
       const std::string& s = v.as_string();
+      if (s.size() > kMaxSequenceItems)
+        throw TemplateError{
+            "string of " + std::to_string(s.size()) + " bytes is too long to iterate", 0, false,
+            true};
       size_t pos = 0;
       while (pos < s.size()) {
         size_t n = Utf8SequenceLength(s, pos);

@@ -15,37 +15,12 @@
 namespace plm::jinja {
 
 class Value;
-
-// Arguments of a call: positional then keyword, as written.
-struct CallArgs {
-  std::vector<Value> positional;
-  std::vector<std::pair<std::string, Value>> keyword;
-};
+struct CallArgs;
+struct ValueList;
+class ValueDict;
+struct Callable;
 
 using NativeFunction = std::function<Value(CallArgs&)>;
-
-struct ValueList {
-  std::vector<Value> items;
-  bool is_tuple = false;
-};
-
-// Insertion-ordered string-keyed mapping (Python dicts keep insertion order).
-class ValueDict {
- public:
-  const Value* Find(const std::string& key) const;
-  void Set(const std::string& key, Value v);
-  const std::vector<std::pair<std::string, Value>>& items() const { return items_; }
-  size_t size() const { return items_.size(); }
-
- private:
-  std::vector<std::pair<std::string, Value>> items_;
-  std::unordered_map<std::string, size_t> index_;
-};
-
-struct Callable {
-  std::string name;
-  NativeFunction fn;
-};
 
 class Value {
  public:
@@ -75,7 +50,7 @@ class Value {
   bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kFloat || is_bool(); }
   bool is_string() const { return kind_ == Kind::kString; }
   bool is_list() const { return kind_ == Kind::kList; }
-  bool is_tuple() const { return kind_ == Kind::kList && list_->is_tuple; }
+  bool is_tuple() const;
   bool is_dict() const { return kind_ == Kind::kDict; }
   bool is_namespace() const { return kind_ == Kind::kDict && is_namespace_; }
   bool is_callable() const { return kind_ == Kind::kCallable; }
@@ -84,7 +59,7 @@ class Value {
   int64_t as_int() const { return is_bool() ? (b_ ? 1 : 0) : i_; }
   double as_double() const { return is_float() ? d_ : static_cast<double>(as_int()); }
   const std::string& as_string() const { return s_; }
-  const std::vector<Value>& items() const { return list_->items; }
+  const std::vector<Value>& items() const;
   const ValueDict& dict() const { return *dict_; }
   ValueDict& mutable_dict() const { return *dict_; }
   const Callable& callable() const { return *fn_; }
@@ -107,6 +82,42 @@ class Value {
   std::shared_ptr<Callable> fn_;
 };
 
+// Arguments of a call: positional then keyword, as written.
+struct CallArgs {
+  std::vector<Value> positional;
+  std::vector<std::pair<std::string, Value>> keyword;
+};
+
+struct ValueList {
+  std::vector<Value> items;
+  bool is_tuple = false;
+};
+
+// Insertion-ordered string-keyed mapping (Python dicts keep insertion order).
+class ValueDict {
+ public:
+  const Value* Find(const std::string& key) const;
+  void Set(const std::string& key, Value v);
+  const std::vector<std::pair<std::string, Value>>& items() const { return items_; }
+  size_t size() const { return items_.size(); }
+
+ private:
+  std::vector<std::pair<std::string, Value>> items_;
+  std::unordered_map<std::string, size_t> index_;
+};
+
+struct Callable {
+  std::string name;
+  NativeFunction fn;
+};
+
+inline const std::vector<Value>& Value::items() const {
+  return list_->items;
+}
+inline bool Value::is_tuple() const {
+  return kind_ == Kind::kList && list_->is_tuple;
+}
+
 // str(v) as Jinja prints it ("" for undefined, "None", "True", "[1, 'a']").
 std::string ToStr(const Value& v);
 // repr(v).
@@ -127,6 +138,11 @@ struct TemplateError {
   std::string message;
   int line = 0;
   bool raised = false;  // raise_exception() from the template itself
+  bool limit = false;   // a size bound of the interpreter was exceeded
 };
+
+// Bounds that keep hostile templates from exhausting memory.
+inline constexpr size_t kMaxStringBytes = size_t{64} << 20;
+inline constexpr size_t kMaxSequenceItems = 1'000'000;
 
 }  // namespace plm::jinja
