@@ -37,7 +37,7 @@ enum class MmKind { kBF16, kS8 };
 struct Dnnl {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   std::mutex mu;
-  std::map<std::tuple<int, int64_t, int64_t, int64_t>, dnnl::matmul> cache;
+  std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t>, dnnl::matmul> cache;
   bool bf16_ok = true, s8_ok = true;
 
   static Dnnl& Get() {
@@ -46,10 +46,12 @@ struct Dnnl {
   }
 
   // Returns false when oneDNN has no implementation (then the caller falls back).
-  bool Find(MmKind kind, int64_t m, int64_t n, int64_t k, dnnl::matmul* out) {
+  // ldc: row stride of the output (>= n; a column slice of a wider output when larger).
+  bool Find(MmKind kind, int64_t m, int64_t n, int64_t k, dnnl::matmul* out, int64_t ldc = 0) {
+    if (ldc == 0) ldc = n;
     std::lock_guard<std::mutex> lock(mu);
     if ((kind == MmKind::kBF16 && !bf16_ok) || (kind == MmKind::kS8 && !s8_ok)) return false;
-    auto key = std::make_tuple(static_cast<int>(kind), m, n, k);
+    auto key = std::make_tuple(static_cast<int>(kind), m, n, k, ldc);
     auto it = cache.find(key);
     if (it != cache.end()) {
       *out = it->second;
@@ -60,7 +62,7 @@ struct Dnnl {
     const dt in = kind == MmKind::kBF16 ? dt::bf16 : dt::s8;
     const dt o = kind == MmKind::kBF16 ? dt::f32 : dt::s32;
     try {
-      dnnl::memory::desc a({m, k}, in, tag::ab), b({k, n}, in, tag::ba), c({m, n}, o, tag::ab);
+      dnnl::memory::desc a({m, k}, in, tag::ab), b({k, n}, in, tag::ba), c({m, n}, o, {ldc, 1});
       dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), eng);
       const std::string impl = pd.impl_info_str();
       // Reference / gemm-based fallbacks are far slower than converting to f32 ourselves.
@@ -76,14 +78,15 @@ struct Dnnl {
   }
 
   void Run(const dnnl::matmul& mm, MmKind kind, int64_t m, int64_t n, int64_t k, const void* a,
-           const void* b, void* c) {
+           const void* b, void* c, int64_t ldc = 0) {
+    if (ldc == 0) ldc = n;
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
     const dt in = kind == MmKind::kBF16 ? dt::bf16 : dt::s8;
     const dt o = kind == MmKind::kBF16 ? dt::f32 : dt::s32;
     dnnl::memory am({{m, k}, in, tag::ab}, eng, const_cast<void*>(a));
     dnnl::memory bm({{k, n}, in, tag::ba}, eng, const_cast<void*>(b));
-    dnnl::memory cm({{m, n}, o, tag::ab}, eng, c);
+    dnnl::memory cm({{m, n}, o, {ldc, 1}}, eng, c);
     dnnl::stream s(eng);
     mm.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
     s.wait();
@@ -143,7 +146,9 @@ void GemmBf16Generic(const float* x, const uint16_t* w, float* y, int64_t m, int
 // int8 helpers.
 
 // Per-row symmetric int8 quantization of activations: q = round(x / s), s = max|x| / 127.
-void QuantizeRows(const float* x, int64_t m, int64_t k, int8_t* q, float* s) {
+__attribute__((target_clones("avx512f", "default"))) void QuantizeRows(const float* x, int64_t m,
+                                                                       int64_t k, int8_t* q,
+                                                                       float* s) {
   for (int64_t i = 0; i < m; ++i) {
     const float* xr = x + i * k;
     float amax = 0;
@@ -151,7 +156,8 @@ void QuantizeRows(const float* x, int64_t m, int64_t k, int8_t* q, float* s) {
     const float sc = amax > 0 ? amax / 127.0f : 1.0f;
     const float inv = 1.0f / sc;
     for (int64_t j = 0; j < k; ++j)
-      q[i * k + j] = static_cast<int8_t>(std::lrintf(std::clamp(xr[j] * inv, -127.0f, 127.0f)));
+      q[i * k + j] = static_cast<int8_t>(
+          static_cast<int>(std::nearbyint(std::clamp(xr[j] * inv, -127.0f, 127.0f))));
     s[i] = sc;
   }
 }
@@ -181,6 +187,17 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void Ge
                           128 * static_cast<int64_t>(w.sum[r]);
       y[i * n + r] = xs[i] * w.scale[r] * static_cast<float>(dot);
     }
+  }
+}
+
+// y[i, j] = xs[i] * ws[j] * acc[i, j] for rows [b, e).
+__attribute__((target_clones("avx512f", "default"))) void Rescale(const int32_t* acc,
+                                                                  const float* xs, const float* ws,
+                                                                  float* y, int64_t b, int64_t e,
+                                                                  int64_t n) {
+  for (int64_t i = b; i < e; ++i) {
+    const float sx = xs[i];
+    for (int64_t j = 0; j < n; ++j) y[i * n + j] = sx * ws[j] * static_cast<float>(acc[i * n + j]);
   }
 }
 
@@ -258,7 +275,10 @@ void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, in
       thread_local std::vector<uint16_t> xb;
       xb.resize(static_cast<size_t>(mm * k));
       const float* xs = x + i0 * k;
-      for (size_t i = 0; i < xb.size(); ++i) xb[i] = F32ToBf16(xs[i]);
+      uint16_t* xbp = xb.data();
+      ParallelForOmp(mm, [&](int64_t b, int64_t e) {
+        for (int64_t i = b * k; i < e * k; ++i) xbp[i] = F32ToBf16(xs[i]);
+      });
       SyncGemmThreads();
       Dnnl::Get().Run(prim, MmKind::kBF16, mm, n, k, xb.data(), w, y + i0 * n);
     } else {
@@ -312,7 +332,11 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
     thread_local std::vector<float> xs;
     xq.resize(static_cast<size_t>(mm * k));
     xs.resize(static_cast<size_t>(mm));
-    QuantizeRows(x + i0 * k, mm, k, xq.data(), xs.data());
+    int8_t* xqp = xq.data();
+    float* xsp = xs.data();
+    ParallelForOmp(mm, [&](int64_t b, int64_t e) {
+      QuantizeRows(x + (i0 + b) * k, e - b, k, xqp + b * k, xsp + b);
+    });
     float* yc = y + i0 * n;
     dnnl::matmul prim;
     if (fast && Dnnl::Get().Find(MmKind::kS8, mm, n, k, &prim)) {
@@ -320,9 +344,9 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
       acc.resize(static_cast<size_t>(mm * n));
       SyncGemmThreads();
       Dnnl::Get().Run(prim, MmKind::kS8, mm, n, k, xq.data(), w.q.data(), acc.data());
-      for (int64_t i = 0; i < mm; ++i)
-        for (int64_t j = 0; j < n; ++j)
-          yc[i * n + j] = xs[i] * w.scale[j] * static_cast<float>(acc[i * n + j]);
+      const int32_t* accp = acc.data();
+      ParallelForOmp(
+          mm, [&](int64_t b, int64_t e) { Rescale(accp, xsp, w.scale.data(), yc, b, e, n); });
     } else {
       // Portable: exact integer products evaluated in f32 (|q| <= 127, so panels are exact).
       std::vector<float> xf(xq.size());
