@@ -55,6 +55,7 @@ struct Node {
   std::string name;
   std::string ns_name;  // kSet on a namespace attribute: {% set ns.name = ... %}
   bool negate = false;
+  bool uses_loop = false;  // kFor: the body mentions `loop` (else no loop object is built)
   NodePtr a, b, c;
   std::vector<NodePtr> args;
   std::vector<std::pair<std::string, NodePtr>> kwargs;

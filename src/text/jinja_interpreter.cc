@@ -14,7 +14,7 @@ namespace plm::jinja {
 namespace {
 
 constexpr size_t kMaxOutputBytes = size_t{64} << 20;
-constexpr uint64_t kMaxSteps = 2'000'000;  // real chat templates need thousands
+constexpr uint64_t kMaxSteps = 1'000'000;  // real chat templates need thousands
 constexpr int kMaxCallDepth = 200;
 
 enum class Flow { kNormal, kBreak, kContinue };
@@ -211,7 +211,7 @@ class Interpreter {
       Flow f = Flow::kNormal;
       try {
         AssignTargets(n.targets, items[static_cast<size_t>(i)]);
-        Assign("loop", MakeLoop(items, i));
+        if (n.uses_loop) Assign("loop", MakeLoop(items, i));
         f = ExecBody(n.body, out);
       } catch (...) {
         frames_.pop_back();

@@ -7,6 +7,24 @@ namespace plm::jinja {
 
 namespace {
 
+// True when `loop` is referenced anywhere below `n`.
+bool MentionsLoop(const Node& n) {
+  if (n.kind == NodeKind::kName && n.name == "loop") return true;
+  for (const NodePtr* p : {&n.a, &n.b, &n.c})
+    if (*p && MentionsLoop(**p)) return true;
+  for (const auto* list : {&n.args, &n.body, &n.else_body})
+    for (const NodePtr& c : *list)
+      if (c && MentionsLoop(*c)) return true;
+  for (const auto& body : n.bodies)
+    for (const NodePtr& c : body)
+      if (MentionsLoop(*c)) return true;
+  for (const auto& [k, v] : n.kwargs)
+    if (MentionsLoop(*v)) return true;
+  for (const auto& [k, v] : n.dict_items)
+    if (MentionsLoop(*k) || MentionsLoop(*v)) return true;
+  return false;
+}
+
 class Parser {
  public:
   explicit Parser(std::vector<Token> tokens) : toks_(std::move(tokens)) {}
@@ -182,6 +200,7 @@ class Parser {
     if (SkipName("if")) n->b = ParseExpression();
     if (IsName("recursive")) Fail("recursive for loops are not supported");
     n->body = ParseBody({"endfor", "else"});
+    for (const NodePtr& c : n->body) n->uses_loop = n->uses_loop || MentionsLoop(*c);
     const std::string which = Cur().text;
     Next();
     if (which == "else") {
