@@ -43,7 +43,8 @@ constexpr int64_t kQBlock = 4;
 
 }  // namespace
 
-void FusedAttentionGeneric(const AttentionArgs& a);
+__attribute__((target_clones("avx512f", "default"))) void FusedAttentionGeneric(
+    const AttentionArgs& a);
 
 __attribute__((target_clones("avx512f", "default"))) void ExpInPlace(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = ExpApprox(x[i]);
