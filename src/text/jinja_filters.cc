@@ -9,6 +9,7 @@
 
 #include "text/jinja_builtins.h"
 #include "text/python_string.h"
+#include "text/unicode_props.h"
 
 namespace plm::jinja {
 
@@ -16,6 +17,26 @@ namespace {
 
 using FilterFn = std::function<Value(const Value&, CallArgs&)>;
 using TestFn = std::function<bool(const Value&, CallArgs&)>;
+
+// Jinja's do_title (not Python's str.title): words start after whitespace or one of -({[<,
+// their first character is upper-cased and the rest lower-cased.
+std::string JinjaTitle(const std::string& s) {
+  const std::u32string u = ToU32(s);
+  std::u32string out;
+  bool word_start = true;
+  for (char32_t c : u) {
+    const bool sep = c == U'-' || c == U'(' || c == U'{' || c == U'[' || c == U'<' ||
+                     (c < 0x80 ? (c == U' ' || (c >= 9 && c <= 13)) : IsPythonSpace(c));
+    if (sep) {
+      out.push_back(c);
+      word_start = true;
+    } else {
+      out.push_back(word_start ? ToUpperCase(c) : ToLowerCase(c));
+      word_start = false;
+    }
+  }
+  return FromU32(out);
+}
 
 // Jinja's make_attrgetter: "a.b.0" walks attributes/items; integer parts index.
 Value GetPath(const Value& v, const std::string& path) {
@@ -141,7 +162,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
        }},
       {"upper", [](const Value& v, CallArgs&) { return Value(PyUpper(ToStr(v))); }},
       {"lower", [](const Value& v, CallArgs&) { return Value(PyLower(ToStr(v))); }},
-      {"title", [](const Value& v, CallArgs&) { return Value(PyTitle(ToStr(v))); }},
+      {"title", [](const Value& v, CallArgs&) { return Value(JinjaTitle(ToStr(v))); }},
       {"capitalize", [](const Value& v, CallArgs&) { return Value(PyCapitalize(ToStr(v))); }},
       {"string", [](const Value& v, CallArgs&) { return Value(ToStr(v)); }},
       {"safe", [](const Value& v, CallArgs&) { return v; }},
@@ -447,6 +468,29 @@ bool IsInt(const Value& v) {
   return v.is_int();
 }
 
+// Python's str.islower() / isupper(): at least one cased character, all in the given case.
+bool CasedAll(const std::string& s, bool upper) {
+  bool any = false;
+  for (char32_t c : ToU32(s)) {
+    if (!IsCased(c)) continue;
+    any = true;
+    if ((upper ? ToUpperCase(c) : ToLowerCase(c)) != c) return false;
+  }
+  return any;
+}
+
+// Python's value % 2 for the odd/even tests (which fail like Python for non-numbers).
+double Mod2(const Value& v) {
+  if (v.is_undefined()) ThrowUndefined(v);
+  if (!v.is_number())
+    throw TemplateError{"unsupported operand type(s) for %: '" + v.TypeName() + "' and 'int'"};
+  if (v.is_float()) {
+    const double m = std::fmod(v.as_double(), 2.0);
+    return m < 0 ? m + 2.0 : m;
+  }
+  return static_cast<double>(((v.as_int() % 2) + 2) % 2);
+}
+
 const std::unordered_map<std::string, TestFn>& Tests() {
   auto cmp = [](std::function<bool(int)> ok) {
     return [ok](const Value& v, CallArgs& a) {
@@ -482,15 +526,15 @@ const std::unordered_map<std::string, TestFn>& Tests() {
                 (v.is_dict() && !v.is_namespace());
        }},
       {"callable", [](const Value& v, CallArgs&) { return v.is_callable(); }},
-      {"odd", [](const Value& v, CallArgs&) { return v.is_number() && (v.as_int() % 2 != 0); }},
-      {"even", [](const Value& v, CallArgs&) { return v.is_number() && (v.as_int() % 2 == 0); }},
+      {"odd", [](const Value& v, CallArgs&) { return Mod2(v) == 1.0; }},
+      {"even", [](const Value& v, CallArgs&) { return Mod2(v) == 0.0; }},
       {"divisibleby",
        [](const Value& v, CallArgs& a) {
          const int64_t n = ArgReader(a, "divisibleby").Get(0, "num").as_int();
          return n != 0 && (n == -1 || v.as_int() % n == 0);
        }},
-      {"lower", [](const Value& v, CallArgs&) { return ToStr(v) == PyLower(ToStr(v)); }},
-      {"upper", [](const Value& v, CallArgs&) { return ToStr(v) == PyUpper(ToStr(v)); }},
+      {"lower", [](const Value& v, CallArgs&) { return CasedAll(ToStr(v), false); }},
+      {"upper", [](const Value& v, CallArgs&) { return CasedAll(ToStr(v), true); }},
       {"sameas",
        [](const Value& v, CallArgs& a) {
          const Value o = ArgReader(a, "sameas").Get(0, "other");

@@ -197,7 +197,16 @@ class Lexer {
           continue;
         }
         std::string_view body = std::string_view(src_).substr(q, b - q);
-        if (sign == '-') body = RStrip(body);
+        if (sign == '-') {
+          body = RStrip(body);
+        } else if (sign != '+') {
+          // lstrip_blocks applies to the indentation before {% endraw %} too.
+          const size_t nl = body.rfind('\n');
+          const size_t l_pos = nl == std::string_view::npos ? 0 : nl + 1;
+          const bool begin_ended_line = q > 0 && src_[q - 1] == '\n';
+          if ((l_pos > 0 || begin_ended_line) && AllSpaces(body.substr(l_pos)))
+            body = body.substr(0, l_pos);
+        }
         if (!body.empty()) Emit(TokenKind::kText, std::string(body));
         line_ += CountLines(std::string_view(src_).substr(p, after - p));
         return after;

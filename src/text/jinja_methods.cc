@@ -303,7 +303,10 @@ Value GetSlice(const Value& obj, const Value& start, const Value& stop, const Va
   const int64_t k = st.value_or(1);
   if (k == 0) throw TemplateError{"slice step cannot be zero"};
   const bool is_str = obj.is_string();
-  if (!is_str && !obj.is_list()) throw TemplateError{"'" + ObjName(obj) + "' is not subscriptable"};
+  // jinja2 compiles slices to plain Python subscripts, so these fail like Python.
+  if (obj.is_dict()) throw TemplateError{"unhashable type: 'slice'"};
+  if (!is_str && !obj.is_list())
+    throw TemplateError{"'" + obj.TypeName() + "' object is not subscriptable"};
   const std::u32string u = is_str ? ToU32(obj.as_string()) : std::u32string();
   const int64_t len =
       is_str ? static_cast<int64_t>(u.size()) : static_cast<int64_t>(obj.items().size());

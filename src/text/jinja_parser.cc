@@ -110,7 +110,7 @@ class Parser {
       } else if (t.kind == TokenKind::kVarBegin) {
         Next();
         auto n = Make(NodeKind::kOutputExpr);
-        n->a = ParseTuple(false);
+        n->a = ParseTuple();
         if (Cur().kind != TokenKind::kVarEnd)
           Fail("expected end of print statement, got '" + Describe(Cur()) + "'");
         Next();
@@ -165,7 +165,7 @@ class Parser {
     auto n = Make(NodeKind::kIf);
     Next();  // if
     while (true) {
-      n->args.push_back(ParseTuple(true, /*with_condexpr=*/false));
+      n->args.push_back(ParseTuple(/*with_condexpr=*/false));
       n->bodies.push_back(ParseBody({"elif", "else", "endif"}));
       const std::string which = Cur().text;
       Next();
@@ -196,7 +196,7 @@ class Parser {
     Next();  // for
     n->targets = ParseTargets("in");
     if (!SkipName("in")) Fail("expected 'in', got '" + Describe(Cur()) + "'");
-    n->a = ParseTuple(true, /*with_condexpr=*/false, {"recursive"});
+    n->a = ParseTuple(/*with_condexpr=*/false, {"recursive"});
     if (SkipName("if")) n->b = ParseExpression();
     if (IsName("recursive")) Fail("recursive for loops are not supported");
     n->body = ParseBody({"endfor", "else"});
@@ -221,7 +221,7 @@ class Parser {
       Next();  // .
       n->name = ExpectName();
       ExpectOp("=");
-      n->a = ParseTuple(false);
+      n->a = ParseTuple();
       ExpectBlockEnd();
       return n;
     }
@@ -229,7 +229,7 @@ class Parser {
     if (SkipOp("=")) {
       auto n = std::make_unique<Node>(NodeKind::kSet, line);
       n->targets = std::move(targets);
-      n->a = ParseTuple(false);
+      n->a = ParseTuple();
       ExpectBlockEnd();
       return n;
     }
@@ -284,9 +284,8 @@ class Parser {
 
   // ---- expressions ----
 
-  NodePtr ParseTuple(bool simplified_unused, bool with_condexpr = true,
-                     const std::vector<std::string>& extra_end = {}) {
-    (void)simplified_unused;
+  // Expression, or a tuple when commas separate several (Jinja's parse_tuple).
+  NodePtr ParseTuple(bool with_condexpr = true, const std::vector<std::string>& extra_end = {}) {
     const int line = Cur().line;
     std::vector<NodePtr> items;
     bool is_tuple = false;
@@ -516,7 +515,7 @@ class Parser {
         auto n = std::make_unique<Node>(NodeKind::kTuple, line);
         return n;
       }
-      NodePtr inner = ParseTuple(false);
+      NodePtr inner = ParseTuple();
       ExpectOp(")");
       return inner;
     }
