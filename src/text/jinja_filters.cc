@@ -482,6 +482,7 @@ bool CasedAll(const std::string& s, bool upper) {
 // Python's value % 2 for the odd/even tests (which fail like Python for non-numbers).
 double Mod2(const Value& v) {
   if (v.is_undefined()) ThrowUndefined(v);
+  if (v.is_string()) throw TemplateError{"not all arguments converted during string formatting"};
   if (!v.is_number())
     throw TemplateError{"unsupported operand type(s) for %: '" + v.TypeName() + "' and 'int'"};
   if (v.is_float()) {
