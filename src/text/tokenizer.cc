@@ -1,5 +1,8 @@
 #include "text/tokenizer.h"
 
+#include <algorithm>
+#include <cstdlib>
+
 #include "core/mapped_file.h"
 #include "plm/error.h"
 #include "text/added_vocabulary.h"
@@ -26,15 +29,12 @@ std::optional<std::string> ConfigTokenString(const Json& v) {
   return std::nullopt;
 }
 
-AddedToken AddedTokenFromJson(const Json& e, int64_t id, const std::string& what) {
+// The id is assigned later (see add_batch in FromJson); `index` only names the entry.
+AddedToken AddedTokenFromJson(const Json& e, size_t index, const std::string& what) {
   if (!e.is_object() || !e.contains("content") || !e["content"].is_string())
     throw Error(ErrorCode::kCorrupt,
-                what + ": added token " + std::to_string(id) + " without a string \"content\"");
-  if (id < 0 || id > INT32_MAX)
-    throw Error(ErrorCode::kCorrupt,
-                what + ": added token id " + std::to_string(id) + " out of range");
+                what + ": added token " + std::to_string(index) + " without a string \"content\"");
   AddedToken t;
-  t.id = static_cast<int32_t>(id);
   t.content = e["content"].get<std::string>();
   ValidateUtf8(t.content, what + ": added token content");
   t.single_word = JsonBoolOr(e, "single_word", false, what);
@@ -115,18 +115,26 @@ Tokenizer Tokenizer::FromJson(const Json& tj, const Json& config, const std::str
   if (tj.contains("added_tokens") && !tj["added_tokens"].is_null()) {
     if (!tj["added_tokens"].is_array())
       throw Error(ErrorCode::kCorrupt, what + ": \"added_tokens\" must be an array");
-    for (const Json& e : tj["added_tokens"]) {
-      const int64_t id = e.is_object() && e.contains("id") && e["id"].is_number_integer()
-                             ? e["id"].get<int64_t>()
-                             : 0;
-      batch.push_back(AddedTokenFromJson(e, id, what));
-    }
+    for (const Json& e : tj["added_tokens"])
+      batch.push_back(AddedTokenFromJson(e, batch.size(), what));
   }
   add_batch(batch);
   batch.clear();
   if (t.config_.contains("added_tokens_decoder") && t.config_["added_tokens_decoder"].is_object()) {
+    // transformers adds them in id order (the keys are ids written as strings).
+    std::vector<std::pair<int64_t, const Json*>> entries;
     for (const auto& [key, e] : t.config_["added_tokens_decoder"].items()) {
-      AddedToken a = AddedTokenFromJson(e, 0, "tokenizer_config.json added_tokens_decoder");
+      char* end = nullptr;
+      const long long id = std::strtoll(key.c_str(), &end, 10);
+      if (key.empty() || *end != '\0')
+        throw Error(ErrorCode::kCorrupt,
+                    "tokenizer_config.json: added_tokens_decoder key \"" + key + "\" is not an id");
+      entries.emplace_back(id, &e);
+    }
+    std::sort(entries.begin(), entries.end(),
+              [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (const auto& [id, e] : entries) {
+      AddedToken a = AddedTokenFromJson(*e, static_cast<size_t>(id), "tokenizer_config.json");
       if (t.added_->FindByContent(a.content) == nullptr) batch.push_back(a);
     }
   }

@@ -7,7 +7,10 @@
 //   model: BPE (vocab, merges in either format, ignore_merges; no dropout/byte_fallback)
 //   post_processor: TemplateProcessing, ByteLevel, Sequence, null
 //   decoder: ByteLevel
-//   added_tokens: all flags (single_word, lstrip, rstrip, normalized, special)
+//   added_tokens: all flags (single_word, lstrip, rstrip, normalized, special); ids are
+//     assigned as tokenizers does it (a content already in the vocabulary keeps that id, a new
+//     one takes the next free id), not read from the "id" field
+//   truncation / padding: ignored, as transformers disables them unless a call asks for them
 // tokenizer_config.json: bos/eos/pad/unk tokens (string or {"content": ...}), add_bos_token /
 // add_eos_token (rebuild the post-processor as transformers does), clean_up_tokenization_spaces,
 // split_special_tokens, added_tokens_decoder.

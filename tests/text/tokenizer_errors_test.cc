@@ -175,6 +175,25 @@ TEST(TokenizerErrors, AddedTokenFlags) {
   EXPECT_FALSE(tok.IsSpecial(7));
 }
 
+TEST(TokenizerErrors, AddedTokensFromConfigGetTheNextFreeIds) {
+  // tokenizer_config.json's added_tokens_decoder adds tokens tokenizer.json lacks; as in
+  // tokenizers' add_tokens, new contents take the next free ids in key order and known
+  // contents keep their ids (the keys are not trusted). Checked with transformers 5.17.
+  Json config = Json::parse(R"({"added_tokens_decoder": {
+      "10": {"content": "<b2>", "special": true},
+      "9": {"content": "<b1>", "special": false},
+      "7": {"content": "<|x|>", "special": true}}})");
+  const Tokenizer tok = Tokenizer::FromJson(TinyTokenizerJson(), config, "cfg");
+  EXPECT_EQ(tok.TokenToId("<|x|>"), 7);
+  EXPECT_EQ(tok.TokenToId("<b1>"), 8);
+  EXPECT_EQ(tok.TokenToId("<b2>"), 9);
+  EXPECT_TRUE(tok.IsSpecial(9));
+  EXPECT_EQ(tok.Encode("a<b2><b1>", false), (std::vector<int32_t>{0, 9, 8}));
+  EXPECT_EQ(tok.vocab_size(), 10u);
+  config["added_tokens_decoder"]["x"] = config["added_tokens_decoder"]["9"];
+  EXPECT_THROW(Tokenizer::FromJson(TinyTokenizerJson(), config, "cfg"), Error);
+}
+
 TEST(TokenizerErrors, PostProcessorFromConfigFlags) {
   Json config = Json::parse(R"({"bos_token": "<|x|>", "add_bos_token": true})");
   const Tokenizer tok = Tokenizer::FromJson(TinyTokenizerJson(), config, "cfg");
