@@ -81,6 +81,8 @@ CallArgs Rest(const CallArgs& a, size_t from) {
 
 Value SelectOrReject(const Value& seq, CallArgs& a, bool select, bool by_attr) {
   std::vector<Value> out;
+  // jinja2 yields nothing for a falsy input (none, "", [], undefined) without checking it.
+  if (!seq.Truthy()) return Value::List(std::move(out));
   std::string attr;
   size_t next = 0;
   if (by_attr) {
@@ -417,6 +419,7 @@ const std::unordered_map<std::string, FilterFn>& Filters() {
        [](const Value& v, CallArgs& a) {
          ArgReader r(a, "map");
          std::vector<Value> out;
+         if (!v.Truthy()) return Value::List(std::move(out));  // as jinja2's `if value:`
          bool has_attr = false;
          Value attribute, def;
          for (const auto& [k, x] : a.keyword) {
