@@ -1,6 +1,6 @@
 // Image preprocessing speed: a synthetic 12-megapixel photo (4000x3000) through the real
 // PerceptionLM-1B/3B processor config (plm-448x36: 448 tiles, up to 36 + thumbnail), and the
-// resize kernel alone. Results: docs/PERFORMANCE-preprocess.md.
+// resize kernel alone. Results: docs/PERFORMANCE.md.
 #include <benchmark/benchmark.h>
 
 #include <cstdlib>

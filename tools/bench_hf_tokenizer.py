@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Encode throughput of Hugging Face `tokenizers` on the same text as bench/tokenizer_bench.cc,
-single-threaded, for the side-by-side ratio in docs/PERFORMANCE-tokenizer.md.
+single-threaded, for the side-by-side ratio in docs/PERFORMANCE.md.
 
     build/bench/tokenizer_bench --write_corpus=/tmp/plm_corpus.txt
     pip install tokenizers
@@ -31,12 +31,15 @@ def best_of(fn, repeats):
 def main():
     corpus_path = sys.argv[1] if len(sys.argv) > 1 else "/tmp/plm_corpus.txt"
     here = os.path.dirname(os.path.abspath(__file__))
-    default_tok = os.path.join(here, "..", "..", "shared", "fixtures", "models", "plm-tiny",
-                               "tokenizer.json")
-    fixtures = os.environ.get("PLM_FIXTURES")
-    if fixtures:
-        default_tok = os.path.join(fixtures, "models", "plm-tiny", "tokenizer.json")
+    fixtures = os.environ.get("PLM_FIXTURES") or os.path.join(here, "..", "..", "shared", "fixtures")
+    # The first model folder with a tokenizer (discovered, like the C++ benchmark's tests).
+    models = os.path.join(fixtures, "models")
+    found = [os.path.join(models, m, "tokenizer.json") for m in sorted(os.listdir(models))
+             if os.path.isfile(os.path.join(models, m, "tokenizer.json"))] if os.path.isdir(models) else []
+    default_tok = found[0] if found else None
     tok_path = sys.argv[2] if len(sys.argv) > 2 else default_tok
+    if tok_path is None:
+        sys.exit("usage: bench_hf_tokenizer.py CORPUS [TOKENIZER_JSON] (no fixture tokenizer found)")
     with open(corpus_path, "rb") as f:
         raw = f.read()
     text = raw.decode("utf-8")

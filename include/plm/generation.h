@@ -1,7 +1,7 @@
 // Text generation with a PerceptionLM model: greedy (the checkpoints' default) or sampling,
 // batched with left padding exactly as Hugging Face `generate` does.
 //
-//   plm::GenerationConfig gc = plm::GenerationConfig::FromDirectory("models/plm-tiny");
+//   plm::GenerationConfig gc = plm::GenerationConfig::FromDirectory("path/to/Perception-LM-1B");
 //   gc.max_new_tokens = 32;
 //   plm::GenerateOutput out = plm::Generate(*model, inputs, gc);
 #pragma once

@@ -1,7 +1,8 @@
 // PerceptionLMForConditionalGeneration: the whole model (vision tower, projector, Llama decoder)
 // loaded from a Hugging Face checkpoint folder, with the reference's forward semantics.
 //
-//   auto model = plm::PerceptionLMForConditionalGeneration::FromPretrained("models/plm-tiny");
+//   auto model =
+//   plm::PerceptionLMForConditionalGeneration::FromPretrained("path/to/Perception-LM-1B");
 //   plm::ForwardInputs in;
 //   in.input_ids = {128000, 128006, 882, 128007};  in.batch = 1;  in.len = 4;
 //   plm::ForwardOutputs out = model->Forward(in);   // out.logits: [1, 4, vocab]

@@ -1,7 +1,7 @@
 // Pipeline: processor + model + generation in one object — the "ask a question about these
 // images" entry point the CLI and the server are built on.
 //
-//   auto pipe = plm::Pipeline::FromPretrained("models/plm-tiny");
+//   auto pipe = plm::Pipeline::FromPretrained("path/to/Perception-LM-1B");
 //   plm::ChatRequest req;
 //   req.conversation = {{"user", {plm::ContentPart::Image("cat.jpg"),
 //   plm::ContentPart::Text("Describe it.")}}}; plm::ChatResult r = pipe->Chat(req, [](const

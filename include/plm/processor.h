@@ -2,7 +2,7 @@
 // processor does it (chat template, Llama-3 tokenizer, thumb+tile image tiling, video frames,
 // placeholder expansion), and token ids → text.
 //
-//   auto proc = plm::PerceptionLMProcessor::FromPretrained("models/plm-tiny");
+//   auto proc = plm::PerceptionLMProcessor::FromPretrained("path/to/Perception-LM-1B");
 //   plm::Conversation conv = {{"user", {plm::ContentPart::Image("cat.jpg"),
 //                                       plm::ContentPart::Text("What is this?")}}};
 //   plm::ProcessorOutputs in = proc->Process({conv});
