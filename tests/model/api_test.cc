@@ -5,6 +5,7 @@
 #include "io/safetensors.h"
 #include "plm/error.h"
 #include "plm/model.h"
+#include "support/golden_inputs.h"
 #include "support/test_support.h"
 
 namespace plm {
@@ -30,23 +31,6 @@ std::vector<Case> AllCases() {
   return out;
 }
 
-ForwardInputs Inputs(const SafetensorsFile& g, std::vector<float>* pix, std::vector<float>* vid) {
-  ForwardInputs in;
-  in.batch = g.Get("input.input_ids").shape[0];
-  in.len = g.Get("input.input_ids").shape[1];
-  in.input_ids = g.Get("input.input_ids").ToI64();
-  in.attention_mask = g.Get("input.attention_mask").ToI64();
-  if (g.Has("input.pixel_values")) {
-    *pix = g.Get("input.pixel_values").ToF32();
-    in.pixel_values = {pix->data(), g.Get("input.pixel_values").shape[1]};
-  }
-  if (g.Has("input.pixel_values_videos")) {
-    *vid = g.Get("input.pixel_values_videos").ToF32();
-    in.pixel_values_videos = {vid->data(), g.Get("input.pixel_values_videos").shape[1]};
-  }
-  return in;
-}
-
 TEST(Api, InputsEmbedsLogitsToKeepAndPositions) {
   const auto cases = AllCases();
   ASSERT_FALSE(cases.empty());
@@ -59,7 +43,7 @@ TEST(Api, InputsEmbedsLogitsToKeepAndPositions) {
     }
     SafetensorsFile g(c.golden);
     std::vector<float> pix, vid;
-    ForwardInputs in = Inputs(g, &pix, &vid);
+    ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
     const int64_t V = model->config().text.vocab_size, L = in.len, B = in.batch;
     const ForwardOutputs full = model->Forward(in);
 
@@ -118,7 +102,7 @@ TEST(Api, PlaceholderCountMismatchNamesBothCounts) {
     if (!g.Has("input.pixel_values")) continue;
     auto model = PerceptionLMForConditionalGeneration::FromPretrained(c.model_dir);
     std::vector<float> pix, vid;
-    ForwardInputs in = Inputs(g, &pix, &vid);
+    ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
     // Drop one image placeholder token: the counts no longer match.
     const int64_t image_id = model->config().image_token_id;
     auto it = std::find(in.input_ids.begin(), in.input_ids.end(), image_id);

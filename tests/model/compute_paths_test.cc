@@ -10,6 +10,7 @@
 
 #include "io/safetensors.h"
 #include "plm/model.h"
+#include "support/golden_inputs.h"
 #include "support/test_support.h"
 
 namespace plm {
@@ -54,23 +55,6 @@ std::vector<std::string> Goldens(const std::string& model) {
   return out;
 }
 
-ForwardInputs Inputs(const SafetensorsFile& g, std::vector<float>* pix, std::vector<float>* vid) {
-  ForwardInputs in;
-  in.batch = g.Get("input.input_ids").shape[0];
-  in.len = g.Get("input.input_ids").shape[1];
-  in.input_ids = g.Get("input.input_ids").ToI64();
-  in.attention_mask = g.Get("input.attention_mask").ToI64();
-  if (g.Has("input.pixel_values")) {
-    *pix = g.Get("input.pixel_values").ToF32();
-    in.pixel_values = {pix->data(), g.Get("input.pixel_values").shape[1]};
-  }
-  if (g.Has("input.pixel_values_videos")) {
-    *vid = g.Get("input.pixel_values_videos").ToF32();
-    in.pixel_values_videos = {vid->data(), g.Get("input.pixel_values_videos").shape[1]};
-  }
-  return in;
-}
-
 void LogSoftmax(const float* x, int64_t n, std::vector<double>* out) {
   double mx = x[0];
   for (int64_t i = 1; i < n; ++i) mx = std::max(mx, static_cast<double>(x[i]));
@@ -93,7 +77,7 @@ TEST(ComputePaths, MatchFloat32OnFixtures) {
       for (const auto& golden : goldens) {
         SafetensorsFile g(golden);
         std::vector<float> pix, vid;
-        refs.push_back(ref_model->Forward(Inputs(g, &pix, &vid)));
+        refs.push_back(ref_model->Forward(test::GoldenInputs(g, &pix, &vid)));
       }
     }
     for (const Tolerance& tol : kTolerances) {
@@ -104,7 +88,7 @@ TEST(ComputePaths, MatchFloat32OnFixtures) {
         const std::string& golden = goldens[gi];
         SafetensorsFile g(golden);
         std::vector<float> pix, vid;
-        const ForwardInputs in = Inputs(g, &pix, &vid);
+        const ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
         const ForwardOutputs& want = refs[gi];
         const ForwardOutputs got = model->Forward(in);
         ASSERT_EQ(got.logits.data.size(), want.logits.data.size());

@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "plm/generation.h"
 #include "plm/model.h"
+#include "support/golden_inputs.h"
 #include "support/test_support.h"
 
 namespace plm {
@@ -102,29 +103,9 @@ void CheckVision(const PerceptionLMForConditionalGeneration& model, const Golden
   rep->Add(kind + ".features", Rel(vo.features.data, g.F(kind + ".features")), kHiddenRelTol);
 }
 
-ForwardInputs InputsFrom(const Golden& g, std::vector<float>* pix, std::vector<float>* vid) {
-  ForwardInputs in;
-  const auto shape = g.Shape("input.input_ids");
-  in.batch = shape[0];
-  in.len = shape[1];
-  in.input_ids = g.I("input.input_ids");
-  in.attention_mask = g.I("input.attention_mask");
-  if (g.Has("input.pixel_values")) {
-    *pix = g.F("input.pixel_values");
-    const auto s = g.Shape("input.pixel_values");
-    in.pixel_values = {pix->data(), s[0] * s[1]};
-  }
-  if (g.Has("input.pixel_values_videos")) {
-    *vid = g.F("input.pixel_values_videos");
-    const auto s = g.Shape("input.pixel_values_videos");
-    in.pixel_values_videos = {vid->data(), s[0] * s[1]};
-  }
-  return in;
-}
-
 void CheckForward(const PerceptionLMForConditionalGeneration& model, const Golden& g, Report* rep) {
   std::vector<float> pix, vid;
-  ForwardInputs in = InputsFrom(g, &pix, &vid);
+  ForwardInputs in = test::GoldenInputs(*g.file, &pix, &vid);
   const int64_t B = in.batch, L = in.len, V = model.config().text.vocab_size;
   in.output_hidden_states = true;
   in.output_attentions = g.Has("text_attentions.0");
@@ -186,7 +167,7 @@ void CheckForward(const PerceptionLMForConditionalGeneration& model, const Golde
 std::string CheckGenerate(const PerceptionLMForConditionalGeneration& model, const Golden& g,
                           const std::string& model_dir, Report* rep) {
   std::vector<float> pix, vid;
-  ForwardInputs in = InputsFrom(g, &pix, &vid);
+  ForwardInputs in = test::GoldenInputs(*g.file, &pix, &vid);
   const auto want = g.I("generated_ids");
   const auto gshape = g.Shape("generated_ids");
   const int64_t B = gshape[0], steps = gshape[1], V = model.config().text.vocab_size;
