@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,14 @@ class PerceptionLMForConditionalGeneration {
   // its length; without one a temporary cache is used.
   ForwardOutputs Forward(const ForwardInputs& inputs, KVCache* cache = nullptr) const;
 
+  // One step for several independent sequences (continuous batching): row b of `inputs`
+  // (input_ids or inputs_embeds, `len` tokens per row) continues its own batch-1 cache
+  // `caches[b]`, each at its own length; position_ids default to caches[b]->length() + l.
+  // The linear layers run once over all rows, so N sequences decode for about the cost of one.
+  // No pixels, attention_mask, labels or attentions (encode media with Forward first).
+  ForwardOutputs ForwardSequences(const ForwardInputs& inputs,
+                                  std::span<KVCache* const> caches) const;
+
   // A cache sized for `capacity` positions (it grows on demand).
   KVCache NewCache(int64_t batch, int64_t capacity) const;
 
@@ -114,6 +123,7 @@ class PerceptionLMForConditionalGeneration {
 
  private:
   explicit PerceptionLMForConditionalGeneration(std::unique_ptr<Impl> impl);
+  Tensor KeptLogits(const ForwardInputs& inputs, const Tensor& hidden) const;
   std::unique_ptr<Impl> impl_;
 };
 

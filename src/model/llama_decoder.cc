@@ -124,18 +124,57 @@ void LlamaDecoder::ApplyRope(float* x, int64_t heads, int64_t pos) const {
 }
 
 DecoderResult LlamaDecoder::Forward(const DecoderRequest& req, KVCache* cache) const {
+  const int64_t B = req.batch, L = req.len;
+  if (cache->batch() != B)
+    throw Error(ErrorCode::kInternal, "KV cache batch does not match the request");
+  const int64_t past = cache->length();
+  cache->Reserve(past + L);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t l = 0; l < L; ++l)
+      cache->set_valid(b, past + l, req.mask ? req.mask[b * L + l] : 1);
+  std::vector<CacheSlot> slots(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) slots[b] = {cache, b, past};
+  DecoderResult res = Run(req, slots);
+  cache->Advance(L);
+  return res;
+}
+
+DecoderResult LlamaDecoder::ForwardSequences(const DecoderRequest& req,
+                                             std::span<KVCache* const> caches) const {
+  const int64_t B = req.batch, L = req.len;
+  if (static_cast<int64_t>(caches.size()) != B)
+    throw Error(ErrorCode::kInvalidArgument, "ForwardSequences needs one KV cache per row (" +
+                                                 std::to_string(B) + " rows, " +
+                                                 std::to_string(caches.size()) + " caches)");
+  if (req.mask != nullptr || req.output_attentions)
+    throw Error(ErrorCode::kInvalidArgument,
+                "ForwardSequences takes no attention mask and returns no attentions");
+  std::vector<CacheSlot> slots(static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) {
+    KVCache* c = caches[b];
+    if (c == nullptr || c->batch() != 1)
+      throw Error(ErrorCode::kInvalidArgument, "ForwardSequences needs batch-1 KV caches");
+    for (int64_t o = 0; o < b; ++o)
+      if (caches[o] == c)
+        throw Error(ErrorCode::kInvalidArgument, "ForwardSequences got the same KV cache twice");
+    const int64_t past = c->length();
+    c->Reserve(past + L);
+    for (int64_t l = 0; l < L; ++l) c->set_valid(0, past + l, 1);
+    slots[b] = {c, 0, past};
+  }
+  DecoderResult res = Run(req, slots);
+  for (KVCache* c : caches) c->Advance(L);
+  return res;
+}
+
+DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const CacheSlot> slots) const {
   const int64_t B = req.batch, L = req.len, D = cfg_.hidden_size, hd = cfg_.head_dim;
   const int64_t H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads,
                 I = cfg_.intermediate_size;
   const int64_t rep = H / KV, rows = B * L;
-  if (cache->batch() != B)
-    throw Error(ErrorCode::kInternal, "KV cache batch does not match the request");
   if (hd > 1024) throw Error(ErrorCode::kUnsupported, "head_dim above 1024 is not supported");
-  const int64_t past = cache->length(), total = past + L;
-  cache->Reserve(total);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t l = 0; l < L; ++l)
-      cache->set_valid(b, past + l, req.mask ? req.mask[b * L + l] : 1);
+  int64_t max_total = 0;
+  for (const CacheSlot& s : slots) max_total = std::max(max_total, s.past + L);
 
   DecoderResult res;
   std::vector<float> h(req.embeds, req.embeds + rows * D);
@@ -146,7 +185,7 @@ DecoderResult LlamaDecoder::Forward(const DecoderRequest& req, KVCache* cache) c
   }
   std::vector<float> x(rows * D), q(rows * H * hd), k(rows * KV * hd), v(rows * KV * hd),
       attn(rows * H * hd);
-  std::vector<float> g(rows * I), u(rows * I), scores(total);
+  std::vector<float> g(rows * I), u(rows * I), scores(max_total);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
 
@@ -162,29 +201,35 @@ DecoderResult LlamaDecoder::Forward(const DecoderRequest& req, KVCache* cache) c
       ApplyRope(q.data() + r * H * hd, H, pos);
       ApplyRope(k.data() + r * KV * hd, KV, pos);
     }
-    for (int64_t b = 0; b < B; ++b)
+    for (int64_t b = 0; b < B; ++b) {
+      const CacheSlot& s = slots[b];
       for (int64_t kh = 0; kh < KV; ++kh)
         for (int64_t l = 0; l < L; ++l) {
           const int64_t r = b * L + l;
           std::copy_n(k.data() + (r * KV + kh) * hd, hd,
-                      cache->k(layer_idx, b, kh) + (past + l) * hd);
+                      s.cache->k(layer_idx, s.row, kh) + (s.past + l) * hd);
           std::copy_n(v.data() + (r * KV + kh) * hd, hd,
-                      cache->v(layer_idx, b, kh) + (past + l) * hd);
+                      s.cache->v(layer_idx, s.row, kh) + (s.past + l) * hd);
         }
+    }
     Tensor probs;
-    if (req.output_attentions) probs = Tensor({B, H, L, total});
+    // Attentions are only returned for a shared cache, where every row has the same length.
+    if (req.output_attentions) probs = Tensor({B, H, L, max_total});
     const bool fused = compute_ != ComputeType::kF32 && !req.output_attentions;
-    if (fused) FusedAttentionLayer(q.data(), *cache, layer_idx, B, L, past, attn.data());
+    if (fused) FusedAttentionLayer(q.data(), slots, layer_idx, L, attn.data());
     for (int64_t b = 0; b < B && !fused; ++b) {
+      const CacheSlot& s = slots[b];
+      const int64_t past = s.past, total = past + L;
+      const uint8_t* valid = s.cache->valid_row(s.row);
       for (int64_t hh = 0; hh < H; ++hh) {
-        const float* kc = cache->k(layer_idx, b, hh / rep);
-        const float* vc = cache->v(layer_idx, b, hh / rep);
+        const float* kc = s.cache->k(layer_idx, s.row, hh / rep);
+        const float* vc = s.cache->v(layer_idx, s.row, hh / rep);
         for (int64_t l = 0; l < L; ++l) {
           const float* qv = q.data() + ((b * L + l) * H + hh) * hd;
           const int64_t qpos = past + l;
           bool any = false;
           for (int64_t j = 0; j < total; ++j) {
-            if (j <= qpos && cache->valid(b, j)) {
+            if (j <= qpos && valid[j]) {
               float s = 0;
               for (int64_t d = 0; d < hd; ++d) s += qv[d] * kc[j * hd + d];
               scores[j] = s * scale;
@@ -232,7 +277,6 @@ DecoderResult LlamaDecoder::Forward(const DecoderRequest& req, KVCache* cache) c
       res.hidden_states.push_back(std::move(t));
     }
   }
-  cache->Advance(L);
   res.hidden = Tensor({B, L, D});
   RmsNorm(h.data(), norm_.data(), eps, res.hidden.ptr(), rows, D);
   if (req.output_hidden_states) res.hidden_states.back().data = res.hidden.data;
@@ -240,24 +284,28 @@ DecoderResult LlamaDecoder::Forward(const DecoderRequest& req, KVCache* cache) c
 }
 
 // Causal GQA attention of the new rows against the cache, without a full score matrix.
-void LlamaDecoder::FusedAttentionLayer(const float* q, const KVCache& cache, int64_t layer,
-                                       int64_t B, int64_t L, int64_t past, float* attn) const {
+void LlamaDecoder::FusedAttentionLayer(const float* q, std::span<const CacheSlot> slots,
+                                       int64_t layer, int64_t L, float* attn) const {
   const int64_t hd = cfg_.head_dim, H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads;
-  const int64_t rep = H / KV, total = past + L;
+  const int64_t rep = H / KV, B = static_cast<int64_t>(slots.size());
+  int64_t max_total = 0;
+  for (const CacheSlot& s : slots) max_total = std::max(max_total, s.past + L);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool transpose = L >= 16;  // many queries: transposed keys make scoring a GEMM
   auto body = [&](int64_t t0, int64_t t1) {
-    std::vector<float> kt(transpose ? static_cast<size_t>(total * hd) : 0);
+    std::vector<float> kt(transpose ? static_cast<size_t>(max_total * hd) : 0);
     for (int64_t t = t0; t < t1; ++t) {
       const int64_t b = t / KV, kh = t % KV;
-      const float* kc = cache.k(layer, b, kh);
+      const CacheSlot& s = slots[b];
+      const int64_t past = s.past, total = past + L;
+      const float* kc = s.cache->k(layer, s.row, kh);
       if (transpose) TransposeKeys(kc, hd, total, hd, kt.data());
       for (int64_t hh = kh * rep; hh < (kh + 1) * rep; ++hh) {
         AttentionArgs a;
         a.q = q + (b * L * H + hh) * hd;
         a.q_stride = H * hd;
         a.k = kc;
-        a.v = cache.v(layer, b, kh);
+        a.v = s.cache->v(layer, s.row, kh);
         a.kv_stride = hd;
         a.kt = transpose ? kt.data() : nullptr;
         a.kt_stride = total;
@@ -268,7 +316,7 @@ void LlamaDecoder::FusedAttentionLayer(const float* q, const KVCache& cache, int
         a.hd = hd;
         a.scale = scale;
         a.causal_offset = past;
-        a.valid = cache.valid_row(b);
+        a.valid = s.cache->valid_row(s.row);
         a.bf16 = true;
         FusedAttention(a);
       }

@@ -2,6 +2,7 @@
 // attention with HF "rotate_half" RoPE (default or llama3 scaling), SwiGLU MLP, KV cache.
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,9 @@ class LlamaDecoder {
   void Embed(const int64_t* ids, int64_t n, float* out) const;
   // Runs the layers over new tokens, appending their keys/values to `cache`.
   DecoderResult Forward(const DecoderRequest& req, KVCache* cache) const;
+  // Continuous batching: row b of `req` continues its own batch-1 cache `caches[b]` (each at its
+  // own length). `req.mask` must be null; attentions are not returned.
+  DecoderResult ForwardSequences(const DecoderRequest& req, std::span<KVCache* const> caches) const;
   // logits[rows, vocab] = hidden[rows, hidden] · lm_head^T.
   void Logits(const float* hidden, int64_t rows, float* logits) const;
 
@@ -55,9 +59,17 @@ class LlamaDecoder {
     F32Weights input_norm, post_norm;
     Linear q, k, v, o, gate, up, down;
   };
+  // Where row b of a request keeps its keys and values: row `row` of `cache`, after `past`
+  // positions already cached.
+  struct CacheSlot {
+    KVCache* cache = nullptr;
+    int64_t row = 0;
+    int64_t past = 0;
+  };
+  DecoderResult Run(const DecoderRequest& req, std::span<const CacheSlot> slots) const;
   void ApplyRope(float* x, int64_t heads, int64_t pos) const;
-  void FusedAttentionLayer(const float* q, const KVCache& cache, int64_t layer, int64_t B,
-                           int64_t L, int64_t past, float* attn) const;
+  void FusedAttentionLayer(const float* q, std::span<const CacheSlot> slots, int64_t layer,
+                           int64_t L, float* attn) const;
 
   TextConfig cfg_;
   ComputeType compute_ = ComputeType::kF32;

@@ -182,6 +182,70 @@ Tensor PerceptionLMForConditionalGeneration::GetInputEmbeddings(const ForwardInp
   return embeds;
 }
 
+// Logits of the rows `in` asks to keep (logits_positions, else the last logits_to_keep, else all)
+// of decoder output `hidden` [batch, len, hidden]: [batch, kept, vocab].
+Tensor PerceptionLMForConditionalGeneration::KeptLogits(const ForwardInputs& in,
+                                                        const Tensor& hidden) const {
+  const int64_t B = in.batch, L = in.len, D = impl_->config.text.hidden_size,
+                V = impl_->config.text.vocab_size;
+  std::vector<int64_t> keep = in.logits_positions;
+  if (keep.empty()) {
+    const int64_t k = in.logits_to_keep > 0 ? std::min(in.logits_to_keep, L) : L;
+    for (int64_t i = L - k; i < L; ++i) keep.push_back(i);
+  }
+  for (int64_t p : keep)
+    if (p < 0 || p >= L)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "logits position " + std::to_string(p) + " is out of range");
+  const auto K = static_cast<int64_t>(keep.size());
+  Tensor logits({B, K, V});
+  std::vector<float> rows(static_cast<size_t>(K * D));
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t i = 0; i < K; ++i)
+      std::copy_n(hidden.ptr() + (b * L + keep[i]) * D, D, rows.data() + i * D);
+    impl_->decoder->Logits(rows.data(), K, logits.ptr() + b * K * V);
+  }
+  return logits;
+}
+
+ForwardOutputs PerceptionLMForConditionalGeneration::ForwardSequences(
+    const ForwardInputs& in, std::span<KVCache* const> caches) const {
+  const int64_t B = in.batch, L = in.len;
+  if (in.pixel_values.tiles > 0 || in.pixel_values_videos.tiles > 0 || !in.attention_mask.empty() ||
+      !in.labels.empty() || in.output_attentions)
+    throw Error(ErrorCode::kInvalidArgument,
+                "ForwardSequences takes token ids or embeddings only (no pixels, attention_mask, "
+                "labels or attentions); run media prompts through Forward with their own cache");
+  if (static_cast<int64_t>(caches.size()) != B)
+    throw Error(ErrorCode::kInvalidArgument,
+                "ForwardSequences needs one KV cache per row: " + std::to_string(B) + " rows, " +
+                    std::to_string(caches.size()) + " caches");
+  ForwardOutputs out;
+  Tensor embeds = GetInputEmbeddings(in, &out);
+  std::vector<int64_t> positions(static_cast<size_t>(B * L));
+  if (!in.position_ids.empty()) {
+    if (static_cast<int64_t>(in.position_ids.size()) != B * L)
+      throw Error(ErrorCode::kInvalidArgument, "position_ids must have batch*len elements");
+    positions = in.position_ids;
+  } else {
+    for (int64_t b = 0; b < B; ++b) {
+      if (caches[b] == nullptr)
+        throw Error(ErrorCode::kInvalidArgument, "ForwardSequences got a null KV cache");
+      for (int64_t l = 0; l < L; ++l) positions[b * L + l] = caches[b]->length() + l;
+    }
+  }
+  DecoderRequest req;
+  req.embeds = embeds.ptr();
+  req.positions = positions.data();
+  req.batch = B;
+  req.len = L;
+  req.output_hidden_states = in.output_hidden_states;
+  DecoderResult r = impl_->decoder->ForwardSequences(req, caches);
+  out.hidden_states = std::move(r.hidden_states);
+  out.logits = KeptLogits(in, r.hidden);
+  return out;
+}
+
 ForwardOutputs PerceptionLMForConditionalGeneration::Forward(const ForwardInputs& in,
                                                              KVCache* cache) const {
   ForwardOutputs out;
@@ -220,24 +284,7 @@ ForwardOutputs PerceptionLMForConditionalGeneration::Forward(const ForwardInputs
   DecoderResult r = impl_->decoder->Forward(req, cache);
   out.hidden_states = std::move(r.hidden_states);
   out.attentions = std::move(r.attentions);
-
-  std::vector<int64_t> keep = in.logits_positions;
-  if (keep.empty()) {
-    const int64_t k = in.logits_to_keep > 0 ? std::min(in.logits_to_keep, L) : L;
-    for (int64_t i = L - k; i < L; ++i) keep.push_back(i);
-  }
-  for (int64_t p : keep)
-    if (p < 0 || p >= L)
-      throw Error(ErrorCode::kInvalidArgument,
-                  "logits position " + std::to_string(p) + " is out of range");
-  const auto K = static_cast<int64_t>(keep.size());
-  out.logits = Tensor({B, K, V});
-  std::vector<float> rows(static_cast<size_t>(K * D));
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t i = 0; i < K; ++i)
-      std::copy_n(r.hidden.ptr() + (b * L + keep[i]) * D, D, rows.data() + i * D);
-    impl_->decoder->Logits(rows.data(), K, out.logits.ptr() + b * K * V);
-  }
+  out.logits = KeptLogits(in, r.hidden);
 
   if (!in.labels.empty()) {
     if (static_cast<int64_t>(in.labels.size()) != B * L)
