@@ -5,17 +5,17 @@
 #include <vector>
 
 #include "io/image_decode.h"
-#include "io/video_source.h"
+#include "io/random_access_frame_source.h"
 #include "plm/error.h"
 
 namespace plm {
 
 namespace {
 
-class FrameFolder : public VideoFrameSource {
+class FrameFolder : public RandomAccessFrameSource {
  public:
   FrameFolder(const std::string& dir, const DecodeLimits& limits, double fps)
-      : name_(dir), limits_(limits) {
+      : RandomAccessFrameSource(dir), limits_(limits) {
     std::error_code ec;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
       if (!e.is_regular_file()) continue;
@@ -35,29 +35,13 @@ class FrameFolder : public VideoFrameSource {
     info_.codec = "frames";
   }
 
-  const VideoInfo& info() const override { return info_; }
-  const std::string& name() const override { return name_; }
-  int64_t frames_decoded() const override { return frames_decoded_; }
-
-  void ReadFrames(std::span<const int64_t> indices,
-                  const std::function<void(int64_t, const Image&)>& fn) override {
-    frames_decoded_ = 0;
-    for (int64_t i : indices) {
-      if (i < 0 || i >= info_.total_frames) {
-        throw Error(ErrorCode::kInvalidArgument,
-                    name_ + ": frame " + std::to_string(i) + " is out of range");
-      }
-      ++frames_decoded_;
-      fn(i, LoadImageFile(files_[static_cast<size_t>(i)], limits_));
-    }
+  void ReadFrame(int64_t index, Image& frame) override {
+    frame = LoadImageFile(files_[static_cast<size_t>(index)], limits_);
   }
 
  private:
-  std::string name_;
   DecodeLimits limits_;
   std::vector<std::string> files_;
-  VideoInfo info_;
-  int64_t frames_decoded_ = 0;
 };
 
 }  // namespace

@@ -7,25 +7,25 @@
 #include <vector>
 
 #include "core/mapped_file.h"
-#include "io/video_source.h"
+#include "io/random_access_frame_source.h"
 #include "plm/error.h"
 
 namespace plm {
 
 namespace {
 
-class NpyVideo : public VideoFrameSource {
+class NpyVideo : public RandomAccessFrameSource {
  public:
   // From a file (memory-mapped) or from bytes the caller keeps alive.
   NpyVideo(const std::string& path, const DecodeLimits& limits, double fps)
-      : file_(std::make_unique<MappedFile>(path)),
-        bytes_(file_->data(), file_->size()),
-        name_(path) {
+      : RandomAccessFrameSource(path),
+        file_(std::make_unique<MappedFile>(path)),
+        bytes_(file_->data(), file_->size()) {
     Parse(limits, fps);
   }
   NpyVideo(std::span<const uint8_t> bytes, const std::string& name, const DecodeLimits& limits,
            double fps)
-      : bytes_(bytes), name_(name) {
+      : RandomAccessFrameSource(name), bytes_(bytes) {
     Parse(limits, fps);
   }
 
@@ -101,26 +101,11 @@ class NpyVideo : public VideoFrameSource {
     info_.codec = "npy";
   }
 
-  const VideoInfo& info() const override { return info_; }
-  const std::string& name() const override { return name_; }
-  int64_t frames_decoded() const override { return frames_decoded_; }
-
-  void ReadFrames(std::span<const int64_t> indices,
-                  const std::function<void(int64_t, const Image&)>& fn) override {
-    frames_decoded_ = 0;
-    Image frame;
+  void ReadFrame(int64_t index, Image& frame) override {
+    const uint8_t* src = bytes_.data() + data_offset_ + frame_bytes_ * static_cast<size_t>(index);
     frame.width = info_.width;
     frame.height = info_.height;
-    for (int64_t i : indices) {
-      if (i < 0 || i >= info_.total_frames) {
-        throw Error(ErrorCode::kInvalidArgument,
-                    name_ + ": frame " + std::to_string(i) + " is out of range");
-      }
-      const uint8_t* src = bytes_.data() + data_offset_ + frame_bytes_ * static_cast<size_t>(i);
-      frame.rgb.assign(src, src + frame_bytes_);
-      ++frames_decoded_;
-      fn(i, frame);
-    }
+    frame.rgb.assign(src, src + frame_bytes_);
   }
 
  private:
@@ -130,9 +115,6 @@ class NpyVideo : public VideoFrameSource {
 
   std::unique_ptr<MappedFile> file_;
   std::span<const uint8_t> bytes_;
-  std::string name_;
-  VideoInfo info_;
-  int64_t frames_decoded_ = 0;
   size_t data_offset_ = 0;
   size_t frame_bytes_ = 0;
 };

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <functional>
 
 #include "core/ops.h"
 #include "core/thread_pool.h"
@@ -182,6 +183,27 @@ Tensor PerceptionLMForConditionalGeneration::GetInputEmbeddings(const ForwardInp
   return embeds;
 }
 
+namespace {
+
+// The RoPE positions: `in.position_ids`, or each row continuing from its cached length.
+std::vector<int64_t> PositionIds(const ForwardInputs& in,
+                                 const std::function<int64_t(int64_t row)>& cached_length) {
+  const int64_t B = in.batch, L = in.len;
+  if (!in.position_ids.empty()) {
+    if (static_cast<int64_t>(in.position_ids.size()) != B * L)
+      throw Error(ErrorCode::kInvalidArgument, "position_ids must have batch*len elements");
+    return in.position_ids;
+  }
+  std::vector<int64_t> positions(static_cast<size_t>(B * L));
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t past = cached_length(b);
+    for (int64_t l = 0; l < L; ++l) positions[b * L + l] = past + l;
+  }
+  return positions;
+}
+
+}  // namespace
+
 // Logits of the rows `in` asks to keep (logits_positions, else the last logits_to_keep, else all)
 // of decoder output `hidden` [batch, len, hidden]: [batch, kept, vocab].
 Tensor PerceptionLMForConditionalGeneration::KeptLogits(const ForwardInputs& in,
@@ -222,18 +244,11 @@ ForwardOutputs PerceptionLMForConditionalGeneration::ForwardSequences(
                     std::to_string(caches.size()) + " caches");
   ForwardOutputs out;
   Tensor embeds = GetInputEmbeddings(in, &out);
-  std::vector<int64_t> positions(static_cast<size_t>(B * L));
-  if (!in.position_ids.empty()) {
-    if (static_cast<int64_t>(in.position_ids.size()) != B * L)
-      throw Error(ErrorCode::kInvalidArgument, "position_ids must have batch*len elements");
-    positions = in.position_ids;
-  } else {
-    for (int64_t b = 0; b < B; ++b) {
-      if (caches[b] == nullptr)
-        throw Error(ErrorCode::kInvalidArgument, "ForwardSequences got a null KV cache");
-      for (int64_t l = 0; l < L; ++l) positions[b * L + l] = caches[b]->length() + l;
-    }
-  }
+  for (KVCache* c : caches)
+    if (c == nullptr)
+      throw Error(ErrorCode::kInvalidArgument, "ForwardSequences got a null KV cache");
+  const std::vector<int64_t> positions =
+      PositionIds(in, [&](int64_t b) { return caches[b]->length(); });
   DecoderRequest req;
   req.embeds = embeds.ptr();
   req.positions = positions.data();
@@ -258,15 +273,7 @@ ForwardOutputs PerceptionLMForConditionalGeneration::Forward(const ForwardInputs
     cache = &local;
   }
   const int64_t past = cache->length();
-  std::vector<int64_t> positions(static_cast<size_t>(B * L));
-  if (!in.position_ids.empty()) {
-    if (static_cast<int64_t>(in.position_ids.size()) != B * L)
-      throw Error(ErrorCode::kInvalidArgument, "position_ids must have batch*len elements");
-    positions = in.position_ids;
-  } else {
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t l = 0; l < L; ++l) positions[b * L + l] = past + l;
-  }
+  const std::vector<int64_t> positions = PositionIds(in, [past](int64_t) { return past; });
   std::vector<uint8_t> mask;
   if (!in.attention_mask.empty()) {
     if (static_cast<int64_t>(in.attention_mask.size()) != B * L)
