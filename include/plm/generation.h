@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,8 +36,32 @@ struct GenerationConfig {
 enum class StopReason { kEos, kLength, kCallback };
 const char* StopReasonName(StopReason r);
 
+// A token and its log-probability.
+struct TokenLogprob {
+  int64_t token = 0;
+  float logprob = 0;
+};
+
+// The log-probabilities of one generated token: the chosen token and the `top_n` most likely
+// tokens of that step (OpenAI's `logprobs` / `top_logprobs`).
+struct StepLogprobs {
+  int64_t token = 0;
+  float logprob = 0;
+  std::vector<TokenLogprob> top;  // most likely first; equal logprobs: lower id first
+};
+
+// log_softmax(logits)[token] and the `top_n` (token, logprob) pairs of a logits row, computed in
+// double precision (`top_n` <= 0: none; more than the vocabulary: all). Throws kInvalidArgument
+// when `token` is outside the row. Generate uses it for GenerateOptions::top_logprobs; servers can
+// call it on any logits row.
+StepLogprobs ComputeLogprobs(std::span<const float> logits, int64_t token, int top_n);
+
 struct GenerateOptions {
   bool output_scores = false;  // keep each step's processed logits
+  // -1: no logprobs. n >= 0: GenerateOutput::logprobs gets each new token's log-probability under
+  // the model (log_softmax of the raw logits, before repetition penalty, temperature, top-k/p)
+  // with the n most likely alternatives.
+  int top_logprobs = -1;
   // Called for each new token of each unfinished row; return false to stop that row.
   std::function<bool(int64_t row, int64_t token)> on_token;
   // Progress of the prefill (vision tiles done / total).
@@ -52,6 +77,9 @@ struct GenerateOutput {
   std::vector<std::vector<int64_t>> sequences;  // new tokens per row (finished rows padded, as HF)
   std::vector<StopReason> stop_reasons;
   std::vector<Tensor> scores;  // per step [batch, vocab] when output_scores
+  // Per row, one entry per generated token (not the padding after a row finished), when
+  // options.top_logprobs >= 0.
+  std::vector<std::vector<StepLogprobs>> logprobs;
   GenerateTimings timings;
 };
 

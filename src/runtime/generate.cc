@@ -137,6 +137,9 @@ GenerateOutput Generate(const PerceptionLMForConditionalGeneration& model,
   }
   std::vector<bool> finished(static_cast<size_t>(B), false);
   int64_t unfinished = B;
+  const bool want_logprobs = options.top_logprobs >= 0;
+  if (want_logprobs) out.logprobs.assign(static_cast<size_t>(B), {});
+  std::vector<float> raw;  // the row before the sampler's processors change it
   for (int64_t t = 0; t < config.max_new_tokens && unfinished > 0; ++t) {
     Tensor scores({B, V});
     std::vector<int64_t> next(static_cast<size_t>(B));
@@ -144,6 +147,10 @@ GenerateOutput Generate(const PerceptionLMForConditionalGeneration& model,
       std::span<float> logits(step.logits.ptr() + b * V, static_cast<size_t>(V));
       if (finished[b]) {
         next[b] = pad;
+      } else if (want_logprobs) {
+        raw.assign(logits.begin(), logits.end());
+        next[b] = samplers[b].Next(logits, seen[b]);
+        out.logprobs[b].push_back(ComputeLogprobs(raw, next[b], options.top_logprobs));
       } else {
         next[b] = samplers[b].Next(logits, seen[b]);
       }
