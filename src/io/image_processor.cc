@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cmath>
 #include <string>
 
 #include "io/resize_bicubic_aa.h"
@@ -68,16 +69,33 @@ ImageProcessorConfig ImageProcessorConfig::FromJson(const Json& j, const std::st
   c.image_mean = ReadTriple(j, "image_mean", c.image_mean, what);
   c.image_std = ReadTriple(j, "image_std", c.image_std, what);
   c.resample = static_cast<int>(JsonIntOr(j, "resample", c.resample, what));
-  CheckRange(c.tile_size, 1, 8192, "tile_size", what);
-  CheckRange(c.max_num_tiles, 1, ImageProcessor::kMaxTilesLimit, "max_num_tiles", what);
-  for (double s : c.image_std) {
-    if (!(s != 0.0)) throw Error(ErrorCode::kCorrupt, what + ": \"image_std\" has a zero");
-  }
-  if (!c.do_resize) {
-    throw Error(ErrorCode::kUnsupported,
-                what + ": do_resize=false is not supported (PerceptionLM always tiles)");
-  }
+  c.Check(ErrorCode::kCorrupt, what);
   return c;
+}
+
+void ImageProcessorConfig::Check(ErrorCode code, const std::string& what) const {
+  if (tile_size < 1 || tile_size > 8192)
+    throw Error(code,
+                what + ": tile_size = " + std::to_string(tile_size) + " is outside [1, 8192]");
+  if (max_num_tiles < 1 || max_num_tiles > ImageProcessor::kMaxTilesLimit)
+    throw Error(code, what + ": max_num_tiles = " + std::to_string(max_num_tiles) +
+                          " is outside [1, " + std::to_string(ImageProcessor::kMaxTilesLimit) +
+                          "]");
+  for (double s : image_std)
+    if (!(s != 0.0) || !std::isfinite(s)) throw Error(code, what + ": \"image_std\" has a zero");
+  for (double m : image_mean)
+    if (!std::isfinite(m)) throw Error(code, what + ": \"image_mean\" is not finite");
+  if (!(rescale_factor > 0) || !std::isfinite(rescale_factor))
+    throw Error(code, what + ": rescale_factor must be a positive number");
+  CheckResample(resample, what);
+}
+
+void CheckResample(int resample, const std::string& what) {
+  if (resample != kResampleBicubic)
+    throw Error(ErrorCode::kUnsupported,
+                what + ": resample = " + std::to_string(resample) +
+                    " is not supported (only 3, BICUBIC, the filter of every PerceptionLM "
+                    "release; the reference's uint8 kernel is reproduced bit-exactly for it)");
 }
 
 ImageProcessorConfig ImageProcessorConfig::Load(const std::string& path) {
@@ -104,7 +122,8 @@ ImageProcessorConfig ImageProcessorConfig::Load(const std::string& path) {
 ImageProcessor::ImageProcessor(ImageProcessorConfig config) : config_(std::move(config)) {}
 
 bool ImageProcessor::SingleTile(const ImageOptions& options) const {
-  return options.single_tile || config_.vision_input_type != "thumb+tile";
+  // do_resize=false: the reference keeps the image as it is, one "tile".
+  return options.single_tile || config_.vision_input_type != "thumb+tile" || !config_.do_resize;
 }
 
 int ImageProcessor::MaxTiles(const ImageOptions& options) const {
@@ -152,6 +171,19 @@ ProcessedImage ImageProcessor::Preprocess(const Image& image, const ImageOptions
   ProcessedImage out;
   out.tile_size = T;
   const size_t tile_floats = static_cast<size_t>(3) * T * T;
+  if (!config_.do_resize) {
+    // The reference passes the image through at its own size; the vision tower only takes
+    // T x T, so other sizes cannot go further.
+    if (image.width != T || image.height != T)
+      throw Error(ErrorCode::kUnsupported,
+                  "do_resize=false needs images of exactly the tile size " + std::to_string(T) +
+                      "x" + std::to_string(T) + " (got " + std::to_string(image.width) + "x" +
+                      std::to_string(image.height) + ")");
+    out.num_tiles = 1;
+    out.pixel_values.resize(tile_floats);
+    norm.ToChw(image.rgb.data(), T, T, static_cast<size_t>(T) * 3, out.pixel_values.data());
+    return out;
+  }
   const bool single = SingleTile(options);
   if (!single) out.grid = ChooseGrid(image.width, image.height, MaxTiles(options));
   out.num_tiles = single ? 1 : 1 + out.grid.count();
@@ -182,13 +214,13 @@ ProcessedImage ImageProcessor::Preprocess(const Image& image, const ImageOptions
 PixelNormalizer::PixelNormalizer(bool do_rescale, double rescale_factor, bool do_normalize,
                                  const std::array<double, 3>& mean,
                                  const std::array<double, 3>& std) {
+  // The reference fuses rescale into normalise: torch.tensor(mean) * (1 / rescale_factor), a
+  // float32 tensor times a scalar, so the product is formed in float32.
+  const float inv = static_cast<float>(1.0 / rescale_factor);
   for (int c = 0; c < 3; ++c) {
-    // The reference fuses rescale into normalise: mean/rescale and std/rescale, in float32.
-    const float m = do_rescale && do_normalize
-                        ? static_cast<float>(mean[c] * (1.0 / rescale_factor))
-                        : static_cast<float>(mean[c]);
-    const float s = do_rescale && do_normalize ? static_cast<float>(std[c] * (1.0 / rescale_factor))
-                                               : static_cast<float>(std[c]);
+    const bool fused = do_rescale && do_normalize;
+    const float m = fused ? static_cast<float>(mean[c]) * inv : static_cast<float>(mean[c]);
+    const float s = fused ? static_cast<float>(std[c]) * inv : static_cast<float>(std[c]);
     const float r = static_cast<float>(rescale_factor);
     for (int v = 0; v < 256; ++v) {
       const float x = static_cast<float>(v);

@@ -15,6 +15,7 @@
 #include "core/json.h"
 #include "io/image.h"
 #include "io/tile_grid.h"
+#include "plm/error.h"
 
 namespace plm {
 
@@ -33,9 +34,13 @@ struct ImageProcessorConfig {
   double rescale_factor = 1.0 / 255.0;
   std::array<double, 3> image_mean{0.5, 0.5, 0.5};
   std::array<double, 3> image_std{0.5, 0.5, 0.5};
-  int resample = 3;  // BICUBIC, the only filter the reference uses
+  int resample = 3;  // BICUBIC, the only filter supported (CheckResample)
   int patch_size = 14;
   int pooling_ratio = 2;
+
+  // Throws `code` naming `what` and the field when a value is out of range (tile_size,
+  // max_num_tiles, image_std zero, rescale_factor) or kUnsupported for another resample.
+  void Check(ErrorCode code, const std::string& what) const;
 
   // Reads the image processor block; `what` names the source in errors (kCorrupt / kUnsupported).
   static ImageProcessorConfig FromJson(const Json& image_processor, const std::string& what);
@@ -43,6 +48,11 @@ struct ImageProcessorConfig {
   // those files. Missing keys keep the PerceptionLM-1B/3B defaults above.
   static ImageProcessorConfig Load(const std::string& path);
 };
+
+// PIL's BICUBIC, the `resample` value of every PerceptionLM processor config.
+constexpr int kResampleBicubic = 3;
+// Throws kUnsupported naming `what` unless `resample` is kResampleBicubic.
+void CheckResample(int resample, const std::string& what);
 
 // Per-request overrides.
 struct ImageOptions {

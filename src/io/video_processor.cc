@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cmath>
 #include <string>
 
 #include "io/image_processor.h"
@@ -50,6 +51,8 @@ VideoProcessorConfig VideoProcessorConfig::FromJson(const Json& j, const std::st
   c.do_resize = JsonBoolOr(j, "do_resize", c.do_resize, what);
   c.do_rescale = JsonBoolOr(j, "do_rescale", c.do_rescale, what);
   c.do_normalize = JsonBoolOr(j, "do_normalize", c.do_normalize, what);
+  c.do_convert_rgb = JsonBoolOr(j, "do_convert_rgb", c.do_convert_rgb, what);
+  c.resample = static_cast<int>(JsonIntOr(j, "resample", c.resample, what));
   c.rescale_factor = JsonNumberOr(j, "rescale_factor", c.rescale_factor, what);
   c.image_mean = ReadTriple(j, "image_mean", c.image_mean, what);
   c.image_std = ReadTriple(j, "image_std", c.image_std, what);
@@ -58,18 +61,23 @@ VideoProcessorConfig VideoProcessorConfig::FromJson(const Json& j, const std::st
   } else if (j.contains("fps") && j.at("fps").is_number()) {
     c.default_sampling.fps = j.at("fps").get<double>();
   }
-  if (c.size_height != c.size_width || c.size_height < 1 || c.size_height > 8192) {
-    throw Error(ErrorCode::kUnsupported, what + ": video size must be square, 1..8192 (got " +
-                                             std::to_string(c.size_width) + "x" +
-                                             std::to_string(c.size_height) + ")");
-  }
-  if (!c.do_resize) {
-    throw Error(ErrorCode::kUnsupported, what + ": do_resize=false is not supported for video");
-  }
-  for (double s : c.image_std) {
-    if (!(s != 0.0)) throw Error(ErrorCode::kCorrupt, what + ": \"image_std\" has a zero");
-  }
+  c.Check(ErrorCode::kCorrupt, what);
   return c;
+}
+
+void VideoProcessorConfig::Check(ErrorCode code, const std::string& what) const {
+  if (size_height != size_width || size_height < 1 || size_height > 8192) {
+    throw Error(size_height != size_width ? ErrorCode::kUnsupported : code,
+                what + ": video size must be square, 1..8192 (got " + std::to_string(size_width) +
+                    "x" + std::to_string(size_height) + ")");
+  }
+  for (double s : image_std)
+    if (!(s != 0.0) || !std::isfinite(s)) throw Error(code, what + ": \"image_std\" has a zero");
+  for (double m : image_mean)
+    if (!std::isfinite(m)) throw Error(code, what + ": \"image_mean\" is not finite");
+  if (!(rescale_factor > 0) || !std::isfinite(rescale_factor))
+    throw Error(code, what + ": rescale_factor must be a positive number");
+  CheckResample(resample, what);
 }
 
 VideoProcessorConfig VideoProcessorConfig::Load(const std::string& path) {
@@ -139,9 +147,20 @@ ProcessedVideo VideoProcessor::Preprocess(VideoFrameSource& video,
   std::vector<uint8_t> resized(static_cast<size_t>(T) * T * 3);
   size_t slot = 0;
   video.ReadFrames(out.frame_indices, [&](int64_t, const Image& frame) {
-    ResizeBicubicAA(frame.rgb.data(), frame.width, frame.height, 3, resized.data(), T, T, threads);
-    norm.ToChw(resized.data(), T, T, static_cast<size_t>(T) * 3,
-               out.pixel_values.data() + tile_floats * slot);
+    float* dst = out.pixel_values.data() + tile_floats * slot;
+    if (!config_.do_resize) {
+      // The reference keeps frames at their size; the vision tower only takes T x T.
+      if (frame.width != T || frame.height != T)
+        throw Error(ErrorCode::kUnsupported,
+                    video.name() + ": do_resize=false needs frames of exactly " +
+                        std::to_string(T) + "x" + std::to_string(T) + " (got " +
+                        std::to_string(frame.width) + "x" + std::to_string(frame.height) + ")");
+      norm.ToChw(frame.rgb.data(), T, T, static_cast<size_t>(T) * 3, dst);
+    } else {
+      ResizeBicubicAA(frame.rgb.data(), frame.width, frame.height, 3, resized.data(), T, T,
+                      threads);
+      norm.ToChw(resized.data(), T, T, static_cast<size_t>(T) * 3, dst);
+    }
     ++slot;
   });
   if (slot != out.frame_indices.size()) {

@@ -11,6 +11,7 @@
 #include "io/media_limits.h"
 #include "io/video_sampling.h"
 #include "io/video_source.h"
+#include "plm/error.h"
 
 namespace plm {
 
@@ -18,15 +19,21 @@ namespace plm {
 struct VideoProcessorConfig {
   int size_height = 448;
   int size_width = 448;
-  bool do_resize = true;
+  bool do_resize = true;  // false: frames must already be size_height x size_width
   bool do_rescale = true;
   bool do_normalize = true;
+  bool do_convert_rgb = true;  // frames are decoded to RGB: no effect
+  int resample = 3;            // BICUBIC only (CheckResample)
   double rescale_factor = 1.0 / 255.0;
   std::array<double, 3> image_mean{0.5, 0.5, 0.5};
   std::array<double, 3> image_std{0.5, 0.5, 0.5};
   VideoSampling default_sampling;  // from num_frames / fps keys when the config has them
   int patch_size = 14;
   int pooling_ratio = 2;
+
+  // Throws `code` naming `what` when a value is out of range (square size 1..8192, image_std
+  // zero, rescale_factor) or kUnsupported for another resample.
+  void Check(ErrorCode code, const std::string& what) const;
 
   static VideoProcessorConfig FromJson(const Json& video_processor, const std::string& what);
   // `path`: a model folder (processor_config.json, else video_preprocessor_config.json) or a file.

@@ -84,11 +84,54 @@ struct PerceptionLMProcessor::Impl {
     v.num_threads = o.threads;
     return v;
   }
-  ImageOptions ImageOpts(const MediaOptions& o) const {
+  static ImageOptions ImageOpts(const MediaOptions& o) {
     ImageOptions i;
-    i.max_num_tiles = o.max_num_tiles;
     i.num_threads = o.threads;
     return i;
+  }
+  // The image processor config with the request's overrides (HF's call kwargs).
+  ImageProcessorConfig ImageConfig(const MediaOptions& o) const {
+    ImageProcessorConfig c = image_processor->config();
+    if (o.vision_input_type) c.vision_input_type = *o.vision_input_type;
+    if (o.tile_size) c.tile_size = *o.tile_size;
+    if (o.max_num_tiles) c.max_num_tiles = *o.max_num_tiles;
+    if (o.do_resize) c.do_resize = *o.do_resize;
+    if (o.resample) c.resample = *o.resample;
+    if (o.do_rescale) c.do_rescale = *o.do_rescale;
+    if (o.rescale_factor) c.rescale_factor = *o.rescale_factor;
+    if (o.do_normalize) c.do_normalize = *o.do_normalize;
+    if (o.image_mean) c.image_mean = *o.image_mean;
+    if (o.image_std) c.image_std = *o.image_std;
+    if (o.do_convert_rgb) c.do_convert_rgb = *o.do_convert_rgb;
+    // size, do_center_crop, crop_size, do_pad: not used by PerceptionLM's image processor.
+    c.Check(ErrorCode::kInvalidArgument, "image processor options");
+    return c;
+  }
+  VideoProcessorConfig VideoConfig(const MediaOptions& o) const {
+    VideoProcessorConfig c = video_config;
+    if (o.size) {
+      c.size_height = o.size->height;
+      c.size_width = o.size->width;
+    }
+    if (o.do_resize) c.do_resize = *o.do_resize;
+    if (o.resample) c.resample = *o.resample;
+    if (o.do_rescale) c.do_rescale = *o.do_rescale;
+    if (o.rescale_factor) c.rescale_factor = *o.rescale_factor;
+    if (o.do_normalize) c.do_normalize = *o.do_normalize;
+    if (o.image_mean) c.image_mean = *o.image_mean;
+    if (o.image_std) c.image_std = *o.image_std;
+    if (o.do_convert_rgb) c.do_convert_rgb = *o.do_convert_rgb;
+    c.Check(ErrorCode::kInvalidArgument, "video processor options");
+    if (o.do_center_crop.value_or(false)) {
+      if (!o.crop_size) throw Error(ErrorCode::kInvalidArgument, "do_center_crop needs crop_size");
+      if (o.crop_size->height != c.size_height || o.crop_size->width != c.size_width)
+        throw Error(ErrorCode::kUnsupported,
+                    "video center crop to " + std::to_string(o.crop_size->width) + "x" +
+                        std::to_string(o.crop_size->height) + " gives frames the vision tower " +
+                        "cannot take (it needs the frame size " + std::to_string(c.size_width) +
+                        "x" + std::to_string(c.size_height) + ")");
+    }
+    return c;
   }
   std::unique_ptr<VideoFrameSource> OpenVideoPart(const ContentPart& p,
                                                   const DecodeLimits& limits) const {
@@ -179,6 +222,48 @@ std::string PerceptionLMProcessor::Decode(std::span<const int64_t> ids,
   return impl_->tokenizer->Decode(v, skip_special_tokens);
 }
 
+ImageProcessorSettings PerceptionLMProcessor::image_processor() const {
+  const ImageProcessorConfig& c = impl_->image_processor->config();
+  ImageProcessorSettings s;
+  s.vision_input_type = c.vision_input_type;
+  s.tile_size = c.tile_size;
+  s.max_num_tiles = c.max_num_tiles;
+  s.size = {c.size_height, c.size_width};
+  s.do_convert_rgb = c.do_convert_rgb;
+  s.do_resize = c.do_resize;
+  s.resample = c.resample;
+  s.do_rescale = c.do_rescale;
+  s.rescale_factor = c.rescale_factor;
+  s.do_normalize = c.do_normalize;
+  s.image_mean = c.image_mean;
+  s.image_std = c.image_std;
+  return s;
+}
+
+VideoProcessorSettings PerceptionLMProcessor::video_processor() const {
+  const VideoProcessorConfig& c = impl_->video_config;
+  VideoProcessorSettings s;
+  s.size = {c.size_height, c.size_width};
+  s.num_frames = c.default_sampling.num_frames;
+  s.fps = c.default_sampling.fps;
+  s.do_convert_rgb = c.do_convert_rgb;
+  s.do_resize = c.do_resize;
+  s.resample = c.resample;
+  s.do_rescale = c.do_rescale;
+  s.rescale_factor = c.rescale_factor;
+  s.do_normalize = c.do_normalize;
+  s.image_mean = c.image_mean;
+  s.image_std = c.image_std;
+  return s;
+}
+
+int64_t PerceptionLMProcessor::patch_size() const {
+  return impl_->image_processor->config().patch_size;
+}
+int64_t PerceptionLMProcessor::pooling_ratio() const {
+  return impl_->image_processor->config().pooling_ratio;
+}
+
 int64_t PerceptionLMProcessor::pad_token_id() const {
   return impl_->tokenizer->pad_token_id();
 }
@@ -217,19 +302,24 @@ int64_t PerceptionLMProcessor::CountTokens(const Conversation& conv, const Media
   const auto ids = EncodeChatPrompt(*impl_->tokenizer, prompt);
   int64_t total = static_cast<int64_t>(ids.size());
   const DecodeLimits limits = impl_->Limits(options);
-  VideoProcessor vp(impl_->video_config, limits);
+  // Built on first use: options are checked only for the media a request has (as the reference
+  // validates each processor's kwargs when it runs).
+  std::optional<ImageProcessor> ip;
+  std::optional<VideoProcessor> vp;
   for (const auto& m : conv) {
     for (const auto& p : m.content) {
       if (p.type == ContentPart::Type::kImage) {
         const ImageInfo info = p.bytes.empty()
                                    ? ProbeImageFile(p.path, limits)
                                    : ProbeImage(p.bytes, p.name.empty() ? "image" : p.name, limits);
-        total += impl_->image_processor->CountTokens(info.oriented_width(), info.oriented_height(),
-                                                     impl_->ImageOpts(options)) -
+        if (!ip) ip.emplace(impl_->ImageConfig(options));
+        total += ip->CountTokens(info.oriented_width(), info.oriented_height(),
+                                 Impl::ImageOpts(options)) -
                  1;
       } else if (p.type == ContentPart::Type::kVideo) {
         auto src = impl_->OpenVideoPart(p, limits);
-        total += vp.CountTokens(src->info(), Impl::VideoOpts(options)) - 1;
+        if (!vp) vp.emplace(impl_->VideoConfig(options), limits);
+        total += vp->CountTokens(src->info(), Impl::VideoOpts(options)) - 1;
       }
     }
   }
@@ -242,7 +332,8 @@ ProcessorOutputs PerceptionLMProcessor::Process(const std::vector<Conversation>&
   if (conversations.empty()) throw Error(ErrorCode::kInvalidArgument, "no conversation to process");
   ProcessorOutputs out;
   const DecodeLimits limits = impl_->Limits(options);
-  VideoProcessor vp(impl_->video_config, limits);
+  std::optional<ImageProcessor> ip;  // built on first use, as in CountTokens
+  std::optional<VideoProcessor> vp;
   std::vector<std::vector<int64_t>> rows;
   for (const auto& conv : conversations) {
     std::vector<int64_t> image_tokens, video_tokens;
@@ -252,20 +343,24 @@ ProcessorOutputs PerceptionLMProcessor::Process(const std::vector<Conversation>&
           const Image img = p.bytes.empty()
                                 ? LoadImageFile(p.path, limits)
                                 : DecodeImage(p.bytes, p.name.empty() ? "image" : p.name, limits);
-          ProcessedImage pi = impl_->image_processor->Preprocess(img, impl_->ImageOpts(options));
+          if (!ip) ip.emplace(impl_->ImageConfig(options));
+          ProcessedImage pi = ip->Preprocess(img, Impl::ImageOpts(options));
           out.pixel_values.insert(out.pixel_values.end(), pi.pixel_values.begin(),
                                   pi.pixel_values.end());
           out.image_tiles += pi.num_tiles;
           out.tiles_per_image.push_back(pi.num_tiles);
-          image_tokens.push_back(pi.num_tiles * impl_->image_processor->TokensPerTile());
+          image_tokens.push_back(pi.num_tiles * ip->TokensPerTile());
+          out.image_tile_size = pi.tile_size;
         } else if (p.type == ContentPart::Type::kVideo) {
           auto src = impl_->OpenVideoPart(p, limits);
-          ProcessedVideo pv = vp.Preprocess(*src, Impl::VideoOpts(options));
+          if (!vp) vp.emplace(impl_->VideoConfig(options), limits);
+          ProcessedVideo pv = vp->Preprocess(*src, Impl::VideoOpts(options));
           out.pixel_values_videos.insert(out.pixel_values_videos.end(), pv.pixel_values.begin(),
                                          pv.pixel_values.end());
           out.video_frames += pv.num_frames;
           out.frames_per_video.push_back(pv.num_frames);
-          video_tokens.push_back(pv.num_frames * vp.TokensPerFrame());
+          video_tokens.push_back(pv.num_frames * vp->TokensPerFrame());
+          out.video_tile_size = pv.tile_size;
         }
       }
     }
