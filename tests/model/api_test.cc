@@ -5,6 +5,7 @@
 #include "io/safetensors.h"
 #include "plm/error.h"
 #include "plm/model.h"
+#include "plm/perception_lm_model.h"
 #include "support/golden_inputs.h"
 #include "support/test_support.h"
 
@@ -142,6 +143,134 @@ TEST(Api, BadInputsAreErrors) {
   in.logits_positions.clear();
   in.labels = {1, 2};
   EXPECT_THROW(model->Forward(in), Error);
+}
+
+// PerceptionLMModel: the last hidden state (after the final norm) of every golden case, the
+// placeholder masks from ids and from embeddings, and count mismatches naming both counts.
+TEST(Api, BaseModelAndPlaceholderMask) {
+  const auto cases = AllCases();
+  ASSERT_FALSE(cases.empty());
+  std::string last_dir;
+  std::unique_ptr<PerceptionLMModel> base;
+  for (const auto& c : cases) {
+    if (c.model_dir != last_dir) {
+      base = PerceptionLMModel::FromPretrained(c.model_dir);
+      last_dir = c.model_dir;
+    }
+    SafetensorsFile g(c.golden);
+    std::vector<float> pix, vid;
+    ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
+    const BaseModelOutputs o = base->Forward(in);
+    const std::string k = "text_hidden." + std::to_string(base->config().text.num_hidden_layers);
+    ASSERT_TRUE(g.Has(k)) << c.golden;
+    const auto want = g.Get(k).ToF32();
+    ASSERT_EQ(o.last_hidden_state.data.size(), want.size());
+    EXPECT_LE(test::Compare(o.last_hidden_state.ptr(), want.data(), want.size()).rel(), 1e-4)
+        << c.golden;
+    EXPECT_TRUE(o.hidden_states.empty());  // only when asked for
+    if (g.Has("image.features")) {
+      const auto f = g.Get("image.features").ToF32();
+      ASSERT_EQ(o.image.features.data.size(), f.size());
+      EXPECT_LE(test::Compare(o.image.features.ptr(), f.data(), f.size()).rel(), 1e-4);
+      const Tensor direct = base->GetImageFeatures(in.pixel_values);
+      EXPECT_EQ(direct.data, o.image.features.data);
+    }
+
+    const int64_t tpt = base->config().TokensPerTile();
+    const int64_t image_rows = in.pixel_values.tiles * tpt,
+                  video_rows = in.pixel_values_videos.tiles * tpt;
+    const PlaceholderMasks m = base->GetPlaceholderMask(in, image_rows, video_rows);
+    EXPECT_EQ(m.image_tokens, image_rows) << c.golden;
+    EXPECT_EQ(m.video_tokens, video_rows) << c.golden;
+    for (size_t i = 0; i < in.input_ids.size(); ++i) {
+      ASSERT_EQ(m.image[i], in.input_ids[i] == base->config().image_token_id);
+      ASSERT_EQ(m.video[i], in.input_ids[i] == base->config().video_token_id);
+    }
+    // From embeddings: the rows equal to the placeholder embeddings.
+    ForwardInputs ids_only = in;
+    ids_only.pixel_values = {};
+    ids_only.pixel_values_videos = {};
+    ForwardInputs by_embeds = in;
+    by_embeds.inputs_embeds = base->model().GetInputEmbeddings(ids_only, nullptr).data;
+    by_embeds.input_ids.clear();
+    const PlaceholderMasks e = base->GetPlaceholderMask(by_embeds);
+    EXPECT_EQ(e.image, m.image);
+    EXPECT_EQ(e.video, m.video);
+    if (image_rows > 0) {
+      try {
+        base->GetPlaceholderMask(in, image_rows + 1);
+        ADD_FAILURE() << "expected a count mismatch";
+      } catch (const Error& err) {
+        EXPECT_EQ(err.code(), ErrorCode::kInvalidArgument);
+        const std::string msg = err.what();
+        EXPECT_NE(msg.find(std::to_string(image_rows)), std::string::npos) << msg;
+        EXPECT_NE(msg.find(std::to_string(image_rows + 1)), std::string::npos) << msg;
+      }
+    }
+    // output_hidden_states / output_attentions pass through.
+    ForwardInputs all = in;
+    all.output_hidden_states = true;
+    all.output_attentions = true;
+    const BaseModelOutputs h = base->Forward(all);
+    EXPECT_EQ(h.hidden_states.size(),
+              static_cast<size_t>(base->config().text.num_hidden_layers + 1));
+    EXPECT_EQ(h.attentions.size(), static_cast<size_t>(base->config().text.num_hidden_layers));
+    EXPECT_EQ(h.hidden_states.back().data, h.last_hidden_state.data);
+  }
+}
+
+// A KV cache filled with a prompt that holds media, trimmed back to that prefix and reused for
+// other continuations, gives the logits of a fresh run of the whole sequence.
+TEST(Api, SharedPrefixCacheReuseWithMedia) {
+  const auto cases = AllCases();
+  int checked = 0;
+  std::string last_dir;
+  std::unique_ptr<PerceptionLMForConditionalGeneration> model;
+  for (const auto& c : cases) {
+    SafetensorsFile g(c.golden);
+    std::vector<float> pix, vid;
+    const ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
+    if (in.batch != 1) continue;
+    if (c.model_dir != last_dir) {
+      model = PerceptionLMForConditionalGeneration::FromPretrained(c.model_dir);
+      last_dir = c.model_dir;
+    }
+    const int64_t L = in.len, V = model->config().text.vocab_size;
+    // The prefix ends after the last placeholder (or halfway for text-only prompts).
+    int64_t prefix = L / 2;
+    for (int64_t i = 0; i < L; ++i)
+      if (in.input_ids[i] == model->config().image_token_id ||
+          in.input_ids[i] == model->config().video_token_id)
+        prefix = i + 1;
+    if (prefix >= L - 1) continue;
+    KVCache cache = model->NewCache(1, prefix);
+    ForwardInputs head = in;
+    head.input_ids.assign(in.input_ids.begin(), in.input_ids.begin() + prefix);
+    head.len = prefix;
+    head.attention_mask.clear();
+    model->Forward(head, &cache);
+    ASSERT_EQ(cache.length(), prefix);
+    // Two different continuations after the same cached prefix.
+    for (int variant = 0; variant < 2; ++variant) {
+      std::vector<int64_t> full_ids = in.input_ids;
+      if (variant == 1) full_ids.back() = 9906;  // another last token
+      cache.Trim(prefix);
+      ForwardInputs tail;
+      tail.input_ids.assign(full_ids.begin() + prefix, full_ids.end());
+      tail.len = L - prefix;
+      const ForwardOutputs cached = model->Forward(tail, &cache);
+      ForwardInputs fresh = in;
+      fresh.input_ids = full_ids;
+      fresh.attention_mask.clear();
+      const ForwardOutputs ref = model->Forward(fresh);
+      const double err = test::Compare(cached.logits.ptr(), ref.logits.ptr() + prefix * V,
+                                       static_cast<size_t>((L - prefix) * V))
+                             .max_abs;
+      EXPECT_LE(err, 1e-4) << c.golden << " variant " << variant;
+    }
+    ++checked;
+  }
+  EXPECT_GT(checked, 0);
 }
 
 }  // namespace
