@@ -18,6 +18,8 @@ PACKAGES=(
   libavformat-dev libavcodec-dev libavutil-dev libswscale-dev
   # front ends
   libcli11-dev libcpp-httplib-dev libcurl4-openssl-dev libfmt-dev
+  # server: cpp-httplib is built with TLS, zlib and brotli support
+  libssl-dev zlib1g-dev libbrotli-dev
 )
 
 missing=()

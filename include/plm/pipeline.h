@@ -65,6 +65,12 @@ class Pipeline {
   // Prompt tokens the request will cost, before any pixel work.
   int64_t CountPromptTokens(const ChatRequest& request) const;
 
+  // What Chat does before the model runs, for callers that drive the model themselves (the
+  // serving engine): checks the context from media headers only (kContextOverflow before any
+  // pixel work), then decodes and preprocesses the media and tokenizes the prompt (batch 1).
+  // `preprocess_s` (optional) receives the time spent.
+  ProcessorOutputs Prepare(const ChatRequest& request, double* preprocess_s = nullptr) const;
+
   // Runs one request. Throws kContextOverflow (before any heavy work) when the prompt plus
   // max_new_tokens does not fit the model's context.
   ChatResult Chat(const ChatRequest& request, const ChatCallbacks& callbacks = {}) const;

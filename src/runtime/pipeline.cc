@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "plm/error.h"
+#include "runtime/text_stream.h"
 
 namespace plm {
 
@@ -28,9 +29,8 @@ int64_t Pipeline::CountPromptTokens(const ChatRequest& request) const {
   return processor_->CountTokens(request.conversation, request.media);
 }
 
-ChatResult Pipeline::Chat(const ChatRequest& req, const ChatCallbacks& cb) const {
+ProcessorOutputs Pipeline::Prepare(const ChatRequest& req, double* preprocess_s) const {
   using Clock = std::chrono::steady_clock;
-  ChatResult res;
   if (req.conversation.empty())
     throw Error(ErrorCode::kInvalidArgument, "the conversation has no messages");
   const int64_t ctx = model_->config().text.max_position_embeddings;
@@ -43,21 +43,27 @@ ChatResult Pipeline::Chat(const ChatRequest& req, const ChatCallbacks& cb) const
                     std::to_string(max_new) + " more are requested, but the model's context is " +
                     std::to_string(ctx) +
                     " tokens (use fewer tiles, fewer frames, or a smaller --max-tokens)");
-  auto t0 = Clock::now();
-  if (cb.on_progress) cb.on_progress("preprocess", 0, 1);
+  const auto t0 = Clock::now();
   ProcessorOutputs in = processor_->Process({req.conversation}, req.media);
-  res.timings.preprocess_s = Since(t0);
-  res.prompt_tokens = in.len;
-  res.image_tiles = in.image_tiles;
-  res.video_frames = in.video_frames;
+  if (preprocess_s) *preprocess_s = Since(t0);
   if (in.len + max_new > ctx)
     throw Error(ErrorCode::kContextOverflow, "the prompt is " + std::to_string(in.len) +
                                                  " tokens; with " + std::to_string(max_new) +
                                                  " new tokens it exceeds the context of " +
                                                  std::to_string(ctx));
+  return in;
+}
 
-  auto decoder = processor_->NewStreamDecoder(true);
-  bool stopped_by_string = false, cancelled = false;
+ChatResult Pipeline::Chat(const ChatRequest& req, const ChatCallbacks& cb) const {
+  ChatResult res;
+  if (cb.on_progress) cb.on_progress("preprocess", 0, 1);
+  ProcessorOutputs in = Prepare(req, &res.timings.preprocess_s);
+  res.prompt_tokens = in.len;
+  res.image_tiles = in.image_tiles;
+  res.video_frames = in.video_frames;
+
+  TextStream stream(*processor_, req.stop_strings);
+  bool cancelled = false;
   GenerateOptions opts;
   const int64_t total_tiles = in.image_tiles + in.video_frames;
   if (cb.on_progress && total_tiles > 0)
@@ -66,39 +72,25 @@ ChatResult Pipeline::Chat(const ChatRequest& req, const ChatCallbacks& cb) const
     };
   opts.on_token = [&](int64_t, int64_t token) {
     res.tokens.push_back(token);
-    std::string piece = decoder->Push(token);
-    if (piece.empty()) return true;
-    const size_t before = res.text.size();
-    res.text += piece;
-    for (const auto& s : req.stop_strings) {
-      if (s.empty()) continue;
-      // Only the new text (plus an overlap of len(s)-1) can hold a new match.
-      const size_t from = before >= s.size() ? before - s.size() + 1 : 0;
-      const size_t at = res.text.find(s, from);
-      if (at != std::string::npos) {
-        const std::string emit = at > before ? res.text.substr(before, at - before) : "";
-        res.text.resize(at);
-        if (cb.on_text && !emit.empty()) cb.on_text(emit);
-        stopped_by_string = true;
-        return false;
-      }
+    const std::string piece = stream.Push(token);
+    if (stream.stopped()) {
+      if (cb.on_text && !piece.empty()) cb.on_text(piece);
+      return false;
     }
-    if (cb.on_text && !cb.on_text(piece)) {
+    if (cb.on_text && !piece.empty() && !cb.on_text(piece)) {
       cancelled = true;
       return false;
     }
     return true;
   };
   GenerateOutput out = Generate(*model_, in.AsForwardInputs(), req.generation, opts);
-  if (!stopped_by_string && !cancelled) {
-    const std::string tail = decoder->Flush();
-    if (!tail.empty()) {
-      res.text += tail;
-      if (cb.on_text) cb.on_text(tail);
-    }
+  if (!stream.stopped() && !cancelled) {
+    const std::string tail = stream.Finish();
+    if (cb.on_text && !tail.empty()) cb.on_text(tail);
   }
+  res.text = stream.text();
   res.completion_tokens = out.timings.generated_tokens;
-  res.stop_reason = stopped_by_string ? StopReason::kEos : out.stop_reasons.at(0);
+  res.stop_reason = stream.stopped() ? StopReason::kEos : out.stop_reasons.at(0);
   res.timings.vision_s = out.timings.vision_s;
   res.timings.prefill_s = out.timings.prefill_s;
   res.timings.decode_s = out.timings.decode_s;

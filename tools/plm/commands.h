@@ -13,5 +13,6 @@ Command RegisterInfo(CLI::App& app);
 Command RegisterRun(CLI::App& app);
 Command RegisterChat(CLI::App& app);
 Command RegisterBench(CLI::App& app);
+Command RegisterServe(CLI::App& app);
 
 }  // namespace plm::cli

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   add(&plm::cli::RegisterChat);
   add(&plm::cli::RegisterInfo);
   add(&plm::cli::RegisterBench);
+  add(&plm::cli::RegisterServe);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
