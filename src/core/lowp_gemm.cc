@@ -4,6 +4,7 @@
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized through _mm512_undefined_*().
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 #include <immintrin.h>
 
@@ -162,15 +163,24 @@ __attribute__((target_clones("avx512f", "default"))) void QuantizeRows(const flo
   }
 }
 
+// One W row against m activation rows; m == 1 uses two accumulators to hide the VNNI latency.
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void GemvQ8Avx512(
     const uint8_t* xu, const float* xs, const Q8Matrix& w, float* y, int64_t m, int64_t r0,
     int64_t r1) {
   const int64_t k = w.k, n = w.n;
   for (int64_t r = r0; r < r1; ++r) {
-    const int8_t* wr = w.q.data() + r * k;
-    __m512i acc[kSmallM];
+    const int8_t* wr = w.q + r * k;
+    __m512i acc[kSmallM], acc2 = _mm512_setzero_si512();
     for (int64_t i = 0; i < m; ++i) acc[i] = _mm512_setzero_si512();
     int64_t j = 0;
+    if (m == 1) {
+      for (; j + 128 <= k; j += 128) {
+        acc[0] =
+            _mm512_dpbusd_epi32(acc[0], _mm512_loadu_si512(xu + j), _mm512_loadu_si512(wr + j));
+        acc2 = _mm512_dpbusd_epi32(acc2, _mm512_loadu_si512(xu + j + 64),
+                                   _mm512_loadu_si512(wr + j + 64));
+      }
+    }
     for (; j + 64 <= k; j += 64) {
       const __m512i wv = _mm512_loadu_si512(wr + j);
       for (int64_t i = 0; i < m; ++i)
@@ -182,6 +192,7 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void Ge
       for (int64_t i = 0; i < m; ++i)
         acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_maskz_loadu_epi8(mk, xu + i * k + j), wv);
     }
+    acc[0] = _mm512_add_epi32(acc[0], acc2);
     for (int64_t i = 0; i < m; ++i) {
       const int64_t dot = static_cast<int64_t>(_mm512_reduce_add_epi32(acc[i])) -
                           128 * static_cast<int64_t>(w.sum[r]);
@@ -190,54 +201,160 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void Ge
   }
 }
 
-// y[i, j] = xs[i] * ws[j] * acc[i, j] for rows [b, e).
-__attribute__((target_clones("avx512f", "default"))) void Rescale(const int32_t* acc,
+// y[i, j] = xs[i] * ws[j] * acc[i, j] for rows [b, e); acc has row stride na, y row stride ny.
+__attribute__((target_clones("avx512f", "default"))) void Rescale(const int32_t* acc, int64_t na,
                                                                   const float* xs, const float* ws,
-                                                                  float* y, int64_t b, int64_t e,
-                                                                  int64_t n) {
+                                                                  float* y, int64_t ny, int64_t b,
+                                                                  int64_t e, int64_t n) {
   for (int64_t i = b; i < e; ++i) {
     const float sx = xs[i];
-    for (int64_t j = 0; j < n; ++j) y[i * n + j] = sx * ws[j] * static_cast<float>(acc[i * n + j]);
+    for (int64_t j = 0; j < n; ++j)
+      y[i * ny + j] = sx * ws[j] * static_cast<float>(acc[i * na + j]);
   }
 }
 
 // x (m rows) quantized to u8 = q + 128 for VNNI (u8 x s8).
 void QuantizeRowsU8(const float* x, int64_t m, int64_t k, std::vector<uint8_t>* xu,
                     std::vector<float>* xs) {
-  std::vector<int8_t> q(static_cast<size_t>(m * k));
+  thread_local std::vector<int8_t> q;
+  q.resize(static_cast<size_t>(m * k));
   xs->resize(static_cast<size_t>(m));
   QuantizeRows(x, m, k, q.data(), xs->data());
   xu->resize(q.size());
   for (size_t i = 0; i < q.size(); ++i) (*xu)[i] = static_cast<uint8_t>(q[i] + 128);
 }
 
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void GemvQ4Avx512(
+// Index vectors that spread the f32 scales of blocks 2g and 2g + 1 (of 16 converted at once)
+// over the low and high halves of a register.
+__attribute__((target("avx512f"))) inline __m512i PairIndex(int g) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * g)),
+                            _mm256_set1_epi32(2 * g + 1), 1);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) void GemvQ4Avx512(
     const uint8_t* xu, const float* xs, const Q4Matrix& w, float* y, int64_t m, int64_t r0,
     int64_t r1) {
-  const int64_t k = w.k, n = w.n, groups = k / 64;
+  const int64_t k = w.k, n = w.n, groups = k / 64, nb = k / kQ4Block;
   const __m256i lo_mask = _mm256_set1_epi8(0x0f);
   const __m512i eight = _mm512_set1_epi8(8);
+  __m512i idx[8];
+  for (int g = 0; g < 8; ++g) idx[g] = PairIndex(g);
   for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* wr = w.q.data() + r * (k / 2);
-    const float* sr = w.scale.data() + r * (k / kQ4Block);
-    __m512 acc[kSmallM];
+    const uint8_t* wr = w.q + r * (k / 2);
+    const uint16_t* sr = w.scale + r * nb;
+    __m512 acc[kSmallM], acc2 = _mm512_setzero_ps();
     for (int64_t i = 0; i < m; ++i) acc[i] = _mm512_setzero_ps();
-    for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t g0 = 0; g0 < groups; g0 += 8) {
+      // f16 scales of up to 8 groups (16 blocks) at once.
+      const int64_t ng = std::min<int64_t>(8, groups - g0);
+      const __mmask16 sm = static_cast<__mmask16>((1u << (2 * ng)) - 1u);
+      const __m512 sc16 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(sm, sr + 2 * g0));
+      for (int64_t gg = 0; gg < ng; ++gg) {
+        const int64_t g = g0 + gg;
+        const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + g * 32));
+        const __m256i lo = _mm256_and_si256(packed, lo_mask);
+        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), lo_mask);
+        const __m512i wv =
+            _mm512_sub_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), eight);
+        const __m512 sc = _mm512_permutexvar_ps(idx[gg], sc16);
+        if (m == 1) {
+          const __m512i d =
+              _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(xu + g * 64), wv);
+          if (gg & 1) {
+            acc2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc2);
+          } else {
+            acc[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc[0]);
+          }
+          continue;
+        }
+        for (int64_t i = 0; i < m; ++i) {
+          const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                _mm512_loadu_si512(xu + i * k + g * 64), wv);
+          acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc[i]);
+        }
+      }
+    }
+    acc[0] = _mm512_add_ps(acc[0], acc2);
+    for (int64_t i = 0; i < m; ++i)
+      y[i * n + r] = xs[i] * (_mm512_reduce_add_ps(acc[i]) - w.comp[r]);
+  }
+}
+
+// Per-row int8 re-quantization of q4 rows: value q * s_b becomes round(q * (s_b / S)) with
+// S = max_b(|s_b| * max|q|) / 127 per row. The AVX-512 and portable versions do the same f32
+// operations, so they give identical bytes.
+void ExpandQ4RowsGeneric(const Q4Matrix& w, int64_t r0, int64_t r1, int8_t* q, float* scale) {
+  const int64_t k = w.k, nb = k / kQ4Block;
+  std::vector<float> f(static_cast<size_t>(nb));
+  std::vector<int8_t> v(static_cast<size_t>(k));
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* wr = w.q + r * (k / 2);
+    for (int64_t g = 0; g < k / 64; ++g)
+      for (int64_t j = 0; j < 32; ++j) {
+        v[g * 64 + j] = static_cast<int8_t>((wr[g * 32 + j] & 0x0f) - 8);
+        v[g * 64 + j + 32] = static_cast<int8_t>((wr[g * 32 + j] >> 4) - 8);
+      }
+    float amax = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+      int qmax = 0;
+      for (int64_t j = 0; j < kQ4Block; ++j)
+        qmax = std::max(qmax, std::abs(int{v[b * kQ4Block + j]}));
+      amax = std::max(amax, std::fabs(F16ToF32(w.scale[r * nb + b])) * static_cast<float>(qmax));
+    }
+    const float S = amax > 0 ? amax / 127.0f : 1.0f;
+    for (int64_t b = 0; b < nb; ++b) f[b] = F16ToF32(w.scale[r * nb + b]) / S;
+    int8_t* dst = q + (r - r0) * k;
+    for (int64_t j = 0; j < k; ++j) {
+      const float t = static_cast<float>(v[j]) * f[j / kQ4Block];
+      dst[j] =
+          static_cast<int8_t>(static_cast<int>(std::nearbyint(std::clamp(t, -127.0f, 127.0f))));
+    }
+    scale[r - r0] = S;
+  }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,f16c"))) void ExpandQ4RowsAvx512(
+    const Q4Matrix& w, int64_t r0, int64_t r1, int8_t* q, float* scale) {
+  const int64_t k = w.k, nb = k / kQ4Block;
+  const __m256i lo_mask = _mm256_set1_epi8(0x0f);
+  const __m512i eight = _mm512_set1_epi8(8);
+  thread_local std::vector<float> f;
+  thread_local std::vector<int8_t> v;
+  f.resize(static_cast<size_t>(nb));
+  v.resize(static_cast<size_t>(k));
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* wr = w.q + r * (k / 2);
+    for (int64_t g = 0; g < k / 64; ++g) {
       const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + g * 32));
       const __m256i lo = _mm256_and_si256(packed, lo_mask);
       const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), lo_mask);
-      const __m512i wv =
-          _mm512_sub_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), eight);
-      const __m512 sc = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(sr[2 * g])),
-                                           _mm256_set1_ps(sr[2 * g + 1]), 1);
-      for (int64_t i = 0; i < m; ++i) {
-        const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                              _mm512_loadu_si512(xu + i * k + g * 64), wv);
-        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc[i]);
-      }
+      _mm512_storeu_si512(
+          v.data() + g * 64,
+          _mm512_sub_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), eight));
     }
-    for (int64_t i = 0; i < m; ++i)
-      y[i * n + r] = xs[i] * (_mm512_reduce_add_ps(acc[i]) - w.comp[r]);
+    float amax = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+      const __m256i qb = _mm256_abs_epi8(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.data() + b * kQ4Block)));
+      alignas(32) int8_t t[32];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(t), qb);
+      int qmax = 0;
+      for (int j = 0; j < 32; ++j) qmax = std::max(qmax, int{t[j]});
+      amax = std::max(amax, std::fabs(F16ToF32(w.scale[r * nb + b])) * static_cast<float>(qmax));
+    }
+    const float S = amax > 0 ? amax / 127.0f : 1.0f;
+    for (int64_t b = 0; b < nb; ++b) f[b] = F16ToF32(w.scale[r * nb + b]) / S;
+    int8_t* dst = q + (r - r0) * k;
+    const __m512 lim = _mm512_set1_ps(127.0f), nlim = _mm512_set1_ps(-127.0f);
+    for (int64_t j = 0; j < k; j += 16) {
+      const __m512 x = _mm512_cvtepi32_ps(
+          _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v.data() + j))));
+      __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(f[j / kQ4Block]));
+      t = _mm512_min_ps(_mm512_max_ps(t, nlim), lim);
+      const __m512i ti = _mm512_cvt_roundps_epi32(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), _mm512_cvtsepi32_epi8(ti));
+    }
+    scale[r - r0] = S;
   }
 }
 
@@ -292,40 +409,43 @@ void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, in
   AddBias(y, bias, m, n);
 }
 
-void FinishQ8(Q8Matrix* m) {
-  m->sum.assign(static_cast<size_t>(m->n), 0);
-  for (int64_t r = 0; r < m->n; ++r) {
+void Q8Matrix::Allocate(int64_t rows, int64_t cols) {
+  n = rows;
+  k = cols;
+  q_own.assign(static_cast<size_t>(n * k), 0);
+  scale_own.assign(static_cast<size_t>(n), 0.0f);
+  sum_own.assign(static_cast<size_t>(n), 0);
+  q = q_own.data();
+  scale = scale_own.data();
+  sum = sum_own.data();
+}
+
+void QuantizeQ8Rows(const float* w, int64_t rows, int64_t k, int8_t* q, float* scale,
+                    int32_t* sum) {
+  QuantizeRows(w, rows, k, q, scale);
+  for (int64_t r = 0; r < rows; ++r) {
     int32_t s = 0;
-    for (int64_t j = 0; j < m->k; ++j) s += m->q[r * m->k + j];
-    m->sum[r] = s;
+    for (int64_t j = 0; j < k; ++j) s += q[r * k + j];
+    sum[r] = s;
   }
 }
 
 Q8Matrix QuantizeQ8(const float* w, int64_t n, int64_t k) {
   Q8Matrix m;
-  m.n = n;
-  m.k = k;
-  m.q.resize(static_cast<size_t>(n * k));
-  m.scale.resize(static_cast<size_t>(n));
-  QuantizeRows(w, n, k, m.q.data(), m.scale.data());
-  FinishQ8(&m);
+  m.Allocate(n, k);
+  QuantizeQ8Rows(w, n, k, m.q_own.data(), m.scale_own.data(), m.sum_own.data());
   return m;
 }
 
-void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int64_t m) {
-  const int64_t n = w.n, k = w.k;
-  if (m == 0 || n == 0) return;
+namespace {
+
+// The int8 GEMM for large m: rows of x quantized per row, oneDNN s8 matmul (or exact f32 BLAS on
+// the portable path) against `panel(r0, r1, q, scale)` = W rows [r0, r1) as per-row int8, which
+// either points into a Q8Matrix or expands q4 rows into a scratch buffer.
+template <typename PanelFn>
+void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t panel_rows,
+                   const PanelFn& panel, float* y) {
   const bool fast = Cpu().avx512_full();
-  if (fast && m <= kSmallM) {
-    std::vector<uint8_t> xu;
-    std::vector<float> xs;
-    QuantizeRowsU8(x, m, k, &xu, &xs);
-    ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
-      GemvQ8Avx512(xu.data(), xs.data(), w, y, m, b * kRowBlock, std::min(n, e * kRowBlock));
-    });
-    AddBias(y, bias, m, n);
-    return;
-  }
   for (int64_t i0 = 0; i0 < m; i0 += kChunkM) {
     const int64_t mm = std::min(kChunkM, m - i0);
     thread_local std::vector<int8_t> xq;
@@ -338,51 +458,90 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
       QuantizeRows(x + (i0 + b) * k, e - b, k, xqp + b * k, xsp + b);
     });
     float* yc = y + i0 * n;
-    dnnl::matmul prim;
-    if (fast && Dnnl::Get().Find(MmKind::kS8, mm, n, k, &prim)) {
-      thread_local std::vector<int32_t> acc;
-      acc.resize(static_cast<size_t>(mm * n));
-      SyncGemmThreads();
-      Dnnl::Get().Run(prim, MmKind::kS8, mm, n, k, xq.data(), w.q.data(), acc.data());
-      const int32_t* accp = acc.data();
-      ParallelForOmp(
-          mm, [&](int64_t b, int64_t e) { Rescale(accp, xsp, w.scale.data(), yc, b, e, n); });
-    } else {
-      // Portable: exact integer products evaluated in f32 (|q| <= 127, so panels are exact).
-      std::vector<float> xf(xq.size());
-      for (size_t i = 0; i < xq.size(); ++i) xf[i] = xq[i];
-      constexpr int64_t kPanel = 256;
-      std::vector<float> wf(static_cast<size_t>(std::min(n, kPanel) * k));
-      for (int64_t r0 = 0; r0 < n; r0 += kPanel) {
-        const int64_t rn = std::min(kPanel, n - r0);
-        for (int64_t i = 0; i < rn * k; ++i) wf[i] = w.q[r0 * k + i];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(mm),
-                    static_cast<int>(rn), static_cast<int>(k), 1.0f, xf.data(), static_cast<int>(k),
-                    wf.data(), static_cast<int>(k), 0.0f, yc + r0, static_cast<int>(n));
+    for (int64_t r0 = 0; r0 < n; r0 += panel_rows) {
+      const int64_t np = std::min(panel_rows, n - r0);
+      const int8_t* wq = nullptr;
+      const float* ws = nullptr;
+      panel(r0, r0 + np, &wq, &ws);
+      dnnl::matmul prim;
+      if (fast && Dnnl::Get().Find(MmKind::kS8, mm, np, k, &prim)) {
+        thread_local std::vector<int32_t> acc;
+        acc.resize(static_cast<size_t>(mm * np));
+        SyncGemmThreads();
+        Dnnl::Get().Run(prim, MmKind::kS8, mm, np, k, xqp, wq, acc.data());
+        const int32_t* accp = acc.data();
+        ParallelForOmp(
+            mm, [&](int64_t b, int64_t e) { Rescale(accp, np, xsp, ws, yc + r0, n, b, e, np); });
+      } else {
+        // Portable: exact integer products evaluated in f32 (|q| <= 127, so panels are exact).
+        std::vector<float> xf(xq.size());
+        for (size_t i = 0; i < xq.size(); ++i) xf[i] = xq[i];
+        constexpr int64_t kPanel = 256;
+        std::vector<float> wf(static_cast<size_t>(std::min(np, kPanel) * k));
+        for (int64_t p0 = 0; p0 < np; p0 += kPanel) {
+          const int64_t rn = std::min(kPanel, np - p0);
+          for (int64_t i = 0; i < rn * k; ++i) wf[i] = wq[p0 * k + i];
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(mm),
+                      static_cast<int>(rn), static_cast<int>(k), 1.0f, xf.data(),
+                      static_cast<int>(k), wf.data(), static_cast<int>(k), 0.0f, yc + r0 + p0,
+                      static_cast<int>(n));
+        }
+        for (int64_t i = 0; i < mm; ++i)
+          for (int64_t j = 0; j < np; ++j) yc[i * n + r0 + j] *= xs[i] * ws[j];
       }
-      for (int64_t i = 0; i < mm; ++i)
-        for (int64_t j = 0; j < n; ++j) yc[i * n + j] *= xs[i] * w.scale[j];
     }
   }
+}
+
+}  // namespace
+
+void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int64_t m) {
+  const int64_t n = w.n, k = w.k;
+  if (m == 0 || n == 0) return;
+  if (Cpu().avx512_full() && m <= kSmallM) {
+    std::vector<uint8_t> xu;
+    std::vector<float> xs;
+    QuantizeRowsU8(x, m, k, &xu, &xs);
+    ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
+      GemvQ8Avx512(xu.data(), xs.data(), w, y, m, b * kRowBlock, std::min(n, e * kRowBlock));
+    });
+    AddBias(y, bias, m, n);
+    return;
+  }
+  GemmInt8Large(
+      x, m, n, k, n,
+      [&](int64_t r0, int64_t, const int8_t** q, const float** s) {
+        *q = w.q + r0 * k;
+        *s = w.scale + r0;
+      },
+      y);
   AddBias(y, bias, m, n);
 }
 
-Q4Matrix QuantizeQ4(const float* w, int64_t n, int64_t k) {
+void Q4Matrix::Allocate(int64_t rows, int64_t cols) {
+  n = rows;
+  k = cols;
+  q_own.assign(static_cast<size_t>(n * k / 2), 0);
+  scale_own.assign(static_cast<size_t>(n * (k / kQ4Block)), 0);
+  comp_own.assign(static_cast<size_t>(n), 0.0f);
+  q = q_own.data();
+  scale = scale_own.data();
+  comp = comp_own.data();
+}
+
+void QuantizeQ4Rows(const float* w, int64_t rows, int64_t k, uint8_t* qdst, uint16_t* scale,
+                    float* comp) {
   if (k % 64 != 0)
     throw Error(ErrorCode::kUnsupported,
                 "q4 needs an input size divisible by 64, got " + std::to_string(k));
-  Q4Matrix m;
-  m.n = n;
-  m.k = k;
-  m.q.assign(static_cast<size_t>(n * k / 2), 0);
-  m.scale.resize(static_cast<size_t>(n * k / kQ4Block));
-  m.comp.resize(static_cast<size_t>(n));
+  const int64_t nb = k / kQ4Block;
   std::vector<int8_t> q(static_cast<size_t>(k));
-  for (int64_t r = 0; r < n; ++r) {
+  for (int64_t r = 0; r < rows; ++r) {
     const float* wr = w + r * k;
-    double comp = 0;
-    for (int64_t b = 0; b < k / kQ4Block; ++b) {
-      // Symmetric 4-bit: the value of largest magnitude maps to -8 (ggml Q4_0 style).
+    double c = 0;
+    for (int64_t b = 0; b < nb; ++b) {
+      // Symmetric 4-bit: the value of largest magnitude maps to -8 (ggml Q4_0 style); the scale
+      // is stored as f16 and the values are rounded with the stored scale.
       float amax = 0, maxv = 0;
       for (int64_t j = 0; j < kQ4Block; ++j) {
         const float v = wr[b * kQ4Block + j];
@@ -391,7 +550,8 @@ Q4Matrix QuantizeQ4(const float* w, int64_t n, int64_t k) {
           maxv = v;
         }
       }
-      const float s = maxv / -8.0f;
+      const uint16_t sh = F32ToF16(maxv / -8.0f);
+      const float s = F16ToF32(sh);
       const float inv = s != 0 ? 1.0f / s : 0.0f;
       int32_t qsum = 0;
       for (int64_t j = 0; j < kQ4Block; ++j) {
@@ -400,27 +560,25 @@ Q4Matrix QuantizeQ4(const float* w, int64_t n, int64_t k) {
         q[b * kQ4Block + j] = static_cast<int8_t>(v);
         qsum += v;
       }
-      m.scale[r * (k / kQ4Block) + b] = s;
-      comp += 128.0 * static_cast<double>(s) * qsum;
+      scale[r * nb + b] = sh;
+      c += 128.0 * static_cast<double>(s) * qsum;
     }
-    m.comp[r] = static_cast<float>(comp);
-    uint8_t* dst = m.q.data() + r * (k / 2);
+    comp[r] = static_cast<float>(c);
+    uint8_t* dst = qdst + r * (k / 2);
     for (int64_t g = 0; g < k / 64; ++g)
       for (int64_t j = 0; j < 32; ++j)
         dst[g * 32 + j] =
             static_cast<uint8_t>((q[g * 64 + j] + 8) | ((q[g * 64 + j + 32] + 8) << 4));
   }
-  // Per-row int8 copy for large-m GEMMs (oneDNN int8 matmul).
-  std::vector<float> row(static_cast<size_t>(k));
-  m.expanded.n = n;
-  m.expanded.k = k;
-  m.expanded.q.resize(static_cast<size_t>(n * k));
-  m.expanded.scale.resize(static_cast<size_t>(n));
-  for (int64_t r = 0; r < n; ++r) {
-    for (int64_t j = 0; j < k; ++j) row[j] = Q4Value(m, r, j);
-    QuantizeRows(row.data(), 1, k, m.expanded.q.data() + r * k, m.expanded.scale.data() + r);
-  }
-  FinishQ8(&m.expanded);
+}
+
+Q4Matrix QuantizeQ4(const float* w, int64_t n, int64_t k) {
+  if (k % 64 != 0)
+    throw Error(ErrorCode::kUnsupported,
+                "q4 needs an input size divisible by 64, got " + std::to_string(k));
+  Q4Matrix m;
+  m.Allocate(n, k);
+  QuantizeQ4Rows(w, n, k, m.q_own.data(), m.scale_own.data(), m.comp_own.data());
   return m;
 }
 
@@ -428,14 +586,40 @@ float Q4Value(const Q4Matrix& w, int64_t row, int64_t col) {
   const int64_t g = col / 64, j = col % 64;
   const uint8_t byte = w.q[row * (w.k / 2) + g * 32 + (j % 32)];
   const int q = (j < 32 ? (byte & 0x0f) : (byte >> 4)) - 8;
-  return static_cast<float>(q) * w.scale[row * (w.k / kQ4Block) + col / kQ4Block];
+  return static_cast<float>(q) * F16ToF32(w.scale[row * (w.k / kQ4Block) + col / kQ4Block]);
+}
+
+void ExpandQ4Rows(const Q4Matrix& w, int64_t r0, int64_t r1, int8_t* q, float* scale) {
+  if (Cpu().avx512_full()) {
+    ExpandQ4RowsAvx512(w, r0, r1, q, scale);
+  } else {
+    ExpandQ4RowsGeneric(w, r0, r1, q, scale);
+  }
 }
 
 void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int64_t m) {
   const int64_t n = w.n, k = w.k;
   if (m == 0 || n == 0) return;
   if (m > kSmallM) {
-    GemmQ8(x, w.expanded, bias, y, m);
+    // Panels of 512 rows expanded to int8 just before they are multiplied (a few MB, in cache).
+    constexpr int64_t kPanelRows = 512;
+    thread_local std::vector<int8_t> pq;
+    thread_local std::vector<float> ps;
+    pq.resize(static_cast<size_t>(std::min(n, kPanelRows) * k));
+    ps.resize(static_cast<size_t>(std::min(n, kPanelRows)));
+    int8_t* pqp = pq.data();
+    float* psp = ps.data();
+    GemmInt8Large(
+        x, m, n, k, kPanelRows,
+        [&](int64_t r0, int64_t r1, const int8_t** q, const float** s) {
+          ParallelForOmp(r1 - r0, [&](int64_t b, int64_t e) {
+            ExpandQ4Rows(w, r0 + b, r0 + e, pqp + b * k, psp + b);
+          });
+          *q = pqp;
+          *s = psp;
+        },
+        y);
+    AddBias(y, bias, m, n);
     return;
   }
   std::vector<uint8_t> xu;
@@ -446,13 +630,24 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
       GemvQ4Avx512(xu.data(), xs.data(), w, y, m, b * kRowBlock, std::min(n, e * kRowBlock));
     });
   } else {
-    for (int64_t r = 0; r < n; ++r)
+    const int64_t nb = k / kQ4Block;
+    std::vector<float> sf(static_cast<size_t>(nb));
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t b = 0; b < nb; ++b) sf[b] = F16ToF32(w.scale[r * nb + b]);
       for (int64_t i = 0; i < m; ++i) {
         double acc = 0;
-        for (int64_t j = 0; j < k; ++j)
-          acc += (static_cast<int>(xu[i * k + j]) - 128) * static_cast<double>(Q4Value(w, r, j));
+        for (int64_t b = 0; b < nb; ++b) {
+          int32_t d = 0;
+          for (int64_t j = b * kQ4Block; j < (b + 1) * kQ4Block; ++j) {
+            const uint8_t byte = w.q[r * (k / 2) + (j / 64) * 32 + (j % 32)];
+            d += (static_cast<int>(xu[i * k + j]) - 128) *
+                 ((j % 64 < 32 ? (byte & 0x0f) : (byte >> 4)) - 8);
+          }
+          acc += static_cast<double>(sf[b]) * d;
+        }
         y[i * n + r] = xs[i] * static_cast<float>(acc);
       }
+    }
   }
   AddBias(y, bias, m, n);
 }

@@ -7,9 +7,9 @@
 //         converting W panels to f32 (AVX2/FMA via OpenBLAS).
 //   q8:   W int8, one scale per output row (symmetric); x quantized per row to int8 on the fly.
 //         Large m: oneDNN s8·s8→s32 matmul then rescale; small m: our own VNNI kernel.
-//   q4:   W 4-bit in blocks of 32 with an f32 scale per block; small m: VNNI kernel that unpacks
-//         nibbles in registers; large m: the matrix is expanded once at load into per-row int8
-//         (an extra rounding, documented) and goes through the q8 GEMM.
+//   q4:   W 4-bit in blocks of 32 with an f16 scale per block; small m: VNNI kernel that unpacks
+//         nibbles in registers; large m: panels of W are expanded on the fly into per-row int8
+//         (an extra rounding, documented) for the int8 GEMM.
 #pragma once
 
 #include <cstddef>
@@ -24,33 +24,65 @@ inline constexpr int64_t kSmallM = 8;
 void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, int64_t m, int64_t n,
               int64_t k);
 
+// int8 weights, one f32 scale per output row (symmetric). The arrays are either owned (built by
+// QuantizeQ8) or borrowed from a mapped quantized checkpoint; moving keeps the pointers valid.
 struct Q8Matrix {
   int64_t n = 0, k = 0;
-  std::vector<int8_t> q;     // [n, k]
-  std::vector<float> scale;  // [n]
-  std::vector<int32_t> sum;  // [n]: sum of q over the row (VNNI u8 offset compensation)
-  size_t bytes() const { return q.size() + scale.size() * 4 + sum.size() * 4; }
+  const int8_t* q = nullptr;     // [n, k]
+  const float* scale = nullptr;  // [n]
+  const int32_t* sum = nullptr;  // [n]: sum of q over the row (VNNI u8 offset compensation)
+  std::vector<int8_t> q_own;
+  std::vector<float> scale_own;
+  std::vector<int32_t> sum_own;
+
+  Q8Matrix() = default;
+  Q8Matrix(const Q8Matrix&) = delete;
+  Q8Matrix& operator=(const Q8Matrix&) = delete;
+  Q8Matrix(Q8Matrix&&) = default;
+  Q8Matrix& operator=(Q8Matrix&&) = default;
+  // Allocates owned arrays for n x k and points at them.
+  void Allocate(int64_t rows, int64_t cols);
+  size_t bytes() const { return static_cast<size_t>(n * k + n * 8); }
 };
 
-// Quantizes a float32 [n, k] matrix (rows given by `row(i, dst)` to avoid a full f32 copy).
+// Quantizes rows of a float32 [rows, k] matrix into q/scale/sum (one row at a time, so callers
+// can quantize a large matrix chunk by chunk).
+void QuantizeQ8Rows(const float* w, int64_t rows, int64_t k, int8_t* q, float* scale, int32_t* sum);
 Q8Matrix QuantizeQ8(const float* w, int64_t n, int64_t k);
-void FinishQ8(Q8Matrix* m);  // recomputes `sum` from q
 void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int64_t m);
 
+// 4-bit weights in blocks of 32 values with an f16 scale per block (ggml Q4_0-like: value = q *
+// scale, q in [-8, 7]); k % 64 == 0. Decode (small m) unpacks nibbles in registers; large m
+// expands panels of rows to per-row int8 on the fly (an extra rounding, documented) and runs the
+// int8 GEMM, so no int8 copy of the matrix is kept.
 inline constexpr int64_t kQ4Block = 32;
 struct Q4Matrix {
-  int64_t n = 0, k = 0;  // k % 64 == 0
+  int64_t n = 0, k = 0;
   // Per row, per group of 64 values: 32 bytes, byte j = (q[j] + 8) | (q[j + 32] + 8) << 4.
-  std::vector<uint8_t> q;    // [n, k / 2]
-  std::vector<float> scale;  // [n, k / 32]
-  std::vector<float> comp;   // [n]: 128 * sum over blocks of scale * sum(q) (u8 offset)
-  Q8Matrix expanded;         // per-row int8 re-quantization for large-m GEMMs
-  size_t bytes() const { return q.size() + scale.size() * 4 + comp.size() * 4; }
+  const uint8_t* q = nullptr;       // [n, k / 2]
+  const uint16_t* scale = nullptr;  // [n, k / 32] IEEE half
+  const float* comp = nullptr;      // [n]: 128 * sum over blocks of scale * sum(q) (u8 offset)
+  std::vector<uint8_t> q_own;
+  std::vector<uint16_t> scale_own;
+  std::vector<float> comp_own;
+
+  Q4Matrix() = default;
+  Q4Matrix(const Q4Matrix&) = delete;
+  Q4Matrix& operator=(const Q4Matrix&) = delete;
+  Q4Matrix(Q4Matrix&&) = default;
+  Q4Matrix& operator=(Q4Matrix&&) = default;
+  void Allocate(int64_t rows, int64_t cols);
+  size_t bytes() const { return static_cast<size_t>(n * k / 2 + n * (k / kQ4Block) * 2 + n * 4); }
 };
+void QuantizeQ4Rows(const float* w, int64_t rows, int64_t k, uint8_t* q, uint16_t* scale,
+                    float* comp);
 Q4Matrix QuantizeQ4(const float* w, int64_t n, int64_t k);
 void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int64_t m);
 // Dequantized value of one weight (tests, slow).
 float Q4Value(const Q4Matrix& w, int64_t row, int64_t col);
+// Rows [r0, r1) of a q4 matrix as per-row int8 (what the large-m path multiplies): q [rows, k],
+// scale [rows]. Exposed for tests.
+void ExpandQ4Rows(const Q4Matrix& w, int64_t r0, int64_t r1, int8_t* q, float* scale);
 
 // Keeps oneDNN's (OpenMP) thread count equal to ThreadPool::Global(); called by the GEMMs.
 void SyncGemmThreads();

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/ops.h"
+#include "plm/error.h"
 
 namespace plm {
 
@@ -57,51 +58,60 @@ Linear::Linear(const TensorView& weight, const TensorView* bias, ComputeType com
       break;
     case ComputeType::kQ8: {
       auto q = std::make_shared<Q8Matrix>();
-      q->n = out_;
-      q->k = in_;
-      q->q.resize(static_cast<size_t>(out_ * in_));
-      q->scale.resize(static_cast<size_t>(out_));
+      q->Allocate(out_, in_);
       std::vector<float> tmp(static_cast<size_t>(std::min(out_, kChunkRows) * in_));
       for (int64_t r0 = 0; r0 < out_; r0 += kChunkRows) {
         const int64_t r1 = std::min(out_, r0 + kChunkRows);
         RowsToF32(weight, r0, r1, tmp.data());
-        Q8Matrix part = QuantizeQ8(tmp.data(), r1 - r0, in_);
-        std::copy(part.q.begin(), part.q.end(), q->q.begin() + r0 * in_);
-        std::copy(part.scale.begin(), part.scale.end(), q->scale.begin() + r0);
+        QuantizeQ8Rows(tmp.data(), r1 - r0, in_, q->q_own.data() + r0 * in_,
+                       q->scale_own.data() + r0, q->sum_own.data() + r0);
       }
-      FinishQ8(q.get());
       q8_ = std::move(q);
       ReleasePages(weight);
       break;
     }
     case ComputeType::kQ4: {
       if (in_ % 64 != 0) {  // not representable: keep int8
-        compute_ = ComputeType::kQ8;
         *this = Linear(weight, bias, ComputeType::kQ8);
         return;
       }
-      std::vector<float> tmp(static_cast<size_t>(std::min(out_, kChunkRows) * in_));
       auto q = std::make_shared<Q4Matrix>();
-      q->n = out_;
-      q->k = in_;
-      q->expanded.n = out_;
-      q->expanded.k = in_;
+      q->Allocate(out_, in_);
+      std::vector<float> tmp(static_cast<size_t>(std::min(out_, kChunkRows) * in_));
       for (int64_t r0 = 0; r0 < out_; r0 += kChunkRows) {
         const int64_t r1 = std::min(out_, r0 + kChunkRows);
         RowsToF32(weight, r0, r1, tmp.data());
-        Q4Matrix part = QuantizeQ4(tmp.data(), r1 - r0, in_);
-        q->q.insert(q->q.end(), part.q.begin(), part.q.end());
-        q->scale.insert(q->scale.end(), part.scale.begin(), part.scale.end());
-        q->comp.insert(q->comp.end(), part.comp.begin(), part.comp.end());
-        q->expanded.q.insert(q->expanded.q.end(), part.expanded.q.begin(), part.expanded.q.end());
-        q->expanded.scale.insert(q->expanded.scale.end(), part.expanded.scale.begin(),
-                                 part.expanded.scale.end());
+        QuantizeQ4Rows(tmp.data(), r1 - r0, in_, q->q_own.data() + r0 * (in_ / 2),
+                       q->scale_own.data() + r0 * (in_ / kQ4Block), q->comp_own.data() + r0);
       }
-      FinishQ8(&q->expanded);
       q4_ = std::move(q);
       ReleasePages(weight);
       break;
     }
+  }
+}
+
+Linear::Linear(const QuantizedWeight& w, const TensorView* bias)
+    : in_(w.k), out_(w.n), compute_(w.format) {
+  if (bias != nullptr) b_ = F32Weights(*bias);
+  if (w.format == ComputeType::kQ8) {
+    auto q = std::make_shared<Q8Matrix>();
+    q->n = w.n;
+    q->k = w.k;
+    q->q = static_cast<const int8_t*>(w.q);
+    q->scale = static_cast<const float*>(w.scale);
+    q->sum = static_cast<const int32_t*>(w.aux);
+    q8_ = std::move(q);
+  } else if (w.format == ComputeType::kQ4) {
+    auto q = std::make_shared<Q4Matrix>();
+    q->n = w.n;
+    q->k = w.k;
+    q->q = static_cast<const uint8_t*>(w.q);
+    q->scale = static_cast<const uint16_t*>(w.scale);
+    q->comp = static_cast<const float*>(w.aux);
+    q4_ = std::move(q);
+  } else {
+    throw Error(ErrorCode::kInternal, "Linear: quantized weight of an unquantized format");
   }
 }
 
@@ -131,11 +141,23 @@ size_t Linear::weight_bytes() const {
     case ComputeType::kBF16:
       return n * 2;
     case ComputeType::kQ8:
-      return q8_->q.size() + q8_->scale.size() * 4;
+      return q8_->bytes();
     case ComputeType::kQ4:
-      return q4_->q.size() + q4_->scale.size() * 4;
+      return q4_->bytes();
   }
   return 0;
+}
+
+void Linear::ForwardMany(const float* x, int64_t rows, const std::vector<const Linear*>& layers,
+                         const std::vector<float*>& ys) {
+  for (size_t i = 0; i < layers.size(); ++i) layers[i]->Forward(x, rows, ys[i]);
+}
+
+Linear LoadLinear(WeightStore& ws, const std::string& weight_name, int64_t out, int64_t in,
+                  const std::string& bias_name, ComputeType compute) {
+  const TensorView* b = bias_name.empty() ? nullptr : &ws.Get(bias_name, {out});
+  if (auto q = ws.GetQuantized(weight_name, {out, in})) return Linear(*q, b);
+  return Linear(ws.Get(weight_name, {out, in}), b, compute);
 }
 
 }  // namespace plm

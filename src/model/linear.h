@@ -4,17 +4,20 @@
 //   kF32  float32 reference (in place from the mapping when stored as f32, converted otherwise);
 //   kBF16 bf16 (in place from the mapping when stored as bf16), bf16 GEMMs with f32 accumulation;
 //   kQ8   int8 per output channel, int8 activations per row (VNNI / oneDNN s8 GEMMs);
-//   kQ4   4-bit blocks of 32 with an f32 scale each (VNNI in-register unpacking for decode).
-// Quantized formats are built at load time from whatever the checkpoint stores.
+//   kQ4   4-bit blocks of 32 with an f16 scale each (VNNI in-register unpacking for decode).
+// Quantized formats are built at load time from whatever the checkpoint stores, or used in place
+// from a quantized checkpoint written by `plm quantize` (see model/quantized_checkpoint.h).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/lowp_gemm.h"
 #include "io/safetensors.h"
 #include "model/f32_weights.h"
+#include "model/weight_store.h"
 #include "plm/model.h"
 
 namespace plm {
@@ -24,15 +27,24 @@ class Linear {
   Linear() = default;
   // weight: [out, in]; bias: [out] or null.
   Linear(const TensorView& weight, const TensorView* bias, ComputeType compute = ComputeType::kF32);
+  // A matrix stored quantized in the checkpoint, used in place (no copy).
+  Linear(const QuantizedWeight& weight, const TensorView* bias);
 
   // y[rows, out] = x[rows, in] W^T + b.
   void Forward(const float* x, int64_t rows, float* y) const;
+  // Several layers over the same input (q/k/v, gate/up): for decode-sized `rows` one parallel
+  // pass over all their weight rows with the input converted once; otherwise one GEMM each.
+  static void ForwardMany(const float* x, int64_t rows, const std::vector<const Linear*>& layers,
+                          const std::vector<float*>& ys);
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
   ComputeType compute() const { return compute_; }
   // Float32 weights (kF32 only; null otherwise).
   const float* weight() const { return compute_ == ComputeType::kF32 ? w_.data() : nullptr; }
+  const uint16_t* bf16() const { return bf16_; }
+  const Q8Matrix* q8() const { return q8_.get(); }
+  const Q4Matrix* q4() const { return q4_.get(); }
   // Bytes of weight data read by one Forward (what a decode step streams from memory).
   size_t weight_bytes() const;
 
@@ -45,5 +57,10 @@ class Linear {
   std::shared_ptr<Q8Matrix> q8_;
   std::shared_ptr<Q4Matrix> q4_;
 };
+
+// Loads `<name>.weight` [out, in] (and `<name>.bias` [out] when `bias`) as a Linear: in place
+// when the checkpoint stores it quantized, else converted to `compute`.
+Linear LoadLinear(WeightStore& ws, const std::string& weight_name, int64_t out, int64_t in,
+                  const std::string& bias_name, ComputeType compute);
 
 }  // namespace plm

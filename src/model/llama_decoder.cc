@@ -41,7 +41,7 @@ std::vector<float> LlamaInvFreq(const TextConfig& cfg) {
 
 LlamaDecoder::LlamaDecoder(const TextConfig& cfg, const LoadOptions& options, WeightStore& ws,
                            const std::string& p, const std::string& lm_head)
-    : cfg_(cfg), compute_(options.compute) {
+    : cfg_(cfg), compute_(ws.EffectiveCompute(options.compute)) {
   const int64_t D = cfg.hidden_size, hd = cfg.head_dim, H = cfg.num_attention_heads;
   const int64_t KV = cfg.num_key_value_heads, I = cfg.intermediate_size, V = cfg.vocab_size;
   const TensorView& embed = ws.Get(p + "embed_tokens.weight", {V, D});
@@ -52,7 +52,7 @@ LlamaDecoder::LlamaDecoder(const TextConfig& cfg, const LoadOptions& options, We
     embed_view_ = embed;
   }
   auto lin = [&](const std::string& n, int64_t out, int64_t in) {
-    return Linear(ws.Get(n, {out, in}), nullptr, compute_);
+    return LoadLinear(ws, n, out, in, "", compute_);
   };
   for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) {
     const std::string l = p + "layers." + std::to_string(i) + ".";

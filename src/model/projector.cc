@@ -12,10 +12,9 @@ Projector::Projector(const PerceptionLMConfig& cfg, const LoadOptions& options, 
                      const std::string& p)
     : pooling_ratio_(cfg.projector_pooling_ratio), drop_cls_(cfg.vision_use_cls_token) {
   const int64_t dv = cfg.vision.embed_dim, dt = cfg.text.hidden_size;
-  linear_1_ = Linear(ws.Get(p + "linear_1.weight", {dt, dv}), &ws.Get(p + "linear_1.bias", {dt}),
-                     options.compute);
-  linear_2_ = Linear(ws.Get(p + "linear_2.weight", {dt, dt}), &ws.Get(p + "linear_2.bias", {dt}),
-                     options.compute);
+  const ComputeType ct = ws.EffectiveCompute(options.compute);
+  linear_1_ = LoadLinear(ws, p + "linear_1.weight", dt, dv, p + "linear_1.bias", ct);
+  linear_2_ = LoadLinear(ws, p + "linear_2.weight", dt, dt, p + "linear_2.bias", ct);
 }
 
 void AdaptiveAvgPool2d(const float* x, int64_t h, int64_t w, int64_t c, int64_t oh, int64_t ow,

@@ -17,11 +17,9 @@ F32Weights Load(WeightStore& ws, const std::string& name, const std::vector<int6
   return F32Weights(ws.Get(name, shape));
 }
 
-Linear LoadLinear(WeightStore& ws, const std::string& name, int64_t out, int64_t in, bool bias,
-                  ComputeType compute) {
-  const TensorView& w = ws.Get(name + ".weight", {out, in});
-  const TensorView* b = bias ? &ws.Get(name + ".bias", {out}) : nullptr;
-  return Linear(w, b, compute);
+Linear LoadBlockLinear(WeightStore& ws, const std::string& name, int64_t out, int64_t in, bool bias,
+                       ComputeType compute) {
+  return LoadLinear(ws, name + ".weight", out, in, bias ? name + ".bias" : "", compute);
 }
 
 }  // namespace
@@ -30,7 +28,9 @@ VisionTower::VisionTower(const VisionConfig& cfg, const LoadOptions& options, We
                          const std::string& p)
     // 4-bit is for the bandwidth-bound decoder; the compute-bound tower uses int8 then.
     : cfg_(cfg),
-      compute_(options.compute == ComputeType::kQ4 ? ComputeType::kQ8 : options.compute) {
+      compute_(ws.EffectiveCompute(options.compute) == ComputeType::kQ4
+                   ? ComputeType::kQ8
+                   : ws.EffectiveCompute(options.compute)) {
   const int64_t D = cfg.embed_dim, ps = cfg.patch_size, N = cfg.num_patches();
   const int64_t prefix = cfg.num_prefix_tokens(), hidden = cfg.mlp_hidden();
   patch_w_ = Load(ws, p + "patch_embed.proj.weight", {D, 3, ps, ps});
@@ -49,10 +49,10 @@ VisionTower::VisionTower(const VisionConfig& cfg, const LoadOptions& options, We
     blk.norm1_b = Load(ws, b + "norm1.bias", {D});
     blk.norm2_w = Load(ws, b + "norm2.weight", {D});
     blk.norm2_b = Load(ws, b + "norm2.bias", {D});
-    blk.qkv = LoadLinear(ws, b + "attn.qkv", 3 * D, D, cfg.qkv_bias, compute_);
-    blk.proj = LoadLinear(ws, b + "attn.proj", D, D, true, compute_);
-    blk.fc1 = LoadLinear(ws, b + "mlp.fc1", hidden, D, true, compute_);
-    blk.fc2 = LoadLinear(ws, b + "mlp.fc2", D, hidden, true, compute_);
+    blk.qkv = LoadBlockLinear(ws, b + "attn.qkv", 3 * D, D, cfg.qkv_bias, compute_);
+    blk.proj = LoadBlockLinear(ws, b + "attn.proj", D, D, true, compute_);
+    blk.fc1 = LoadBlockLinear(ws, b + "mlp.fc1", hidden, D, true, compute_);
+    blk.fc2 = LoadBlockLinear(ws, b + "mlp.fc2", D, hidden, true, compute_);
     if (cfg.init_values > 0) {
       blk.gamma_1 = Load(ws, b + "gamma_1", {D});
       blk.gamma_2 = Load(ws, b + "gamma_2", {D});

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 
 #include "core/json.h"
+#include "core/lowp_gemm.h"
+#include "model/quantized_checkpoint.h"
 #include "plm/error.h"
 
 namespace plm {
@@ -70,7 +72,73 @@ WeightStore WeightStore::Open(const std::string& model_dir) {
         model_dir +
             ": no weights found (expected model.safetensors or model.safetensors.index.json)");
   }
+  for (const auto& shard : ws.shards_)
+    for (const auto& [k, v] : shard->metadata()) ws.metadata_[k] = v;
+  auto q = ws.metadata_.find(kQuantMetaFormat);
+  if (q != ws.metadata_.end()) {
+    auto ver = ws.metadata_.find(kQuantMetaVersion);
+    if (ver == ws.metadata_.end() || ver->second != kQuantVersion)
+      throw Error(ErrorCode::kUnsupported,
+                  model_dir + ": quantized checkpoint of format version \"" +
+                      (ver == ws.metadata_.end() ? std::string("?") : ver->second) +
+                      "\" (this build reads version " + kQuantVersion + ")");
+    if (q->second == "q8") {
+      ws.quantization_ = ComputeType::kQ8;
+    } else if (q->second == "q4") {
+      ws.quantization_ = ComputeType::kQ4;
+    } else {
+      throw Error(ErrorCode::kUnsupported,
+                  model_dir + ": unknown quantization \"" + q->second + "\" (expected q8 or q4)");
+    }
+  }
   return ws;
+}
+
+std::optional<QuantizedWeight> WeightStore::GetQuantized(
+    const std::string& name, const std::vector<int64_t>& expected_shape) {
+  auto fmt = metadata_.find(kQuantMetaTensorPrefix + name);
+  if (fmt == metadata_.end()) return std::nullopt;
+  const std::string what = "quantized tensor \"" + name + "\"";
+  if (expected_shape.size() != 2)
+    throw Error(ErrorCode::kInternal, what + ": quantized tensors are matrices");
+  const int64_t n = expected_shape[0], k = expected_shape[1];
+  QuantizedWeight w;
+  w.n = n;
+  w.k = k;
+  DType qt, st, at;
+  std::vector<int64_t> qs, ss, as;
+  if (fmt->second == "q8") {
+    w.format = ComputeType::kQ8;
+    qt = DType::kI8, st = DType::kF32, at = DType::kI32;
+    qs = {n, k}, ss = {n}, as = {n};
+  } else if (fmt->second == "q4") {
+    if (k % 64 != 0)
+      throw Error(ErrorCode::kCorrupt, what + " is q4 but its input size " + std::to_string(k) +
+                                           " is not a multiple of 64");
+    w.format = ComputeType::kQ4;
+    qt = DType::kU8, st = DType::kF16, at = DType::kF32;
+    qs = {n, k / 2}, ss = {n, k / kQ4Block}, as = {n};
+  } else {
+    throw Error(ErrorCode::kUnsupported, what + " has unknown format \"" + fmt->second + "\"");
+  }
+  auto part = [&](const std::string& pname, DType dt, const std::vector<int64_t>& shape,
+                  size_t align) {
+    const TensorView& v = GetAnyShape(pname);
+    if (v.dtype != dt || v.shape != shape)
+      throw Error(ErrorCode::kCorrupt,
+                  what + ": \"" + pname + "\" is " + std::string(DTypeName(v.dtype)) + " " +
+                      v.ShapeString() + ", expected " + std::string(DTypeName(dt)) + " " +
+                      ShapeStr(shape) + " (" + fmt->second + " of a [" + std::to_string(n) + ", " +
+                      std::to_string(k) + "] matrix; does the checkpoint match config.json?)");
+    if (reinterpret_cast<uintptr_t>(v.data) % align != 0)
+      throw Error(ErrorCode::kCorrupt, what + ": \"" + pname + "\" is not " +
+                                           std::to_string(align) + "-byte aligned in the file");
+    return static_cast<const void*>(v.data);
+  };
+  w.q = part(name, qt, qs, 1);
+  w.scale = part(name + kQuantScaleSuffix, st, ss, DTypeSize(st));
+  w.aux = part(name + kQuantAuxSuffix, at, as, 4);
+  return w;
 }
 
 const TensorView& WeightStore::GetAnyShape(const std::string& name) {
@@ -85,6 +153,10 @@ const TensorView& WeightStore::GetAnyShape(const std::string& name) {
 
 const TensorView& WeightStore::Get(const std::string& name,
                                    const std::vector<int64_t>& expected_shape) {
+  if (metadata_.count(kQuantMetaTensorPrefix + name))
+    throw Error(ErrorCode::kUnsupported, "tensor \"" + name + "\" is stored quantized (" +
+                                             metadata_.at(kQuantMetaTensorPrefix + name) +
+                                             ") but is read here as a plain tensor");
   const TensorView& v = GetAnyShape(name);
   if (v.shape != expected_shape)
     throw Error(ErrorCode::kCorrupt, "tensor \"" + name + "\" has shape " + v.ShapeString() +

@@ -4,13 +4,25 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "io/safetensors.h"
+#include "plm/model.h"
 
 namespace plm {
+
+// A [n, k] matrix stored quantized by `plm quantize` (format in model/quantized_checkpoint.h):
+// pointers into the mapped file, used in place.
+struct QuantizedWeight {
+  ComputeType format = ComputeType::kQ8;  // kQ8 or kQ4
+  int64_t n = 0, k = 0;
+  const void* q = nullptr;      // q8: int8 [n, k]; q4: packed nibbles uint8 [n, k / 2]
+  const void* scale = nullptr;  // q8: f32 [n]; q4: f16 [n, k / 32]
+  const void* aux = nullptr;    // q8: int32 row sums [n]; q4: f32 offset compensation [n]
+};
 
 class WeightStore {
  public:
@@ -23,6 +35,17 @@ class WeightStore {
   const TensorView& Get(const std::string& name, const std::vector<int64_t>& expected_shape);
   // Like Get without a shape check.
   const TensorView& GetAnyShape(const std::string& name);
+  // For a checkpoint written by `plm quantize`: the matrix `name` when it is stored quantized
+  // (checking formats, dtypes, shapes against `expected_shape` [n, k] and alignment; throws
+  // kCorrupt / kUnsupported naming the tensor), else nothing. Marks its tensors used.
+  std::optional<QuantizedWeight> GetQuantized(const std::string& name,
+                                              const std::vector<int64_t>& expected_shape);
+  // The format a quantized checkpoint was written for (`plm quantize --dtype`), if it is one.
+  std::optional<ComputeType> quantization() const { return quantization_; }
+  // The compute type to use: the checkpoint's format when it is quantized, else `requested`.
+  ComputeType EffectiveCompute(ComputeType requested) const {
+    return quantization_ ? *quantization_ : requested;
+  }
   // Throws kCorrupt naming the first tensors that were never used (ignoring buffers that
   // checkpoints may carry, such as rotary inv_freq).
   void CheckAllUsed() const;
@@ -37,6 +60,8 @@ class WeightStore {
   std::vector<std::string> files_;
   std::map<std::string, const TensorView*> index_;
   std::set<std::string> used_;
+  std::map<std::string, std::string> metadata_;  // merged __metadata__ of all shards
+  std::optional<ComputeType> quantization_;
 };
 
 }  // namespace plm

@@ -14,5 +14,6 @@ Command RegisterRun(CLI::App& app);
 Command RegisterChat(CLI::App& app);
 Command RegisterBench(CLI::App& app);
 Command RegisterServe(CLI::App& app);
+Command RegisterQuantize(CLI::App& app);
 
 }  // namespace plm::cli

@@ -26,6 +26,7 @@ int main(int argc, char** argv) {
   add(&plm::cli::RegisterInfo);
   add(&plm::cli::RegisterBench);
   add(&plm::cli::RegisterServe);
+  add(&plm::cli::RegisterQuantize);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

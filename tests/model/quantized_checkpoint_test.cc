@@ -1,0 +1,168 @@
+// `plm quantize` checkpoints: loading one gives bit-for-bit the outputs of quantizing the
+// original at load (and selects the compute type by itself); damaged or mismatched quantized
+// folders fail with clear errors.
+#include "model/quantized_checkpoint.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <string>
+
+#include "core/json.h"
+#include "io/safetensors.h"
+#include "plm/error.h"
+#include "plm/model.h"
+#include "support/golden_inputs.h"
+#include "support/test_support.h"
+
+namespace plm {
+namespace {
+
+std::vector<std::string> Models() {
+  std::vector<std::string> out;
+  const std::string root = test::FixturesDir() + "/models";
+  for (const auto& m : test::ListDir(root, true))
+    if (test::PathExists(root + "/" + m + "/config.json")) out.push_back(m);
+  return out;
+}
+
+std::vector<std::string> Goldens(const std::string& model) {
+  std::vector<std::string> out;
+  const std::string dir = test::FixturesDir() + "/goldens/" + model;
+  for (const auto& f : test::ListDir(dir, false))
+    if (f == "text.safetensors" || f == "image.safetensors") out.push_back(dir + "/" + f);
+  return out;
+}
+
+ErrorCode LoadError(const std::string& dir, std::string* msg) {
+  try {
+    PerceptionLMForConditionalGeneration::FromPretrained(dir);
+  } catch (const Error& e) {
+    *msg = e.what();
+    return e.code();
+  }
+  return static_cast<ErrorCode>(0);
+}
+
+TEST(QuantizedCheckpoint, LoadsBitIdenticalToQuantizingAtLoad) {
+  const auto models = Models();
+  ASSERT_FALSE(models.empty());
+  for (const auto& m : models) {
+    const std::string dir = test::FixturesDir() + "/models/" + m;
+    for (ComputeType ct : {ComputeType::kQ8, ComputeType::kQ4}) {
+      const std::string out = test::MakeTempDir();
+      const QuantizeStats s = QuantizeCheckpoint(dir, out, ct);
+      EXPECT_GT(s.quantized_tensors, 0);
+      EXPECT_TRUE(test::PathExists(out + "/config.json"));
+      EXPECT_TRUE(test::PathExists(out + "/tokenizer.json"));
+      LoadOptions on_the_fly;
+      on_the_fly.compute = ct;
+      auto a = PerceptionLMForConditionalGeneration::FromPretrained(dir, on_the_fly);
+      // Default options (f32): the quantized folder selects its own compute type.
+      auto b = PerceptionLMForConditionalGeneration::FromPretrained(out);
+      for (const auto& golden : Goldens(m)) {
+        SafetensorsFile g(golden);
+        std::vector<float> pix, vid;
+        const ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
+        const ForwardOutputs ra = a->Forward(in), rb = b->Forward(in);
+        ASSERT_EQ(ra.logits.data.size(), rb.logits.data.size());
+        EXPECT_TRUE(ra.logits.data == rb.logits.data)
+            << m << " " << ComputeTypeName(ct) << " " << golden;
+      }
+      // Quantizing a quantized folder is refused.
+      try {
+        QuantizeCheckpoint(out, test::MakeTempDir(), ct);
+        ADD_FAILURE() << "re-quantizing was accepted";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kInvalidArgument);
+      }
+    }
+  }
+}
+
+// Rewrites the safetensors header of `path` through `edit` (same data section).
+void EditHeader(const std::string& path, const std::function<void(Json*)>& edit) {
+  std::ifstream in(path, std::ios::binary);
+  uint64_t n = 0;
+  in.read(reinterpret_cast<char*>(&n), 8);
+  std::string h(n, ' ');
+  in.read(h.data(), static_cast<std::streamsize>(n));
+  std::string rest((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Json j = Json::parse(h);
+  edit(&j);
+  std::string nh = j.dump();
+  ASSERT_LE(nh.size(), n) << "edited header must not grow";
+  nh.resize(n, ' ');
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(&n), 8);
+  out.write(nh.data(), static_cast<std::streamsize>(n));
+  out.write(rest.data(), static_cast<std::streamsize>(rest.size()));
+}
+
+TEST(QuantizedCheckpoint, DamagedOrMismatchedFilesGiveClearErrors) {
+  const auto models = Models();
+  ASSERT_FALSE(models.empty());
+  const std::string dir = test::FixturesDir() + "/models/" + models[0];
+  const std::string base = test::MakeTempDir();
+  QuantizeCheckpoint(dir, base, ComputeType::kQ4);
+  auto fresh = [&] {
+    const std::string d = test::MakeTempDir();
+    for (const auto& f : test::ListDir(base, false)) {
+      std::ifstream i(base + "/" + f, std::ios::binary);
+      std::ofstream o(d + "/" + f, std::ios::binary);
+      o << i.rdbuf();
+    }
+    return d;
+  };
+  std::string msg;
+  {  // unknown format version
+    const std::string d = fresh();
+    EditHeader(d + "/model.safetensors",
+               [](Json* j) { (*j)["__metadata__"][kQuantMetaVersion] = "9"; });
+    EXPECT_EQ(LoadError(d, &msg), ErrorCode::kUnsupported);
+    EXPECT_NE(msg.find("version"), std::string::npos) << msg;
+  }
+  {  // a tensor's declared format does not match its arrays
+    const std::string d = fresh();
+    EditHeader(d + "/model.safetensors", [](Json* j) {
+      (*j)["__metadata__"][std::string(kQuantMetaTensorPrefix) +
+                           "model.language_model.layers.0.mlp.up_proj.weight"] = "q8";
+    });
+    EXPECT_EQ(LoadError(d, &msg), ErrorCode::kCorrupt);
+    EXPECT_NE(msg.find("up_proj"), std::string::npos) << msg;
+  }
+  {  // unknown format name
+    const std::string d = fresh();
+    EditHeader(d + "/model.safetensors", [](Json* j) {
+      (*j)["__metadata__"][std::string(kQuantMetaTensorPrefix) +
+                           "model.language_model.layers.0.mlp.up_proj.weight"] = "q3";
+    });
+    EXPECT_EQ(LoadError(d, &msg), ErrorCode::kUnsupported);
+    EXPECT_NE(msg.find("q3"), std::string::npos) << msg;
+  }
+  {  // config.json of another shape: clear shape error, no crash
+    const std::string d = fresh();
+    Json cfg = ReadJsonFile(d + "/config.json");
+    cfg["text_config"]["intermediate_size"] =
+        cfg["text_config"]["intermediate_size"].get<int>() * 2;
+    std::ofstream(d + "/config.json") << cfg.dump();
+    EXPECT_EQ(LoadError(d, &msg), ErrorCode::kCorrupt);
+    EXPECT_NE(msg.find("config"), std::string::npos) << msg;
+  }
+  {  // truncated weights file
+    const std::string d = fresh();
+    const std::string p = d + "/model.safetensors";
+    std::ifstream i(p, std::ios::binary);
+    std::string all((std::istreambuf_iterator<char>(i)), std::istreambuf_iterator<char>());
+    i.close();
+    std::ofstream(p, std::ios::binary | std::ios::trunc)
+        .write(all.data(), static_cast<std::streamsize>(all.size() / 2));
+    EXPECT_EQ(LoadError(d, &msg), ErrorCode::kCorrupt);
+  }
+}
+
+}  // namespace
+}  // namespace plm
