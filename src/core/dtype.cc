@@ -100,52 +100,50 @@ uint16_t F32ToF16(float f) {
   return static_cast<uint16_t>(sign | h);
 }
 
+namespace {
+
+// Converts n elements of type T; loads go through memcpy because safetensors data offsets need
+// not be aligned to the element size.
+template <typename T, typename F>
+void ConvertEach(const void* src, float* dst, size_t n, F convert) {
+  const auto* bytes = static_cast<const uint8_t*>(src);
+  for (size_t i = 0; i < n; ++i) {
+    T v;
+    std::memcpy(&v, bytes + i * sizeof(T), sizeof(T));
+    dst[i] = convert(v);
+  }
+}
+
+template <typename T>
+void CastEach(const void* src, float* dst, size_t n) {
+  ConvertEach<T>(src, dst, n, [](T v) { return static_cast<float>(v); });
+}
+
+}  // namespace
+
 void ConvertToF32(DType t, const void* src, float* dst, size_t n) {
+  if (n == 0) return;  // empty tensors may have null pointers
   switch (t) {
     case DType::kF32:
       std::memcpy(dst, src, n * 4);
       return;
-    case DType::kBF16: {
-      const auto* s = static_cast<const uint16_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = Bf16ToF32(s[i]);
-      return;
-    }
-    case DType::kF16: {
-      const auto* s = static_cast<const uint16_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = F16ToF32(s[i]);
-      return;
-    }
-    case DType::kF64: {
-      const auto* s = static_cast<const double*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
-      return;
-    }
-    case DType::kI64: {
-      const auto* s = static_cast<const int64_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
-      return;
-    }
-    case DType::kI32: {
-      const auto* s = static_cast<const int32_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
-      return;
-    }
-    case DType::kI16: {
-      const auto* s = static_cast<const int16_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
-      return;
-    }
-    case DType::kI8: {
-      const auto* s = static_cast<const int8_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
-      return;
-    }
+    case DType::kBF16:
+      return ConvertEach<uint16_t>(src, dst, n, Bf16ToF32);
+    case DType::kF16:
+      return ConvertEach<uint16_t>(src, dst, n, F16ToF32);
+    case DType::kF64:
+      return CastEach<double>(src, dst, n);
+    case DType::kI64:
+      return CastEach<int64_t>(src, dst, n);
+    case DType::kI32:
+      return CastEach<int32_t>(src, dst, n);
+    case DType::kI16:
+      return CastEach<int16_t>(src, dst, n);
+    case DType::kI8:
+      return CastEach<int8_t>(src, dst, n);
     case DType::kU8:
-    case DType::kBool: {
-      const auto* s = static_cast<const uint8_t*>(src);
-      for (size_t i = 0; i < n; ++i) dst[i] = static_cast<float>(s[i]);
-      return;
-    }
+    case DType::kBool:
+      return CastEach<uint8_t>(src, dst, n);
   }
 }
 

@@ -1,5 +1,8 @@
 #include "core/json.h"
 
+#include <cmath>
+#include <cstdint>
+
 #include "core/mapped_file.h"
 #include "plm/error.h"
 
@@ -8,7 +11,7 @@ namespace plm {
 Json ParseJson(const std::string& text, const std::string& what) {
   try {
     return Json::parse(text);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse errors, and numbers out of range (406)
     throw Error(ErrorCode::kCorrupt, what + ": invalid JSON: " + e.what());
   }
 }
@@ -35,10 +38,15 @@ const Json* Find(const Json& j, const std::string& key, const std::string& what)
 int64_t JsonIntOr(const Json& j, const std::string& key, int64_t def, const std::string& what) {
   const Json* v = Find(j, key, what);
   if (v == nullptr) return def;
-  if (v->is_number_integer()) return v->get<int64_t>();
-  if (v->is_number_float()) {
+  if (v->is_number_unsigned()) {
+    if (v->get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX)) return v->get<int64_t>();
+  } else if (v->is_number_integer()) {
+    return v->get<int64_t>();
+  } else if (v->is_number_float()) {
+    // 2.0 is accepted as 2 (Python writes some ints as floats); only in-range whole numbers.
     const double d = v->get<double>();
-    if (d == static_cast<double>(static_cast<int64_t>(d))) return static_cast<int64_t>(d);
+    if (std::isfinite(d) && std::fabs(d) < 9.0e18 && d == std::floor(d))
+      return static_cast<int64_t>(d);
   }
   WrongType(key, "an integer", what);
 }

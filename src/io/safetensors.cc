@@ -88,7 +88,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
   Json j;
   try {
     j = Json::parse(header);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {  // parse errors, and numbers out of range (406)
     Corrupt(path, std::string("header is not valid JSON: ") + e.what());
   }
   if (!j.is_object()) Corrupt(path, "header is not a JSON object");
