@@ -136,7 +136,7 @@ struct PerceptionLMProcessor::Impl {
   std::unique_ptr<VideoFrameSource> OpenVideoPart(const ContentPart& p,
                                                   const DecodeLimits& limits) const {
     if (!p.bytes.empty())
-      return OpenFfmpegVideoMemory(p.bytes, p.name.empty() ? "video" : p.name, limits);
+      return OpenVideoMemory(p.bytes, p.name.empty() ? "video" : p.name, limits);
     return OpenVideo(p.path, limits);
   }
   Json ToJson(const Conversation& conv) const {

@@ -1,6 +1,7 @@
 #include "server/http_server.h"
 
 #include <httplib.h>
+#include <malloc.h>
 
 #include <chrono>
 #include <cstdio>
@@ -93,6 +94,7 @@ bool WriteEvent(httplib::DataSink& sink, const std::string& data) {
 Server::Server(ServerOptions options)
     : options_(std::move(options)), http_(std::make_unique<httplib::Server>()) {
   fingerprint_ = "plm.cpp";
+  if (options_.return_memory) mallopt(M_MMAP_THRESHOLD, 4 << 20);
 }
 
 Server::~Server() {

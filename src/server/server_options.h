@@ -45,6 +45,10 @@ struct ServerOptions {
   int preprocess_threads = 1;    // per request (image resize, video frames)
   double shutdown_grace_s = 30;  // SIGTERM: time in-flight requests get to finish
   bool log_requests = false;     // one line per request on stderr
+  // Buffers of 4 MiB and more (pixels, KV caches, activations) get their own mappings so the
+  // memory of finished requests goes back to the system; glibc's adaptive threshold otherwise
+  // keeps them in per-thread arenas and the resident size creeps up with load.
+  bool return_memory = true;
 };
 
 }  // namespace plm::server

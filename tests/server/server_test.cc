@@ -133,6 +133,73 @@ TEST(Server, AnswersEqualPipelineOnEveryFixtureModel) {
   }
 }
 
+TEST(Server, VideosTilesFramesAndConversationsEqualPipeline) {
+  const std::string m = test::ServerModels().at(0);
+  auto pipe = test::LoadModel(m);
+  const auto g = test::ImageGolden(m);
+  auto srv = test::StartServer(m, test::DefaultOptions(m));
+  // A video (.npy frames sent as a data: URL) with the num_frames extension.
+  std::string video;
+  for (const auto& f : test::ListDir(test::FixturesDir() + "/inputs", false))
+    if (f.size() > 4 && f.substr(f.size() - 4) == ".npy")
+      video = test::FixturesDir() + "/inputs/" + f;
+  ASSERT_FALSE(video.empty());
+  for (const int frames : {0, 4}) {
+    ChatRequest req = test::MakeChat(*pipe, "", "What happens in the video?", {}, 6);
+    req.conversation[0].content.insert(req.conversation[0].content.begin(),
+                                       ContentPart::Video(video));
+    if (frames > 0) req.media.num_frames = frames;
+    const ChatResult want = pipe->Chat(req);
+    Json body = ChatBody(m, "", "What happens in the video?", {}, 6);
+    body["messages"][0]["content"].insert(
+        body["messages"][0]["content"].begin(),
+        Json{{"type", "video_url"},
+             {"video_url",
+              {{"url", "data:application/octet-stream;base64," +
+                           test::Base64(test::ReadFileBytes(video))}}}});
+    if (frames > 0) body["num_frames"] = frames;
+    long status = 0;
+    const Json j = Post(srv.base, body, &status);
+    ASSERT_EQ(status, 200) << j.dump();
+    EXPECT_EQ(j["choices"][0]["message"]["content"], want.text) << frames;
+    EXPECT_EQ(j["usage"]["prompt_tokens"], want.prompt_tokens) << frames;
+  }
+  // Fewer tiles with the max_tiles extension.
+  {
+    ChatRequest req = test::MakeChat(*pipe, "", "What is this?", {g.image_path}, 6);
+    req.media.max_num_tiles = 1;
+    const ChatResult want = pipe->Chat(req);
+    Json body = ChatBody(m, "", "What is this?", {DataUrl(g.image_path)}, 6);
+    body["max_tiles"] = 1;
+    long status = 0;
+    const Json j = Post(srv.base, body, &status);
+    ASSERT_EQ(status, 200) << j.dump();
+    EXPECT_EQ(j["choices"][0]["message"]["content"], want.text);
+    EXPECT_EQ(j["usage"]["prompt_tokens"], want.prompt_tokens);
+  }
+  // The second turn of a conversation reuses the first turn's KV cache (same image, same
+  // answer) and still answers as a fresh run does.
+  {
+    const Json first = ChatBody(m, g.system, g.user, {DataUrl(g.image_path)}, 8);
+    long status = 0;
+    const Json a = Post(srv.base, first, &status);
+    ASSERT_EQ(status, 200) << a.dump();
+    const std::string answer = a["choices"][0]["message"]["content"];
+    Json second = first;
+    second["messages"].push_back({{"role", "assistant"}, {"content", answer}});
+    second["messages"].push_back({{"role", "user"}, {"content", "Tell me more."}});
+    ChatRequest req = test::MakeChat(*pipe, g.system, g.user, {g.image_path}, 8);
+    req.conversation.push_back({"assistant", {ContentPart::Text(answer)}});
+    req.conversation.push_back({"user", {ContentPart::Text("Tell me more.")}});
+    const ChatResult want = pipe->Chat(req);
+    const Json b = Post(srv.base, second, &status);
+    ASSERT_EQ(status, 200) << b.dump();
+    EXPECT_EQ(b["choices"][0]["message"]["content"], want.text);
+    EXPECT_GT(b["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>(),
+              a["usage"]["prompt_tokens"].get<int64_t>() / 2);
+  }
+}
+
 TEST(Server, ConcurrentStreamsEqualSequentialAnswers) {
   const std::string m = test::ServerModels().at(0);
   auto pipe = test::LoadModel(m);

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <mutex>
+#include <stdexcept>
 
 #include "io/image_decode.h"
 #include "io/image_processor.h"
@@ -40,6 +41,7 @@ std::vector<std::string> ServerModels() {
   const std::string root = FixturesDir() + "/models";
   for (const auto& m : ListDir(root, true))
     if (PathExists(root + "/" + m + "/config.json")) out.push_back(m);
+  if (out.empty()) throw std::runtime_error("no fixture models under " + root);
   return out;
 }
 
