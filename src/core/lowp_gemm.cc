@@ -652,4 +652,47 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
   AddBias(y, bias, m, n);
 }
 
+bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& jobs) {
+  if (jobs.empty() || m > kSmallM || m <= 0 || !Cpu().avx512_full()) return false;
+  const int kind = jobs[0].bf16 ? 0 : jobs[0].q8 ? 1 : 2;
+  std::vector<int64_t> first(jobs.size() + 1, 0);  // first task of each job
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const GemvJob& g = jobs[j];
+    const int jk = g.bf16 ? 0 : g.q8 ? 1 : g.q4 ? 2 : -1;
+    if (jk != kind) return false;
+    if ((g.q8 && g.q8->k != k) || (g.q4 && g.q4->k != k)) return false;
+    first[j + 1] = first[j] + (g.n + kRowBlock - 1) / kRowBlock;
+  }
+  thread_local std::vector<uint16_t> xb;
+  thread_local std::vector<uint8_t> xu;
+  thread_local std::vector<float> xs;
+  if (kind == 0) {
+    xb.resize(static_cast<size_t>(m * k));
+    for (size_t i = 0; i < xb.size(); ++i) xb[i] = F32ToBf16(x[i]);
+  } else {
+    QuantizeRowsU8(x, m, k, &xu, &xs);
+  }
+  // thread_local names resolve per thread inside the lambda: pass the caller's buffers.
+  const uint16_t* xbp = xb.data();
+  const uint8_t* xup = xu.data();
+  const float* xsp = xs.data();
+  ThreadPool::Global().ParallelFor(first.back(), [&](int64_t b, int64_t e) {
+    size_t j = 0;
+    for (int64_t t = b; t < e; ++t) {
+      while (first[j + 1] <= t) ++j;
+      const GemvJob& g = jobs[j];
+      const int64_t r0 = (t - first[j]) * kRowBlock, r1 = std::min(g.n, r0 + kRowBlock);
+      if (kind == 0) {
+        GemvBf16Avx512(xbp, g.bf16, g.y, m, g.n, k, r0, r1);
+      } else if (kind == 1) {
+        GemvQ8Avx512(xup, xsp, *g.q8, g.y, m, r0, r1);
+      } else {
+        GemvQ4Avx512(xup, xsp, *g.q4, g.y, m, r0, r1);
+      }
+    }
+  });
+  for (const GemvJob& g : jobs) AddBias(g.y, g.bias, m, g.n);
+  return true;
+}
+
 }  // namespace plm

@@ -84,6 +84,21 @@ float Q4Value(const Q4Matrix& w, int64_t row, int64_t col);
 // scale [rows]. Exposed for tests.
 void ExpandQ4Rows(const Q4Matrix& w, int64_t r0, int64_t r1, int8_t* q, float* scale);
 
+// Several small-m products over the same input x [m, k] (m <= kSmallM; q/k/v or gate/up of a
+// decode step) in one parallel pass over all their weight rows: the input is converted once and
+// the threads meet once. Every job must have the same format (one of bf16 / q8 / q4 set).
+struct GemvJob {
+  const uint16_t* bf16 = nullptr;  // [n, k]
+  const Q8Matrix* q8 = nullptr;
+  const Q4Matrix* q4 = nullptr;
+  int64_t n = 0;
+  const float* bias = nullptr;
+  float* y = nullptr;  // [m, n]
+};
+// Returns false (doing nothing) when the fused path does not apply (no AVX-512, m too large,
+// mixed formats); the caller then runs the GEMMs one by one.
+bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& jobs);
+
 // Keeps oneDNN's (OpenMP) thread count equal to ThreadPool::Global(); called by the GEMMs.
 void SyncGemmThreads();
 

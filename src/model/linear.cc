@@ -150,6 +150,25 @@ size_t Linear::weight_bytes() const {
 
 void Linear::ForwardMany(const float* x, int64_t rows, const std::vector<const Linear*>& layers,
                          const std::vector<float*>& ys) {
+  if (rows <= kSmallM && !layers.empty()) {
+    std::vector<GemvJob> jobs;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const Linear& l = *layers[i];
+      if (l.compute_ == ComputeType::kF32 || l.in_ != layers[0]->in_) {
+        jobs.clear();
+        break;
+      }
+      GemvJob j;
+      j.bf16 = l.compute_ == ComputeType::kBF16 ? l.bf16_ : nullptr;
+      j.q8 = l.q8_.get();
+      j.q4 = l.q4_.get();
+      j.n = l.out_;
+      j.bias = l.b_.empty() ? nullptr : l.b_.data();
+      j.y = ys[i];
+      jobs.push_back(j);
+    }
+    if (!jobs.empty() && GemvMany(x, rows, layers[0]->in_, jobs)) return;
+  }
   for (size_t i = 0; i < layers.size(); ++i) layers[i]->Forward(x, rows, ys[i]);
 }
 

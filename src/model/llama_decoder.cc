@@ -193,9 +193,8 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
     const Layer& layer = layers_[li];
     const auto layer_idx = static_cast<int64_t>(li);
     RmsNorm(h.data(), layer.input_norm.data(), eps, x.data(), rows, D);
-    layer.q.Forward(x.data(), rows, q.data());
-    layer.k.Forward(x.data(), rows, k.data());
-    layer.v.Forward(x.data(), rows, v.data());
+    Linear::ForwardMany(x.data(), rows, {&layer.q, &layer.k, &layer.v},
+                        {q.data(), k.data(), v.data()});
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t pos = req.positions[r];
       ApplyRope(q.data() + r * H * hd, H, pos);
@@ -261,8 +260,7 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
     layer.o.Forward(attn.data(), rows, x.data());
     for (int64_t i = 0; i < rows * D; ++i) h[i] += x[i];
     RmsNorm(h.data(), layer.post_norm.data(), eps, x.data(), rows, D);
-    layer.gate.Forward(x.data(), rows, g.data());
-    layer.up.Forward(x.data(), rows, u.data());
+    Linear::ForwardMany(x.data(), rows, {&layer.gate, &layer.up}, {g.data(), u.data()});
     if (compute_ == ComputeType::kF32) {
       SiluInPlace(g.data(), rows * I);
     } else {
