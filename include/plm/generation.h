@@ -16,6 +16,8 @@
 
 namespace plm {
 
+class PerceptionLMProcessor;
+
 struct GenerationConfig {
   int64_t max_new_tokens = 256;
   bool do_sample = false;
@@ -33,7 +35,9 @@ struct GenerationConfig {
   static GenerationConfig FromFile(const std::string& path);
 };
 
-enum class StopReason { kEos, kLength, kCallback };
+// Why a row stopped. kEos: an eos or extra stop id; kStopString: a stop string (both are "stop"
+// to OpenAI clients); kLength: max_new_tokens; kCallback: on_token returned false.
+enum class StopReason { kEos, kLength, kCallback, kStopString };
 const char* StopReasonName(StopReason r);
 
 // A token and its log-probability.
@@ -62,10 +66,23 @@ struct GenerateOptions {
   // the model (log_softmax of the raw logits, before repetition penalty, temperature, top-k/p)
   // with the n most likely alternatives.
   int top_logprobs = -1;
-  // Called for each new token of each unfinished row; return false to stop that row.
+  // Stop ids besides config.eos_token_ids (HF passes them as more eos_token_id entries): a row
+  // ends after generating one (it is part of the row), with StopReason::kEos.
+  std::vector<int64_t> stop_token_ids;
+  // Stop strings (HF generate(stop_strings=..., tokenizer=...)): a row ends with the token that
+  // completes one of them in the row's decoded text (special tokens skipped), with
+  // StopReason::kStopString. Tokens are returned as generated (the text is not cut; Pipeline
+  // and TextStream cut it). Needs `processor` for decoding.
+  std::vector<std::string> stop_strings;
+  const PerceptionLMProcessor* processor = nullptr;
+  // Called for each new token of each unfinished row, except a token that ends its row (eos,
+  // stop id, stop string); return false to stop that row (StopReason::kCallback).
   std::function<bool(int64_t row, int64_t token)> on_token;
   // Progress of the prefill (vision tiles done / total).
   std::function<void(int64_t done, int64_t total)> on_vision_tile;
+  // Called once before the prompt's forward pass with the number of prompt tokens (all rows,
+  // padding excluded): progress for long prompts.
+  std::function<void(int64_t prompt_tokens)> on_prefill;
 };
 
 struct GenerateTimings {

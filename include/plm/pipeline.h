@@ -47,7 +47,8 @@ struct ChatResult {
 struct ChatCallbacks {
   // Streamed text pieces (complete UTF-8); return false to stop generating.
   std::function<bool(const std::string& piece)> on_text;
-  // Preprocessing and vision progress: stage name, done, total.
+  // Progress: ("preprocess", 0, 1), ("vision", tiles done, total tiles), ("prefill", 0, prompt
+  // tokens) before the prompt's forward pass.
   std::function<void(const std::string& stage, int64_t done, int64_t total)> on_progress;
 };
 

@@ -4,6 +4,7 @@
 #include "plm/error.h"
 #include "plm/generation.h"
 #include "runtime/sampler.h"
+#include "runtime/text_stream.h"
 
 #include <sys/stat.h>
 
@@ -25,6 +26,8 @@ const char* StopReasonName(StopReason r) {
       return "length";
     case StopReason::kCallback:
       return "cancelled";
+    case StopReason::kStopString:
+      return "stop";
   }
   return "?";
 }
@@ -110,6 +113,11 @@ GenerateOutput Generate(const PerceptionLMForConditionalGeneration& model,
     }
     next_pos[b] = c;
   }
+  if (options.on_prefill) {
+    int64_t real = 0;
+    for (int64_t b = 0; b < B; ++b) real += next_pos[b];
+    options.on_prefill(real);
+  }
   KVCache cache = model.NewCache(B, L + config.max_new_tokens);
   ForwardInputs prefill;
   prefill.inputs_embeds = std::move(embeds.data);
@@ -134,6 +142,16 @@ GenerateOutput Generate(const PerceptionLMForConditionalGeneration& model,
     GenerationConfig c = config;
     c.seed = config.seed + static_cast<uint64_t>(b);
     samplers.emplace_back(c);
+  }
+  bool any_stop_string = false;
+  for (const auto& s : options.stop_strings) any_stop_string |= !s.empty();
+  std::vector<std::unique_ptr<TextStream>> streams(static_cast<size_t>(B));
+  if (any_stop_string) {
+    if (options.processor == nullptr)
+      throw Error(ErrorCode::kInvalidArgument,
+                  "stop strings need GenerateOptions::processor to decode the tokens");
+    for (auto& s : streams)
+      s = std::make_unique<TextStream>(*options.processor, options.stop_strings);
   }
   std::vector<bool> finished(static_cast<size_t>(B), false);
   int64_t unfinished = B;
@@ -164,8 +182,12 @@ GenerateOutput Generate(const PerceptionLMForConditionalGeneration& model,
       ++out.timings.generated_tokens;
       bool stop = false;
       for (int64_t e : config.eos_token_ids) stop |= next[b] == e;
+      for (int64_t e : options.stop_token_ids) stop |= next[b] == e;
       if (stop) {
         out.stop_reasons[b] = StopReason::kEos;
+      } else if (streams[b] && (streams[b]->Push(next[b]), streams[b]->stopped())) {
+        stop = true;
+        out.stop_reasons[b] = StopReason::kStopString;
       } else if (options.on_token && !options.on_token(b, next[b])) {
         stop = true;
         out.stop_reasons[b] = StopReason::kCallback;

@@ -70,6 +70,7 @@ ChatResult Pipeline::Chat(const ChatRequest& req, const ChatCallbacks& cb) const
     opts.on_vision_tile = [&](int64_t done, int64_t) {
       cb.on_progress("vision", done, total_tiles);
     };
+  if (cb.on_progress) opts.on_prefill = [&](int64_t n) { cb.on_progress("prefill", 0, n); };
   opts.on_token = [&](int64_t, int64_t token) {
     res.tokens.push_back(token);
     const std::string piece = stream.Push(token);
