@@ -1,9 +1,20 @@
-// Text generation with a PerceptionLM model: greedy (the checkpoints' default) or sampling,
-// batched with left padding exactly as Hugging Face `generate` does.
+// Text generation with a PerceptionLM model (HF `generate`): greedy (the checkpoints' default)
+// or sampling, stop ids and stop strings, per-token logprobs, batched with left padding exactly as
+// Hugging Face `generate` does.
 //
-//   plm::GenerationConfig gc = plm::GenerationConfig::FromDirectory("path/to/Perception-LM-1B");
+//   auto proc = plm::PerceptionLMProcessor::FromPretrained(dir);
+//   auto model = plm::PerceptionLMForConditionalGeneration::FromPretrained(dir);
+//   plm::ProcessorOutputs in = proc->Process({conversation_a, conversation_b});  // left padded
+//   plm::GenerationConfig gc = plm::GenerationConfig::FromDirectory(dir);
 //   gc.max_new_tokens = 32;
-//   plm::GenerateOutput out = plm::Generate(*model, inputs, gc);
+//   plm::GenerateOptions opt;
+//   opt.top_logprobs = 5;          // GenerateOutput::logprobs
+//   opt.stop_strings = {"\n\n"};   // needs the processor to decode
+//   opt.processor = proc.get();
+//   plm::GenerateOutput out = plm::Generate(*model, in.AsForwardInputs(), gc, opt);
+//
+// Thread-safety: Generate may run concurrently on one model from several threads (each call owns
+// its KV cache and samplers).
 #pragma once
 
 #include <cstdint>

@@ -4,8 +4,14 @@
 //   auto pipe = plm::Pipeline::FromPretrained("path/to/Perception-LM-1B");
 //   plm::ChatRequest req;
 //   req.conversation = {{"user", {plm::ContentPart::Image("cat.jpg"),
-//   plm::ContentPart::Text("Describe it.")}}}; plm::ChatResult r = pipe->Chat(req, [](const
-//   std::string& piece) { std::fputs(piece.c_str(), stdout); return true; });
+//                                 plm::ContentPart::Text("Describe it.")}}};
+//   req.generation = pipe->default_generation();
+//   plm::ChatCallbacks cb;
+//   cb.on_text = [](const std::string& piece) { std::fputs(piece.c_str(), stdout); return true; };
+//   plm::ChatResult r = pipe->Chat(req, cb);
+//
+// Thread-safety: a loaded Pipeline is immutable; Chat, Prepare and CountPromptTokens may run
+// concurrently from any number of threads (each call has its own cache and decoder).
 #pragma once
 
 #include <functional>

@@ -7,6 +7,9 @@
 //                                       plm::ContentPart::Text("What is this?")}}};
 //   plm::ProcessorOutputs in = proc->Process({conv});
 //   plm::ForwardInputs fwd = in.AsForwardInputs();
+//
+// Thread-safety: a loaded processor is immutable; every const method may run concurrently from
+// any number of threads. A StreamDecoder belongs to one thread.
 #pragma once
 
 #include <array>

@@ -1,12 +1,12 @@
 // Runs the `plm` binary as a user would: golden continuations from image files, seeded sampling,
 // and one clear error line with a distinct exit code for each kind of bad input.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <fstream>
 
+#include "cli/cli_util.h"
 #include "core/json.h"
 #include "io/image_decode.h"
 #include "io/image_processor.h"
@@ -17,36 +17,12 @@
 namespace plm {
 namespace {
 
-struct RunResult {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-RunResult RunPlm(const std::vector<std::string>& args) {
-  const std::string dir = test::MakeTempDir();
-  std::string cmd = Quote(std::string(PLM_BINARY_DIR) + "/plm");
-  for (const auto& a : args) cmd += " " + Quote(a);
-  cmd += " > " + dir + "/out 2> " + dir + "/err < /dev/null";
-  const int status = std::system(cmd.c_str());
-  RunResult r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream o(dir + "/out"), e(dir + "/err");
-  r.out.assign(std::istreambuf_iterator<char>(o), {});
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  return r;
-}
+using test::RunPlm;
+using test::RunResult;
 
 std::vector<std::string> ModelDirs() {
   std::vector<std::string> out;
-  const std::string root = test::FixturesDir() + "/models";
-  for (const auto& m : test::ListDir(root, true))
-    if (test::PathExists(root + "/" + m + "/config.json")) out.push_back(m);
+  for (const auto& p : test::FixtureModels()) out.push_back(p.substr(p.rfind('/') + 1));
   return out;
 }
 

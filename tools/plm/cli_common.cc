@@ -12,12 +12,12 @@ namespace plm::cli {
 Progress::Progress(bool quiet, bool verbose)
     : enabled_(!quiet && (verbose || ::isatty(STDERR_FILENO))), tty_(::isatty(STDERR_FILENO)) {}
 
-void Progress::Status(const std::string& text) {
+void Progress::Status(const std::string& text, bool force) {
   if (!enabled_) return;
   if (tty_) {
     // Throttle redraws; a terminal does not need more than ~20 updates a second.
     const auto now = std::chrono::steady_clock::now();
-    if (dirty_ && now - last_ < std::chrono::milliseconds(50)) return;
+    if (!force && dirty_ && now - last_ < std::chrono::milliseconds(50)) return;
     last_ = now;
     std::fprintf(stderr, "\r\033[K%s", text.c_str());
     dirty_ = true;
@@ -43,14 +43,19 @@ void Progress::Note(const std::string& text) {
 
 std::function<void(const std::string&, int64_t, int64_t)> Progress::StageCallback() {
   return [this](const std::string& stage, int64_t done, int64_t total) {
+    const bool first = stage != stage_;
+    stage_ = stage;
     if (stage == "vision") {
       // Non-terminals get only the first and last line so logs stay short.
       if (!tty_ && done != 1 && done != total) return;
-      Status("encoding images: " + std::to_string(done) + "/" + std::to_string(total) + " tiles");
+      Status("encoding images: " + std::to_string(done) + "/" + std::to_string(total) + " tiles",
+             first || done == total);
     } else if (stage == "preprocess") {
-      Status("preprocessing media and prompt...");
+      Status("preprocessing media and prompt...", first);
+    } else if (stage == "prefill") {
+      Status("prefill: " + std::to_string(total) + " prompt tokens...", first);
     } else {
-      Status(stage + "...");
+      Status(stage + "...", first);
     }
   };
 }

@@ -18,15 +18,18 @@ namespace plm::cli {
 class Progress {
  public:
   Progress(bool quiet, bool verbose);
-  void Status(const std::string& text);  // a transient line (overwritten by the next)
-  void Clear();                          // erases the transient line before normal output
-  void Note(const std::string& text);    // a permanent line
+  // A transient line (overwritten by the next). On a terminal, updates closer than 50 ms to the
+  // previous one are dropped unless `force` (the first line of a new stage).
+  void Status(const std::string& text, bool force = false);
+  void Clear();                        // erases the transient line before normal output
+  void Note(const std::string& text);  // a permanent line
   std::function<void(const std::string&, int64_t, int64_t)> StageCallback();
   void Summary(const ChatResult& r);  // timings after a run
 
  private:
   bool enabled_, tty_;
   bool dirty_ = false;
+  std::string stage_;  // the stage of the last StageCallback line
   std::chrono::steady_clock::time_point last_;
 };
 

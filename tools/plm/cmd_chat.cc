@@ -52,7 +52,7 @@ int Run(const ChatArgs& a) {
       history.clear();
       if (!a.system.empty()) history.push_back({"system", {ContentPart::Text(a.system)}});
       pending.clear();
-      std::fprintf(stderr, "(conversation cleared)\n");
+      progress.Note("(conversation cleared)");
       continue;
     }
     if (line.rfind("/image ", 0) == 0 || line.rfind("/video ", 0) == 0) {
@@ -63,7 +63,7 @@ int Run(const ChatArgs& a) {
         continue;
       }
       pending.push_back(image ? ContentPart::Image(path) : ContentPart::Video(path));
-      std::fprintf(stderr, "(%s attached to your next message)\n", path.c_str());
+      progress.Note("(" + path + " attached to your next message)");
       continue;
     }
     if (line[0] == '/') {
