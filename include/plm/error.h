@@ -1,5 +1,12 @@
 // Errors raised by libplm. Every failure is a plm::Error whose message names the problem
 // (file, tensor, key, sizes) so front ends can print it as one line.
+//
+//   try {
+//     auto model = plm::PerceptionLMForConditionalGeneration::FromPretrained(dir);
+//   } catch (const plm::Error& e) {
+//     std::fprintf(stderr, "%s (%s)\n", e.what(), plm::ErrorCodeName(e.code()));
+//     return static_cast<int>(e.code());  // what the plm command exits with
+//   }
 #pragma once
 
 #include <stdexcept>

@@ -1,6 +1,13 @@
 // Key/value cache of the Llama decoder: per layer [batch, kv_heads, capacity, head_dim] float32,
 // plus which cached positions are real tokens (the attention mask of the cached keys).
 // It grows on demand, so callers size it to the request rather than to the model maximum.
+// HF's DynamicCache: keep it between Forward calls, Trim it (DynamicCache.crop) to reuse a prefix.
+//
+//   plm::KVCache cache = model->NewCache(/*batch=*/1, /*capacity=*/prompt_len + 64);
+//   model->Forward(prompt, &cache);         // fills positions 0..prompt_len-1
+//   model->Forward(continuation_a, &cache);  // continues after the prompt
+//   cache.Trim(prompt_len);                  // back to the shared prefix
+//   model->Forward(continuation_b, &cache);
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,9 @@
 // A dense, row-major, owning float32 tensor: the activation type of the reference path.
+//
+//   plm::ForwardOutputs out = model->Forward(inputs);
+//   const plm::Tensor& l = out.logits;              // shape {batch, kept positions, vocab}
+//   float x = l.data[(b * l.dim(1) + i) * l.dim(2) + v];
+//   std::printf("%s\n", l.ShapeString().c_str());
 #pragma once
 
 #include <cstdint>
