@@ -28,7 +28,14 @@ namespace plm {
 namespace {
 
 constexpr int64_t kRowBlock = 16;  // W rows per parallel task in the small-m kernels
-constexpr int64_t kChunkM = 1024;  // activation rows per oneDNN call (bounds temporaries)
+constexpr int64_t kChunkM = 1536;  // at most this many activation rows per oneDNN call
+
+// Rows per oneDNN call: m split evenly into ceil(m / kChunkM) chunks (a 1025-row vision tile is
+// one call, not 1024 + a 1-row remainder).
+int64_t ChunkRows(int64_t m) {
+  const int64_t chunks = (m + kChunkM - 1) / kChunkM;
+  return (m + chunks - 1) / chunks;
+}
 
 // ---------------------------------------------------------------------------------------------
 // oneDNN matmuls, cached per shape.
@@ -385,8 +392,9 @@ void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, in
     AddBias(y, bias, m, n);
     return;
   }
-  for (int64_t i0 = 0; i0 < m; i0 += kChunkM) {
-    const int64_t mm = std::min(kChunkM, m - i0);
+  const int64_t chunk = ChunkRows(m);
+  for (int64_t i0 = 0; i0 < m; i0 += chunk) {
+    const int64_t mm = std::min(chunk, m - i0);
     dnnl::matmul prim;
     if (fast && Dnnl::Get().Find(MmKind::kBF16, mm, n, k, &prim)) {
       thread_local std::vector<uint16_t> xb;
@@ -446,8 +454,9 @@ template <typename PanelFn>
 void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t panel_rows,
                    const PanelFn& panel, float* y) {
   const bool fast = Cpu().avx512_full();
-  for (int64_t i0 = 0; i0 < m; i0 += kChunkM) {
-    const int64_t mm = std::min(kChunkM, m - i0);
+  const int64_t chunk = ChunkRows(m);
+  for (int64_t i0 = 0; i0 < m; i0 += chunk) {
+    const int64_t mm = std::min(chunk, m - i0);
     thread_local std::vector<int8_t> xq;
     thread_local std::vector<float> xs;
     xq.resize(static_cast<size_t>(mm * k));

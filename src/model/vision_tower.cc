@@ -205,16 +205,38 @@ void VisionTower::ForwardTile(const float* pixels, float* z, std::vector<Tensor>
   const float eps = static_cast<float>(cfg_.layer_norm_eps);
   const int64_t hidden = cfg_.mlp_hidden();
   std::vector<float> a(T * D), qkv(T * 3 * D), attn(T * D), m(T * hidden);
+  // LayerNorm and the LayerScale residual: row-parallel on the reduced-precision paths (the
+  // f32 reference path keeps its serial loops).
+  const bool par = compute_ != ComputeType::kF32;
+  auto norm = [&](const float* x, const F32Weights& w, const F32Weights& bias, float* y) {
+    if (!par) {
+      LayerNorm(x, w.data(), bias.data(), eps, y, T, D);
+      return;
+    }
+    ParallelForOmp(T, [&](int64_t r0, int64_t r1) {
+      LayerNorm(x + r0 * D, w.data(), bias.data(), eps, y + r0 * D, r1 - r0, D);
+    });
+  };
+  auto residual = [&](float* zz, const float* add, const F32Weights& gamma) {
+    auto rows = [&](int64_t r0, int64_t r1) {
+      for (int64_t t = r0; t < r1; ++t)
+        for (int64_t d = 0; d < D; ++d)
+          zz[t * D + d] += (gamma.empty() ? 1.0f : gamma[d]) * add[t * D + d];
+    };
+    if (par) {
+      ParallelForOmp(T, rows);
+    } else {
+      rows(0, T);
+    }
+  };
   for (size_t bi = 0; bi < blocks_.size(); ++bi) {
     const Block& b = blocks_[bi];
-    LayerNorm(z, b.norm1_w.data(), b.norm1_b.data(), eps, a.data(), T, D);
+    norm(z, b.norm1_w, b.norm1_b, a.data());
     b.qkv.Forward(a.data(), T, qkv.data());
     Attention(qkv.data(), attn.data());
     b.proj.Forward(attn.data(), T, a.data());
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t d = 0; d < D; ++d)
-        z[t * D + d] += (b.gamma_1.empty() ? 1.0f : b.gamma_1[d]) * a[t * D + d];
-    LayerNorm(z, b.norm2_w.data(), b.norm2_b.data(), eps, a.data(), T, D);
+    residual(z, a.data(), b.gamma_1);
+    norm(z, b.norm2_w, b.norm2_b, a.data());
     b.fc1.Forward(a.data(), T, m.data());
     if (compute_ == ComputeType::kF32) {
       GeluErfInPlace(m.data(), T * hidden);
@@ -222,9 +244,7 @@ void VisionTower::ForwardTile(const float* pixels, float* z, std::vector<Tensor>
       ParallelGeluFast(m.data(), T * hidden);
     }
     b.fc2.Forward(m.data(), T, a.data());
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t d = 0; d < D; ++d)
-        z[t * D + d] += (b.gamma_2.empty() ? 1.0f : b.gamma_2[d]) * a[t * D + d];
+    residual(z, a.data(), b.gamma_2);
     if (block_outputs != nullptr) {
       Tensor& out = (*block_outputs)[bi];
       if (out.shape.empty()) out = Tensor({n_tiles, D, gh, gw});

@@ -213,7 +213,7 @@ double DecodeWeightBytes(const PerceptionLMConfig& c, ComputeType ct) {
     case ComputeType::kQ8:
       return n * (1.0 + 4.0 / d);  // + one f32 scale per row (approx.)
     case ComputeType::kQ4:
-      return n * (0.5 + 4.0 / 32.0);
+      return n * (0.5 + 2.0 / 32.0);  // + one f16 scale per block of 32
   }
   return n;
 }
