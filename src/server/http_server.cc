@@ -334,7 +334,22 @@ void Server::HandleChat(const httplib::Request& req, httplib::Response& res) {
     er.top_logprobs = p.top_logprobs;
     if (options_.request_timeout_s > 0)
       er.deadline = arrived + milliseconds(static_cast<int64_t>(options_.request_timeout_s * 1000));
-    auto stream = engine->Submit(std::move(*ticket), std::move(er));
+    std::shared_ptr<EngineStream> stream;
+    try {
+      stream = engine->Submit(std::move(*ticket), std::move(er));
+    } catch (const Error&) {
+      if (engine->shutting_down())
+        throw ApiError(503, "service_unavailable", "shutting_down", "the server is shutting down");
+      throw;
+    }
+    // Should anything below throw, the request must not keep running for nobody.
+    struct CancelUnlessDisarmed {
+      std::shared_ptr<EngineStream> s;
+      bool armed = true;
+      ~CancelUnlessDisarmed() {
+        if (armed) s->Cancel();
+      }
+    } guard{stream};
 
     ResponseContext ctx_info;
     ctx_info.id = NewCompletionId();
@@ -360,6 +375,7 @@ void Server::HandleChat(const httplib::Request& req, httplib::Response& res) {
         fail(FinishError(all));
         return;
       }
+      guard.armed = false;
       SendJson(res, 200, CompletionJson(ctx_info, all, pipe->processor(), p.top_logprobs >= 0));
       metrics_.CountRequest(200);
       release();
@@ -375,7 +391,8 @@ void Server::HandleChat(const httplib::Request& req, httplib::Response& res) {
     sc->include_usage = p.include_usage;
     sc->logprobs = p.top_logprobs >= 0;
     metrics_.CountRequest(200);
-    released = true;  // the releaser below gives the in-flight place back
+    guard.armed = false;  // the releaser below cancels it if the stream is cut short
+    released = true;      // and gives the in-flight place back
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
     res.set_chunked_content_provider(
