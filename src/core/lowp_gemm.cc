@@ -339,18 +339,23 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,f16c"))) void ExpandQ4
           v.data() + g * 64,
           _mm512_sub_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), eight));
     }
-    float amax = 0;
-    for (int64_t b = 0; b < nb; ++b) {
-      const __m256i qb = _mm256_abs_epi8(
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.data() + b * kQ4Block)));
-      alignas(32) int8_t t[32];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(t), qb);
-      int qmax = 0;
-      for (int j = 0; j < 32; ++j) qmax = std::max(qmax, int{t[j]});
-      amax = std::max(amax, std::fabs(F16ToF32(w.scale[r * nb + b])) * static_cast<float>(qmax));
+    // Block scales (f16 -> f32, 16 at a time) and the row's max |q * s_b| (equal to the
+    // portable max_b(|s_b| * max|q|): scaling by one s_b is monotonic in |q|).
+    for (int64_t b = 0; b < nb; b += 16) {
+      const int64_t cnt = std::min<int64_t>(16, nb - b);
+      const __mmask16 mk = static_cast<__mmask16>((1u << cnt) - 1u);
+      _mm512_mask_storeu_ps(f.data() + b, mk,
+                            _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mk, w.scale + r * nb + b)));
     }
+    __m512 vmax = _mm512_setzero_ps();
+    for (int64_t j = 0; j < k; j += 16) {
+      const __m512 x = _mm512_cvtepi32_ps(
+          _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(v.data() + j))));
+      vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_mul_ps(x, _mm512_set1_ps(f[j / kQ4Block]))));
+    }
+    const float amax = _mm512_reduce_max_ps(vmax);
     const float S = amax > 0 ? amax / 127.0f : 1.0f;
-    for (int64_t b = 0; b < nb; ++b) f[b] = F16ToF32(w.scale[r * nb + b]) / S;
+    for (int64_t b = 0; b < nb; ++b) f[b] = f[b] / S;
     int8_t* dst = q + (r - r0) * k;
     const __m512 lim = _mm512_set1_ps(127.0f), nlim = _mm512_set1_ps(-127.0f);
     for (int64_t j = 0; j < k; j += 16) {

@@ -81,6 +81,28 @@ TEST_P(LowpGemm, Q4RoundTrip) {
 INSTANTIATE_TEST_SUITE_P(Paths, LowpGemm, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "Native" : "Generic"; });
 
+// The large-m q4 path expands rows to per-row int8 on the fly; the AVX-512 and portable
+// expansions must give identical bytes and scales (and a few rows with zero blocks).
+TEST(LowpGemmQ4, ExpansionSameOnEveryPath) {
+  const int64_t n = 7, k = 64 * 37;  // 74 blocks: a partial group of 16 scales
+  auto w = Random(n * k, 11, 0.05f);
+  for (int64_t j = 0; j < 64; ++j) w[2 * k + j] = 0.0f;  // all-zero blocks
+  for (int64_t j = 0; j < k; ++j) w[4 * k + j] = 0.0f;   // an all-zero row
+  const Q4Matrix q4 = QuantizeQ4(w.data(), n, k);
+  std::vector<int8_t> qa(n * k), qb(n * k);
+  std::vector<float> sa(n), sb(n);
+  ExpandQ4Rows(q4, 0, n, qa.data(), sa.data());
+  const CpuFeatures saved = Cpu();
+  SetCpuFeaturesForTesting(CpuFeatures{});
+  ExpandQ4Rows(q4, 0, n, qb.data(), sb.data());
+  SetCpuFeaturesForTesting(saved);
+  EXPECT_EQ(qa, qb);
+  EXPECT_EQ(sa, sb);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; c += 97)
+      EXPECT_NEAR(qa[r * k + c] * sa[r], Q4Value(q4, r, c), sa[r] * 0.5f + 1e-7f);
+}
+
 TEST(FusedAttention, MatchesNaive) {
   const int64_t hd = 64, nk = 150;
   for (int64_t nq : {1, 5, 150}) {
