@@ -615,8 +615,9 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
   const int64_t n = w.n, k = w.k;
   if (m == 0 || n == 0) return;
   if (m > kSmallM) {
-    // Panels of 512 rows expanded to int8 just before they are multiplied (a few MB, in cache).
-    constexpr int64_t kPanelRows = 512;
+    // Panels of W expanded to int8 just before they are multiplied: up to 32 MB of int8 (oneDNN's
+    // s8 matmul is several times slower on narrow panels of a few hundred rows).
+    const int64_t kPanelRows = std::max<int64_t>(2048, (int64_t{32} << 20) / k);
     thread_local std::vector<int8_t> pq;
     thread_local std::vector<float> ps;
     pq.resize(static_cast<size_t>(std::min(n, kPanelRows) * k));
