@@ -149,14 +149,19 @@ void PrefixCache::Store(std::vector<uint64_t> keys, const KVCache& cache,
   if (cache.batch() != 1 || cache.length() < n) return;
   for (auto it = lru_.begin(); it != lru_.end();) {
     const size_t m = std::min(keys.size(), it->keys.size());
-    const bool same_prefix = std::equal(keys.begin(), keys.begin() + m, it->keys.begin());
-    if (same_prefix && it->keys.size() >= keys.size()) {
+    const size_t common =
+        std::mismatch(keys.begin(), keys.begin() + m, it->keys.begin()).first - keys.begin();
+    if (common == m && it->keys.size() >= keys.size()) {
       lru_.splice(lru_.begin(), lru_, it);  // already covered: just refresh it
       return;
     }
-    if (same_prefix) {
+    // Dropped: entries the new one extends, and older ones that differ from it only in their last
+    // quarter (the same image or document with another question): the new entry serves their
+    // shared prefix, and keeping each variant would fill the cache with near-copies.
+    if (common == m ||
+        (static_cast<int64_t>(common) >= min_reuse_ && common * 4 >= it->keys.size() * 3)) {
       bytes_ -= it->bytes;
-      it = lru_.erase(it);  // the new entry extends this one
+      it = lru_.erase(it);
     } else {
       ++it;
     }

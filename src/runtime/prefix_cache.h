@@ -36,7 +36,8 @@ class PrefixCache {
   KVCache CopyPrefix(const Match& match, const PerceptionLMForConditionalGeneration& model,
                      int64_t capacity) const;
   // Keeps the first keys.size() positions of `cache` (a compact copy). Entries that are a prefix
-  // of the new one are dropped; nothing is stored when an entry already extends it.
+  // of the new one, or share at least three quarters of their keys with it, are dropped; nothing
+  // is stored when an entry already extends it.
   void Store(std::vector<uint64_t> keys, const KVCache& cache,
              const PerceptionLMForConditionalGeneration& model);
 

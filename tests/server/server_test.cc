@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "core/json.h"
+#include "io/video_test_files.h"
 #include "server/http_test_client.h"
 #include "server/server_test_util.h"
 #include "support/test_support.h"
@@ -198,6 +199,47 @@ TEST(Server, VideosTilesFramesAndConversationsEqualPipeline) {
     EXPECT_GT(b["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>(),
               a["usage"]["prompt_tokens"].get<int64_t>() / 2);
   }
+}
+
+TEST(Server, VideoFilesAndVideoLimits) {
+  const std::string m = test::ServerModels().at(0);
+  auto pipe = test::LoadModel(m);
+  // A 2-second MPEG-4 video in an mp4 container.
+  const std::string path = test::MakeTempDir() + "/clip.mp4";
+  test::VideoSpec spec;
+  spec.container = "mp4";
+  spec.encoder = "mpeg4";
+  spec.frames = 48;
+  spec.fps = 24;
+  std::string why;
+  if (!test::WriteTestVideo(path, spec, &why)) GTEST_SKIP() << "no mp4 encoder: " << why;
+  const std::string url = "data:video/mp4;base64," + test::Base64(test::ReadFileBytes(path));
+  auto video_body = [&](int64_t frames) {
+    Json b = ChatBody(m, "", "What happens?", {}, 5);
+    b["messages"][0]["content"].insert(b["messages"][0]["content"].begin(),
+                                       Json{{"type", "video_url"}, {"video_url", {{"url", url}}}});
+    if (frames > 0) b["num_frames"] = frames;
+    return b;
+  };
+  auto opt = test::DefaultOptions(m);
+  opt.limits.max_video_frames = 16;
+  {
+    auto srv = test::StartServer(m, opt);
+    ChatRequest req = test::MakeChat(*pipe, "", "What happens?", {}, 5);
+    req.conversation[0].content.insert(req.conversation[0].content.begin(),
+                                       ContentPart::Video(path));
+    req.media.num_frames = 8;
+    const ChatResult want = pipe->Chat(req);
+    long status = 0;
+    const Json j = Post(srv.base, video_body(8), &status);
+    ASSERT_EQ(status, 200) << j.dump();
+    EXPECT_EQ(j["choices"][0]["message"]["content"], want.text);
+    EXPECT_EQ(j["usage"]["prompt_tokens"], want.prompt_tokens);
+    ExpectError(srv.base, video_body(17).dump(), 400, "at most 16", "num_frames over the limit");
+  }
+  opt.limits.max_video_seconds = 1.0;
+  auto srv = test::StartServer(m, opt);
+  ExpectError(srv.base, video_body(8).dump(), 413, "exceeds the limit of 1", "video duration limit");
 }
 
 TEST(Server, ConcurrentStreamsEqualSequentialAnswers) {
