@@ -9,14 +9,13 @@
 // a conversation) instead of recomputing it.
 //
 //   plm::Engine engine(*pipeline, {});
-//   auto ticket = engine.TryAcquire();              // nullopt: overloaded (HTTP 429)
+//   auto ticket = engine.TryAcquire();              // nullopt: full (a server answers 429)
 //   plm::EngineRequest req;
 //   req.inputs = pipeline->Prepare(chat_request);   // decode + preprocess + tokenize
 //   req.generation = chat_request.generation;
 //   auto stream = engine.Submit(std::move(*ticket), std::move(req));
-//   plm::EngineEvent ev;
-//   while (stream->Next(&ev, std::chrono::milliseconds(100)) ? !ev.finished : true)
-//     std::fputs(ev.text.c_str(), stdout);
+//   for (plm::EngineEvent ev; !ev.finished;)
+//     if (stream->Next(&ev, std::chrono::milliseconds(100))) std::fputs(ev.text.c_str(), stdout);
 //
 // Greedy requests produce the same tokens as Pipeline::Chat; sampled ones are reproducible with
 // their seed (each request has its own sampler). Thread-safety: every public method may be called

@@ -6,6 +6,7 @@
 #include <cerrno>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -66,14 +67,25 @@ int Serve(ServeArgs& a) {
                  port, a.model.model.c_str());
     std::fflush(stderr);
   }
+  // The first signal starts a graceful shutdown; a second one ends the process at once.
   std::thread signals([&srv, quiet] {
-    unsigned char sig = 0;
-    while (::read(g_signal_pipe[0], &sig, 1) < 0 && errno == EINTR) {
+    for (int count = 0;; ++count) {
+      unsigned char sig = 0;
+      const ssize_t n = ::read(g_signal_pipe[0], &sig, 1);
+      if (n < 0 && errno == EINTR) {
+        --count;
+        continue;
+      }
+      if (n <= 0) return;
+      if (count > 0) {
+        std::fprintf(stderr, "plm serve: second signal, exiting without waiting\n");
+        std::_Exit(1);
+      }
+      if (!quiet)
+        std::fprintf(stderr, "plm serve: %s, finishing in-flight requests\n",
+                     sig == SIGINT ? "interrupted" : "terminated");
+      std::thread([&srv] { srv.Shutdown(); }).detach();
     }
-    if (!quiet)
-      std::fprintf(stderr, "plm serve: %s, finishing in-flight requests\n",
-                   sig == SIGINT ? "interrupted" : "terminated");
-    srv.Shutdown();
   });
   signals.detach();
 
