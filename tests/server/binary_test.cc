@@ -42,8 +42,10 @@ TEST(ServeBinary, HelpListsTheLimitsAndEngineOptions) {
     EXPECT_NE(help.find(flag), std::string::npos) << flag;
 }
 
-TEST(ServeBinary, AnswersLikePlmRunAndStopsCleanlyOnSigterm) {
-  const std::string m = test::ServerModels().at(0);
+// One model: `plm run --json` and `plm serve` answer the golden image request alike (plain and
+// streamed), then SIGTERM arrives during a stream.
+void AnswersLikePlmRun(const std::string& m) {
+  SCOPED_TRACE(m);
   const std::string dir = test::ModelDir(m);
   const auto g = test::ImageGolden(m);
   int code = 0;
@@ -99,6 +101,19 @@ TEST(ServeBinary, AnswersLikePlmRunAndStopsCleanlyOnSigterm) {
   EXPECT_EQ(j["choices"][0]["message"]["content"], run["text"]);
   EXPECT_EQ(j["usage"]["completion_tokens"], run["completion_tokens"]);
   EXPECT_EQ(j["usage"]["prompt_tokens"], run["prompt_tokens"]);
+  {
+    Json sb = body;
+    sb["stream"] = true;
+    std::string text;
+    test::StreamSse(base + "/v1/chat/completions", sb.dump(), [&](const std::string& d) {
+      if (d == "[DONE]") return true;
+      const Json c = ParseJson(d, "chunk");
+      if (!c["choices"].empty() && c["choices"][0]["delta"].contains("content"))
+        text += c["choices"][0]["delta"]["content"].get<std::string>();
+      return true;
+    });
+    EXPECT_EQ(text, run["text"]);
+  }
 
   // SIGTERM in the middle of a stream: the stream still ends with [DONE], then exit 0.
   body["max_tokens"] = 400;
@@ -120,6 +135,10 @@ TEST(ServeBinary, AnswersLikePlmRunAndStopsCleanlyOnSigterm) {
   waitpid(pid, &status, 0);
   EXPECT_TRUE(done) << test::ReadFileBytes(log);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << test::ReadFileBytes(log);
+}
+
+TEST(ServeBinary, AnswersLikePlmRunAndStopsCleanlyOnSigterm) {
+  for (const auto& m : test::ServerModels()) AnswersLikePlmRun(m);
 }
 
 }  // namespace
