@@ -192,6 +192,8 @@ struct Engine::Impl {
   void VisionSlice(Job& job);
   void PrefillSlice(Job& job);
   void DecodeStep();
+  Job* NextToPrepare();
+  int64_t oldest_skipped = 0;  // slices given to others while the oldest preparing job waited
   void Emit(Job& job, const float* logits);
   void Finish(Job& job, FinishReason reason, const std::string& error = "");
 };
@@ -474,6 +476,29 @@ void Engine::Impl::Finish(Job& j, FinishReason reason, const std::string& error)
   prefix_bytes = prefix.bytes();
 }
 
+// Which preparing request gets the next slice: the one with the least work left (a short text
+// question does not wait behind a 37-tile image), except that the oldest one gets every fifth
+// slice at least, so a big request cannot be starved by a stream of small ones.
+Job* Engine::Impl::NextToPrepare() {
+  auto remaining = [&](const Job& j) {
+    const ProcessorOutputs& in = j.req.inputs;
+    const int64_t tiles =
+        (in.image_tiles - j.next_image_tile) + (in.video_frames - j.next_video_tile);
+    return (tiles + opt.vision_tiles_per_slice - 1) / opt.vision_tiles_per_slice +
+           (j.L - j.prefilled + opt.prefill_chunk - 1) / opt.prefill_chunk;
+  };
+  Job* oldest = nullptr;
+  Job* best = nullptr;
+  for (auto& j : active) {
+    if (!j->st || j->phase == Job::Phase::kDecode) continue;
+    if (!oldest) oldest = j.get();
+    if (!best || remaining(*j) < remaining(*best)) best = j.get();
+  }
+  if (best != oldest && oldest_skipped >= 4) best = oldest;
+  oldest_skipped = best == oldest ? 0 : oldest_skipped + 1;
+  return best;
+}
+
 void Engine::Impl::DecodeStep() {
   std::vector<Job*> rows;
   for (auto& j : active)
@@ -578,11 +603,9 @@ void Engine::Impl::Loop() {
       else if (now >= j->req.deadline)
         Finish(*j, FinishReason::kTimeout);
     }
-    // One batched decode step for everything generating, then one slice of prefill work for
-    // the oldest request still preparing.
+    // One batched decode step for everything generating, then one slice of prefill work.
     DecodeStep();
-    for (auto& j : active) {
-      if (!j->st || j->phase == Job::Phase::kDecode) continue;
+    if (Job* j = NextToPrepare()) {
       try {
         if (j->phase == Job::Phase::kVision && (j->next_image_tile < j->req.inputs.image_tiles ||
                                                 j->next_video_tile < j->req.inputs.video_frames))
@@ -594,7 +617,6 @@ void Engine::Impl::Loop() {
       } catch (const std::exception& e) {
         if (j->st) Finish(*j, FinishReason::kError, e.what());
       }
-      break;
     }
     // Publish what this iteration produced and drop finished jobs.
     int64_t done = 0;

@@ -125,6 +125,37 @@ TEST(Engine, ChunkedPrefillAndVisionSlicesGiveTheSameTokens) {
   }
 }
 
+TEST(Engine, ShortRequestsDoNotWaitBehindABigImage) {
+  const std::string m = test::ServerModels().at(0);
+  auto pipe = test::LoadModel(m);
+  const auto g = test::ImageGolden(m);
+  EngineOptions o;
+  o.prefill_chunk = 4;  // many slices for the image request
+  o.vision_tiles_per_slice = 1;
+  o.prefix_cache_bytes = 0;
+  Engine engine(*pipe, o);
+  const ChatRequest big = test::MakeChat(*pipe, g.system, g.user, {g.image_path}, 4);
+  const ChatRequest small = test::MakeChat(*pipe, "", "Hi", {}, 4);
+  const ChatResult want = pipe->Chat(big);
+  // Prepared first, submitted back to back.
+  auto prepare = [&](const ChatRequest& r) {
+    EngineRequest er;
+    er.inputs = pipe->Prepare(r);
+    er.generation = r.generation;
+    return er;
+  };
+  EngineRequest ea = prepare(big), eb = prepare(small);
+  auto ta = engine.TryAcquire(), tb = engine.TryAcquire();
+  ASSERT_TRUE(ta && tb);
+  auto a = engine.Submit(std::move(*ta), std::move(ea));
+  auto b = engine.Submit(std::move(*tb), std::move(eb));
+  const Outcome oa = Collect(*a), ob = Collect(*b);
+  // The short prompt is prepared first, and both answers are still right.
+  EXPECT_LT(ob.final_event.timings.first_token_s, oa.final_event.timings.first_token_s);
+  ExpectSame(want, oa, m);
+  EXPECT_EQ(ob.tokens, pipe->Chat(small).tokens);
+}
+
 TEST(Engine, ReusedPrefixGivesTheSameTokensAsAFreshRun) {
   for (const auto& m : test::ServerModels()) {
     auto pipe = test::LoadModel(m);
