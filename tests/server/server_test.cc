@@ -239,7 +239,8 @@ TEST(Server, VideoFilesAndVideoLimits) {
   }
   opt.limits.max_video_seconds = 1.0;
   auto srv = test::StartServer(m, opt);
-  ExpectError(srv.base, video_body(8).dump(), 413, "exceeds the limit of 1", "video duration limit");
+  ExpectError(srv.base, video_body(8).dump(), 413, "exceeds the limit of 1",
+              "video duration limit");
 }
 
 TEST(Server, ConcurrentStreamsEqualSequentialAnswers) {
