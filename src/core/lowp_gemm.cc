@@ -287,6 +287,96 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) vo
   }
 }
 
+// m == 1 q4 GEMV. The activation row is quantized to int8 once and laid out per 128-value chunk
+// (two 64-value groups g, g + 1) as lo = [x of group g's low block, x of group g + 1's low block]
+// and hi = the two high blocks, so one 64-byte load of packed weights gives, after an AND and a
+// shift, the unsigned nibbles (0..15) matching lo and hi. vpdpbusd(u8 nibbles, s8 x) sums each
+// block in 8 int32 lanes; the zero point 8 is removed per row with -8 * sum_b s_b * xsum_b (one
+// FMA per 16 blocks). Per block: one int->float conversion and one FMA with its scale. Four
+// weight rows share each activation load.
+struct Q4Act {
+  std::vector<int8_t> x;    // [chunks * 128] in the lo/hi layout above, zero padded
+  std::vector<float> nsum;  // [blocks rounded up to 16]: -8 * sum of x over each block
+  float scale = 1.0f;
+};
+
+void PrepareQ4Act(const float* x, int64_t k, Q4Act* a) {
+  const int64_t chunks = (k + 127) / 128, nb = k / kQ4Block;
+  thread_local std::vector<int8_t> q;
+  q.resize(static_cast<size_t>(k));
+  QuantizeRows(x, 1, k, q.data(), &a->scale);
+  a->x.assign(static_cast<size_t>(chunks * 128), 0);
+  a->nsum.assign(static_cast<size_t>((nb + 15) / 16 * 16), 0.0f);
+  for (int64_t g = 0; g < k / 64; ++g) {
+    int8_t* lo = a->x.data() + (g / 2) * 128 + (g % 2) * 32;
+    std::copy(q.begin() + g * 64, q.begin() + g * 64 + 32, lo);
+    std::copy(q.begin() + g * 64 + 32, q.begin() + g * 64 + 64, lo + 64);
+  }
+  for (int64_t b = 0; b < nb; ++b) {
+    int32_t s = 0;
+    for (int64_t j = 0; j < kQ4Block; ++j) s += q[b * kQ4Block + j];
+    a->nsum[b] = -8.0f * static_cast<float>(s);
+  }
+}
+
+template <int R>
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"),
+               always_inline)) inline void
+GemvQ4RowsM1(const Q4Act& a, const Q4Matrix& w, float* y, int64_t r, const __m512i* idx) {
+  const int64_t k = w.k, nb = k / kQ4Block, groups = k / 64, rb = k / 2;
+  const __m512i mask = _mm512_set1_epi8(0x0f);
+  const int8_t* xa = a.x.data();
+  __m512 acc[R], cor[R];
+  for (int i = 0; i < R; ++i) acc[i] = cor[i] = _mm512_setzero_ps();
+  for (int64_t g0 = 0; g0 < groups; g0 += 8) {  // 8 groups = 16 blocks = 4 chunks
+    const int64_t ng = std::min<int64_t>(8, groups - g0);
+    const __mmask16 sm = static_cast<__mmask16>((1u << (2 * ng)) - 1u);
+    const __m512 ns = _mm512_loadu_ps(a.nsum.data() + 2 * g0);
+    __m512 sc[R];
+    for (int i = 0; i < R; ++i) {
+      sc[i] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(sm, w.scale + (r + i) * nb + 2 * g0));
+      cor[i] = _mm512_fmadd_ps(sc[i], ns, cor[i]);
+    }
+    for (int64_t c = 0; 2 * c < ng; ++c) {
+      const int64_t g = g0 + 2 * c;
+      const __mmask64 wm = g + 1 < groups ? ~0ull : 0xffffffffull;
+      const __m512i xlo = _mm512_loadu_si512(xa + g * 64);
+      const __m512i xhi = _mm512_loadu_si512(xa + g * 64 + 64);
+      for (int i = 0; i < R; ++i) {
+        const uint8_t* wp = w.q + (r + i) * rb + g * 32;
+        _mm_prefetch(reinterpret_cast<const char*>(wp) + R * rb, _MM_HINT_T0);
+        const __m512i pk = _mm512_maskz_loadu_epi8(wm, wp);
+        const __m512i lo = _mm512_and_si512(pk, mask);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(pk, 4), mask);
+        const __m512i dl = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo);
+        const __m512i dh = _mm512_dpbusd_epi32(_mm512_setzero_si512(), hi, xhi);
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dl), _mm512_permutexvar_ps(idx[2 * c], sc[i]),
+                                 acc[i]);
+        acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dh),
+                                 _mm512_permutexvar_ps(idx[2 * c + 1], sc[i]), acc[i]);
+      }
+    }
+  }
+  for (int i = 0; i < R; ++i)
+    y[r + i] = a.scale * _mm512_reduce_add_ps(_mm512_add_ps(acc[i], cor[i]));
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) void GemvQ4M1Avx512(
+    const Q4Act& a, const Q4Matrix& w, float* y, int64_t r0, int64_t r1) {
+  // Scale lanes of chunk c (blocks 4c..4c+3 of the 16 converted at once): lo = blocks 4c and
+  // 4c + 2, hi = 4c + 1 and 4c + 3, eight lanes each.
+  __m512i idx[8];
+  for (int c = 0; c < 4; ++c) {
+    idx[2 * c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(4 * c)),
+                                    _mm256_set1_epi32(4 * c + 2), 1);
+    idx[2 * c + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(4 * c + 1)),
+                                        _mm256_set1_epi32(4 * c + 3), 1);
+  }
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) GemvQ4RowsM1<4>(a, w, y, r, idx);
+  for (; r < r1; ++r) GemvQ4RowsM1<1>(a, w, y, r, idx);
+}
+
 // Per-row int8 re-quantization of q4 rows: value q * s_b becomes round(q * (s_b / S)) with
 // S = max_b(|s_b| * max|q|) / 127 per row. The AVX-512 and portable versions do the same f32
 // operations, so they give identical bytes.
@@ -637,6 +727,16 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
     AddBias(y, bias, m, n);
     return;
   }
+  if (m == 1 && Cpu().avx512_full()) {
+    thread_local Q4Act act;
+    PrepareQ4Act(x, k, &act);
+    const Q4Act& a = act;
+    ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
+      GemvQ4M1Avx512(a, w, y, b * kRowBlock, std::min(n, e * kRowBlock));
+    });
+    AddBias(y, bias, m, n);
+    return;
+  }
   std::vector<uint8_t> xu;
   std::vector<float> xs;
   QuantizeRowsU8(x, m, k, &xu, &xs);
@@ -681,9 +781,13 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
   thread_local std::vector<uint16_t> xb;
   thread_local std::vector<uint8_t> xu;
   thread_local std::vector<float> xs;
+  thread_local Q4Act act;
+  const bool q4m1 = kind == 2 && m == 1;
   if (kind == 0) {
     xb.resize(static_cast<size_t>(m * k));
     for (size_t i = 0; i < xb.size(); ++i) xb[i] = F32ToBf16(x[i]);
+  } else if (q4m1) {
+    PrepareQ4Act(x, k, &act);
   } else {
     QuantizeRowsU8(x, m, k, &xu, &xs);
   }
@@ -691,6 +795,7 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
   const uint16_t* xbp = xb.data();
   const uint8_t* xup = xu.data();
   const float* xsp = xs.data();
+  const Q4Act& a = act;
   ThreadPool::Global().ParallelFor(first.back(), [&](int64_t b, int64_t e) {
     size_t j = 0;
     for (int64_t t = b; t < e; ++t) {
@@ -701,6 +806,8 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
         GemvBf16Avx512(xbp, g.bf16, g.y, m, g.n, k, r0, r1);
       } else if (kind == 1) {
         GemvQ8Avx512(xup, xsp, *g.q8, g.y, m, r0, r1);
+      } else if (q4m1) {
+        GemvQ4M1Avx512(a, *g.q4, g.y, r0, r1);
       } else {
         GemvQ4Avx512(xup, xsp, *g.q4, g.y, m, r0, r1);
       }

@@ -103,6 +103,47 @@ TEST(LowpGemmQ4, ExpansionSameOnEveryPath) {
       EXPECT_NEAR(qa[r * k + c] * sa[r], Q4Value(q4, r, c), sa[r] * 0.5f + 1e-7f);
 }
 
+// The m == 1 q4 decode kernel (int8 activations in a lo/hi chunk layout, unsigned nibbles, the
+// zero point removed through per-block activation sums, four rows at a time) against a scalar
+// reference of the same integer arithmetic: per-row int8 activations, exact block dot products,
+// f32 block scales. Shapes cover rows not a multiple of 4, an odd number of 64-groups and a
+// partial group of 16 scales, zero rows and the GemvMany entry point.
+TEST(LowpGemmQ4, DecodeKernelMatchesReference) {
+  for (int64_t k : {64, 192, 64 * 37, 2048}) {
+    const int64_t n = 45;
+    auto x = Random(k, 21 + k), w = Random(n * k, 22, 0.05f);
+    for (int64_t j = 0; j < k; ++j) w[3 * k + j] = 0.0f;
+    const Q4Matrix q4 = QuantizeQ4(w.data(), n, k);
+    float amax = 0;
+    for (float v : x) amax = std::max(amax, std::fabs(v));
+    const float s = amax / 127.0f;
+    std::vector<int> xq(k);
+    for (int64_t j = 0; j < k; ++j)
+      xq[j] = static_cast<int>(std::nearbyint(std::clamp(x[j] / s, -127.0f, 127.0f)));
+    std::vector<float> want(n), got(n, -1.0f), got2(n, -1.0f);
+    for (int64_t r = 0; r < n; ++r) {
+      double acc = 0;
+      for (int64_t b = 0; b < k / kQ4Block; ++b) {
+        // Q4Value = q * scale; the block's integer dot product times its scale, in double.
+        for (int64_t j = b * kQ4Block; j < (b + 1) * kQ4Block; ++j)
+          acc += static_cast<double>(Q4Value(q4, r, j)) * xq[j];
+      }
+      want[r] = static_cast<float>(acc) * s;
+    }
+    GemmQ4(x.data(), q4, nullptr, got.data(), 1);
+    EXPECT_LT(RelErr(got, want), 1e-5) << "k=" << k;
+    std::vector<GemvJob> jobs(1);
+    jobs[0].q4 = &q4;
+    jobs[0].n = n;
+    jobs[0].y = got2.data();
+    if (GemvMany(x.data(), 1, k, jobs)) {
+      EXPECT_LT(RelErr(got2, want), 1e-5) << "many k=" << k;
+    }
+    EXPECT_EQ(got[3], 0.0f);
+    for (int64_t r = 0; r < n; ++r) EXPECT_NEAR(got[r], want[r], 1e-4f * (1 + std::fabs(want[r])));
+  }
+}
+
 TEST(FusedAttention, MatchesNaive) {
   const int64_t hd = 64, nk = 150;
   for (int64_t nq : {1, 5, 150}) {
