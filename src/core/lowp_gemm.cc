@@ -175,6 +175,32 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void Ge
     const uint8_t* xu, const float* xs, const Q8Matrix& w, float* y, int64_t m, int64_t r0,
     int64_t r1) {
   const int64_t k = w.k, n = w.n;
+  if (m == 1 && k % 64 == 0) {
+    // Four rows per activation load, one accumulator each (independent VNNI chains).
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+      const int8_t* wr = w.q + r * k;
+      __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t j = 0; j < k; j += 64) {
+        const __m512i xv = _mm512_loadu_si512(xu + j);
+        _mm_prefetch(reinterpret_cast<const char*>(wr + 4 * k + j), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wr + 5 * k + j), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wr + 6 * k + j), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wr + 7 * k + j), _MM_HINT_T0);
+        a0 = _mm512_dpbusd_epi32(a0, xv, _mm512_loadu_si512(wr + j));
+        a1 = _mm512_dpbusd_epi32(a1, xv, _mm512_loadu_si512(wr + k + j));
+        a2 = _mm512_dpbusd_epi32(a2, xv, _mm512_loadu_si512(wr + 2 * k + j));
+        a3 = _mm512_dpbusd_epi32(a3, xv, _mm512_loadu_si512(wr + 3 * k + j));
+      }
+      const __m512i av[4] = {a0, a1, a2, a3};
+      for (int i = 0; i < 4; ++i) {
+        const int64_t dot = static_cast<int64_t>(_mm512_reduce_add_epi32(av[i])) -
+                            128 * static_cast<int64_t>(w.sum[r + i]);
+        y[r + i] = xs[0] * w.scale[r + i] * static_cast<float>(dot);
+      }
+    }
+    r0 = r;
+  }
   for (int64_t r = r0; r < r1; ++r) {
     const int8_t* wr = w.q + r * k;
     __m512i acc[kSmallM], acc2 = _mm512_setzero_si512();
