@@ -1,5 +1,9 @@
-// Key/value cache of the Llama decoder: per layer [batch, kv_heads, capacity, head_dim] float32,
-// plus which cached positions are real tokens (the attention mask of the cached keys).
+// Key/value cache of the Llama decoder: per layer [batch, kv_heads, capacity, head_dim], stored as
+// float32 (the f32 reference compute path) or bfloat16 (the bf16/q8/q4 paths: half the bytes read
+// per decoded token), plus which cached positions are real tokens (the attention mask of the
+// cached keys). k()/v() give float32 rows and k_bf16()/v_bf16() bf16 rows; each throws
+// kInvalidArgument when the cache holds the other type (type() says which). CopyPrefixFrom
+// copies positions whatever the type.
 // It grows on demand, so callers size it to the request rather than to the model maximum.
 // HF's DynamicCache: keep it between Forward calls, Trim it (DynamicCache.crop) to reuse a prefix.
 //
@@ -16,15 +20,21 @@
 
 namespace plm {
 
+enum class KVType : uint8_t { kF32, kBF16 };
+
 class KVCache {
  public:
   KVCache() = default;
-  KVCache(int64_t layers, int64_t batch, int64_t kv_heads, int64_t head_dim, int64_t capacity = 0);
+  KVCache(int64_t layers, int64_t batch, int64_t kv_heads, int64_t head_dim, int64_t capacity = 0,
+          KVType type = KVType::kF32);
 
   int64_t layers() const { return layers_; }
   int64_t batch() const { return batch_; }
   int64_t length() const { return length_; }
   int64_t capacity() const { return capacity_; }
+  int64_t kv_heads() const { return kv_heads_; }
+  int64_t head_dim() const { return head_dim_; }
+  KVType type() const { return type_; }
 
   // Makes room for `n` positions in total, keeping the contents.
   void Reserve(int64_t n);
@@ -32,32 +42,59 @@ class KVCache {
   void Trim(int64_t n);
   void Clear() { Trim(0); }
 
-  float* k(int64_t layer, int64_t b, int64_t head) { return data(keys_, layer, b, head); }
-  float* v(int64_t layer, int64_t b, int64_t head) { return data(values_, layer, b, head); }
+  // Rows of `capacity()` positions x head_dim of one layer / batch row / KV head.
+  float* k(int64_t layer, int64_t b, int64_t head) {
+    return At(keys_, KVType::kF32, layer, b, head);
+  }
+  float* v(int64_t layer, int64_t b, int64_t head) {
+    return At(values_, KVType::kF32, layer, b, head);
+  }
   const float* k(int64_t layer, int64_t b, int64_t head) const {
-    return cdata(keys_, layer, b, head);
+    return At(keys_, KVType::kF32, layer, b, head);
   }
   const float* v(int64_t layer, int64_t b, int64_t head) const {
-    return cdata(values_, layer, b, head);
+    return At(values_, KVType::kF32, layer, b, head);
   }
+  uint16_t* k_bf16(int64_t layer, int64_t b, int64_t head) {
+    return At(keys16_, KVType::kBF16, layer, b, head);
+  }
+  uint16_t* v_bf16(int64_t layer, int64_t b, int64_t head) {
+    return At(values16_, KVType::kBF16, layer, b, head);
+  }
+  const uint16_t* k_bf16(int64_t layer, int64_t b, int64_t head) const {
+    return At(keys16_, KVType::kBF16, layer, b, head);
+  }
+  const uint16_t* v_bf16(int64_t layer, int64_t b, int64_t head) const {
+    return At(values16_, KVType::kBF16, layer, b, head);
+  }
+  // Makes this cache hold the first `n` positions of `from` (keys, values and valid flags of
+  // every batch row; this cache's previous contents are dropped, its capacity kept if larger).
+  // Needs the same layers, batch, heads, head_dim and type, and n <= from.length();
+  // kInvalidArgument otherwise.
+  void CopyPrefixFrom(const KVCache& from, int64_t n);
   // 1 where cached position `pos` of row `b` holds a real (non-padding) token.
   uint8_t valid(int64_t b, int64_t pos) const { return valid_[b * capacity_ + pos]; }
   const uint8_t* valid_row(int64_t b) const { return valid_.data() + b * capacity_; }
   void set_valid(int64_t b, int64_t pos, uint8_t v) { valid_[b * capacity_ + pos] = v; }
   // Advances the length after the decoder wrote `n` new positions.
   void Advance(int64_t n) { length_ += n; }
-  size_t BytesUsed() const { return (keys_.size() + values_.size()) * sizeof(float); }
+  size_t BytesUsed() const {
+    return (keys_.size() + values_.size()) * sizeof(float) +
+           (keys16_.size() + values16_.size()) * sizeof(uint16_t);
+  }
 
  private:
-  float* data(std::vector<float>& buf, int64_t layer, int64_t b, int64_t head) {
-    return buf.data() + (((layer * batch_ + b) * kv_heads_ + head) * capacity_) * head_dim_;
-  }
-  const float* cdata(const std::vector<float>& buf, int64_t layer, int64_t b, int64_t head) const {
+  void CheckType(KVType t) const;
+  template <typename V>
+  auto At(V& buf, KVType t, int64_t layer, int64_t b, int64_t head) const -> decltype(buf.data()) {
+    if (t != type_) CheckType(t);
     return buf.data() + (((layer * batch_ + b) * kv_heads_ + head) * capacity_) * head_dim_;
   }
 
   int64_t layers_ = 0, batch_ = 0, kv_heads_ = 0, head_dim_ = 0, capacity_ = 0, length_ = 0;
-  std::vector<float> keys_, values_;
+  KVType type_ = KVType::kF32;
+  std::vector<float> keys_, values_;         // kF32
+  std::vector<uint16_t> keys16_, values16_;  // kBF16
   std::vector<uint8_t> valid_;
 };
 

@@ -13,6 +13,7 @@
 #endif
 
 #include "core/cpu_features.h"
+#include "core/dtype.h"
 #include "core/parallel.h"
 #include "core/thread_pool.h"
 
@@ -220,8 +221,18 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"))) void FusedAt
   thread_local std::vector<float> sbuf;
   kp.assign(static_cast<size_t>(hd * ldk), 0);
   vp.assign(static_cast<size_t>(nk2 * hd), 0);
+  const int64_t ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
   for (int64_t j = 0; j < nk; ++j) {
-    const float* kj = a.k + j * (a.k_stride > 0 ? a.k_stride : a.kv_stride);
+    if (a.k16 != nullptr) {  // bf16 cache: the same values ToBf16 would give, no rounding
+      const uint16_t* kj = a.k16 + j * ks;
+      const uint16_t* vj = a.v16 + j * a.kv_stride;
+      for (int64_t d = 0; d < hd; ++d) {
+        kp[(d / 2) * 2 * ldk + j * 2 + (d % 2)] = kj[d];
+        vp[(j / 2) * 2 * hd + d * 2 + (j % 2)] = vj[d];
+      }
+      continue;
+    }
+    const float* kj = a.k + j * ks;
     const float* vj = a.v + j * a.kv_stride;
     for (int64_t d = 0; d < hd; ++d) {
       kp[(d / 2) * 2 * ldk + j * 2 + (d % 2)] = ToBf16(kj[d]);
@@ -317,11 +328,115 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"))) void FusedAt
   }
 }
 
+__attribute__((target("avx512f,avx512bw"))) inline __m512 LoadBf16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(
+      _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+
+// Few queries (decode) against bf16 keys/values read in place: f32 queries, products and softmax
+// on keys/values widened in registers; 4 query rows share each key and value load. hd % 16 == 0.
+__attribute__((target("avx512f,avx512bw,fma"))) void FusedAttentionKV16(const AttentionArgs& a) {
+  const int64_t hd = a.hd, nk = a.nk, ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
+  constexpr int64_t kQB = 4;
+  thread_local std::vector<float> sbuf;
+  if (sbuf.size() < static_cast<size_t>(kQB * nk)) sbuf.resize(kQB * nk);
+  float* s = sbuf.data();
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  for (int64_t q0 = 0; q0 < a.nq; q0 += kQB) {
+    const int64_t qb = std::min(kQB, a.nq - q0);
+    int64_t lim = nk;
+    if (a.causal_offset >= 0) lim = std::min(nk, a.causal_offset + q0 + qb);
+    const float* qrow[kQB];
+    for (int64_t i = 0; i < kQB; ++i) qrow[i] = a.q + (q0 + std::min(i, qb - 1)) * a.q_stride;
+    for (int64_t j = 0; j < lim; ++j) {
+      const uint16_t* kj = a.k16 + j * ks;
+      __m512 acc[kQB];
+      for (int64_t i = 0; i < kQB; ++i) acc[i] = _mm512_setzero_ps();
+      for (int64_t d = 0; d < hd; d += 16) {
+        const __m512 kv = LoadBf16(kj + d);
+        for (int64_t i = 0; i < kQB; ++i)
+          acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(qrow[i] + d), kv, acc[i]);
+      }
+      for (int64_t i = 0; i < qb; ++i) s[i * nk + j] = _mm512_reduce_add_ps(acc[i]);
+    }
+    int64_t row_lim[kQB], block_lim = 0;
+    for (int64_t i = 0; i < qb; ++i) {
+      float* si = s + i * nk;
+      int64_t rl = a.causal_offset >= 0 ? std::min(nk, a.causal_offset + q0 + i + 1) : nk;
+      float mx = kNegInf;
+      for (int64_t j = 0; j < rl; ++j) {
+        const bool ok = a.valid == nullptr || a.valid[j] != 0;
+        si[j] = ok ? si[j] * a.scale : kNegInf;
+        mx = std::max(mx, si[j]);
+      }
+      if (mx == kNegInf) {
+        // No visible key: uniform over all keys (reference behaviour with finfo.min masking).
+        rl = nk;
+        std::fill_n(si, nk, 1.0f / static_cast<float>(nk));
+      } else {
+        for (int64_t j = 0; j < rl; ++j) si[j] -= mx;
+        ExpInPlace(si, rl);
+        float sum = 0.0f;
+        for (int64_t j = 0; j < rl; ++j) sum += si[j];
+        const float inv = 1.0f / sum;
+        for (int64_t j = 0; j < rl; ++j) si[j] *= inv;
+      }
+      row_lim[i] = rl;
+      block_lim = std::max(block_lim, rl);
+    }
+    for (int64_t i = 0; i < qb; ++i)
+      for (int64_t j = row_lim[i]; j < block_lim; ++j) s[i * nk + j] = 0.0f;
+    for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+      const int64_t nv = std::min<int64_t>(64, hd - d0) / 16;
+      __m512 o[kQB][4];
+      for (int64_t i = 0; i < kQB; ++i)
+        for (int64_t c = 0; c < 4; ++c) o[i][c] = _mm512_setzero_ps();
+      for (int64_t j = 0; j < block_lim; ++j) {
+        const uint16_t* vj = a.v16 + j * a.kv_stride + d0;
+        __m512 vv[4];
+        for (int64_t c = 0; c < nv; ++c) vv[c] = LoadBf16(vj + 16 * c);
+        for (int64_t i = 0; i < qb; ++i) {
+          const __m512 p = _mm512_set1_ps(s[i * nk + j]);
+          for (int64_t c = 0; c < nv; ++c) o[i][c] = _mm512_fmadd_ps(p, vv[c], o[i][c]);
+        }
+      }
+      for (int64_t i = 0; i < qb; ++i)
+        for (int64_t c = 0; c < nv; ++c)
+          _mm512_storeu_ps(a.out + (q0 + i) * a.out_stride + d0 + 16 * c, o[i][c]);
+    }
+  }
+}
+
 }  // namespace
 
 void FusedAttention(const AttentionArgs& a) {
   if (a.bf16 && a.nq >= 16 && a.hd % 32 == 0 && Cpu().avx512_full()) {
     FusedAttentionBf16(a);
+    return;
+  }
+  if (a.k16 != nullptr) {
+    if (a.hd % 16 == 0 && Cpu().avx512_full()) {
+      FusedAttentionKV16(a);
+      return;
+    }
+    // Portable: widen the keys and values to float32 and run the generic kernel.
+    const int64_t ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
+    thread_local std::vector<float> k32, v32;
+    k32.resize(static_cast<size_t>(a.nk * a.hd));
+    v32.resize(k32.size());
+    for (int64_t j = 0; j < a.nk; ++j)
+      for (int64_t d = 0; d < a.hd; ++d) {
+        k32[j * a.hd + d] = Bf16ToF32(a.k16[j * ks + d]);
+        v32[j * a.hd + d] = Bf16ToF32(a.v16[j * a.kv_stride + d]);
+      }
+    AttentionArgs f = a;
+    f.k = k32.data();
+    f.v = v32.data();
+    f.k16 = f.v16 = nullptr;
+    f.k_stride = 0;
+    f.kv_stride = a.hd;
+    f.kt = nullptr;
+    FusedAttentionGeneric(f);
     return;
   }
   if (a.kt != nullptr && a.hd % 16 == 0 && Cpu().avx512f) {

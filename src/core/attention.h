@@ -26,6 +26,9 @@ struct AttentionArgs {
   // Optional [nk]: 0 = key is padding (masked). A row with no visible key attends uniformly to
   // all nk keys, as the reference does with finfo.min masking.
   const uint8_t* valid = nullptr;
+  // bf16 keys/values instead of k/v (same strides): a bf16 KV cache read in place. kt unused.
+  const uint16_t* k16 = nullptr;
+  const uint16_t* v16 = nullptr;
   // Allows bf16 products (f32 accumulation and softmax) where AVX512-BF16 exists: used by the
   // reduced-precision compute paths. kt is then not needed.
   bool bf16 = false;

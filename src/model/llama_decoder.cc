@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/attention.h"
+#include "core/dtype.h"
 #include "core/ops.h"
 #include "core/parallel.h"
 #include "core/thread_pool.h"
@@ -84,7 +85,10 @@ LlamaDecoder::LlamaDecoder(const TextConfig& cfg, const LoadOptions& options, We
 }
 
 KVCache LlamaDecoder::NewCache(int64_t batch, int64_t capacity) const {
-  return KVCache(cfg_.num_hidden_layers, batch, cfg_.num_key_value_heads, cfg_.head_dim, capacity);
+  // The reduced-precision paths keep keys and values in bf16 (half the bytes per decoded token);
+  // the f32 reference path keeps them in float32.
+  return KVCache(cfg_.num_hidden_layers, batch, cfg_.num_key_value_heads, cfg_.head_dim, capacity,
+                 compute_ == ComputeType::kF32 ? KVType::kF32 : KVType::kBF16);
 }
 
 void LlamaDecoder::Embed(const int64_t* ids, int64_t n, float* out) const {
@@ -202,13 +206,23 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
     }
     for (int64_t b = 0; b < B; ++b) {
       const CacheSlot& s = slots[b];
+      const bool c16 = s.cache->type() == KVType::kBF16;
       for (int64_t kh = 0; kh < KV; ++kh)
         for (int64_t l = 0; l < L; ++l) {
           const int64_t r = b * L + l;
-          std::copy_n(k.data() + (r * KV + kh) * hd, hd,
-                      s.cache->k(layer_idx, s.row, kh) + (s.past + l) * hd);
-          std::copy_n(v.data() + (r * KV + kh) * hd, hd,
-                      s.cache->v(layer_idx, s.row, kh) + (s.past + l) * hd);
+          const float* ks = k.data() + (r * KV + kh) * hd;
+          const float* vs = v.data() + (r * KV + kh) * hd;
+          if (c16) {
+            uint16_t* kd = s.cache->k_bf16(layer_idx, s.row, kh) + (s.past + l) * hd;
+            uint16_t* vd = s.cache->v_bf16(layer_idx, s.row, kh) + (s.past + l) * hd;
+            for (int64_t d = 0; d < hd; ++d) {
+              kd[d] = F32ToBf16(ks[d]);
+              vd[d] = F32ToBf16(vs[d]);
+            }
+          } else {
+            std::copy_n(ks, hd, s.cache->k(layer_idx, s.row, kh) + (s.past + l) * hd);
+            std::copy_n(vs, hd, s.cache->v(layer_idx, s.row, kh) + (s.past + l) * hd);
+          }
         }
     }
     Tensor probs;
@@ -220,9 +234,27 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
       const CacheSlot& s = slots[b];
       const int64_t past = s.past, total = past + L;
       const uint8_t* valid = s.cache->valid_row(s.row);
+      std::vector<float> k32, v32;  // a bf16 cache read as float32 (attention probabilities)
       for (int64_t hh = 0; hh < H; ++hh) {
-        const float* kc = s.cache->k(layer_idx, s.row, hh / rep);
-        const float* vc = s.cache->v(layer_idx, s.row, hh / rep);
+        const float* kc;
+        const float* vc;
+        if (s.cache->type() == KVType::kBF16) {
+          if (hh % rep == 0) {
+            k32.resize(static_cast<size_t>(total * hd));
+            v32.resize(k32.size());
+            const uint16_t* k16 = s.cache->k_bf16(layer_idx, s.row, hh / rep);
+            const uint16_t* v16 = s.cache->v_bf16(layer_idx, s.row, hh / rep);
+            for (size_t i = 0; i < k32.size(); ++i) {
+              k32[i] = Bf16ToF32(k16[i]);
+              v32[i] = Bf16ToF32(v16[i]);
+            }
+          }
+          kc = k32.data();
+          vc = v32.data();
+        } else {
+          kc = s.cache->k(layer_idx, s.row, hh / rep);
+          vc = s.cache->v(layer_idx, s.row, hh / rep);
+        }
         for (int64_t l = 0; l < L; ++l) {
           const float* qv = q.data() + ((b * L + l) * H + hh) * hd;
           const int64_t qpos = past + l;
@@ -296,16 +328,42 @@ void LlamaDecoder::FusedAttentionLayer(const float* q, std::span<const CacheSlot
       const int64_t b = t / KV, kh = t % KV;
       const CacheSlot& s = slots[b];
       const int64_t past = s.past, total = past + L;
-      const float* kc = s.cache->k(layer, s.row, kh);
-      if (transpose) TransposeKeys(kc, hd, total, hd, kt.data());
+      const bool c16 = s.cache->type() == KVType::kBF16;
+      const float* kc = c16 ? nullptr : s.cache->k(layer, s.row, kh);
+      const uint16_t* k16 = c16 ? s.cache->k_bf16(layer, s.row, kh) : nullptr;
+      const uint16_t* v16 = c16 ? s.cache->v_bf16(layer, s.row, kh) : nullptr;
+      if (transpose && !c16) TransposeKeys(kc, hd, total, hd, kt.data());
+      if (c16 && L == 1) {
+        // One new position: the `rep` query heads of this KV head are consecutive rows that all
+        // see every cached key, so one call reads each key and value once for all of them.
+        AttentionArgs a;
+        a.q = q + (b * H + kh * rep) * hd;
+        a.q_stride = hd;
+        a.k16 = k16;
+        a.v16 = v16;
+        a.kv_stride = hd;
+        a.out = attn + (b * H + kh * rep) * hd;
+        a.out_stride = hd;
+        a.nq = rep;
+        a.nk = total;
+        a.hd = hd;
+        a.scale = scale;
+        a.causal_offset = -1;
+        a.valid = s.cache->valid_row(s.row);
+        a.bf16 = true;
+        FusedAttention(a);
+        continue;
+      }
       for (int64_t hh = kh * rep; hh < (kh + 1) * rep; ++hh) {
         AttentionArgs a;
         a.q = q + (b * L * H + hh) * hd;
         a.q_stride = H * hd;
         a.k = kc;
-        a.v = s.cache->v(layer, s.row, kh);
+        a.v = c16 ? nullptr : s.cache->v(layer, s.row, kh);
+        a.k16 = k16;
+        a.v16 = v16;
         a.kv_stride = hd;
-        a.kt = transpose ? kt.data() : nullptr;
+        a.kt = transpose && !c16 ? kt.data() : nullptr;
         a.kt_stride = total;
         a.out = attn + (b * L * H + hh) * hd;
         a.out_stride = H * hd;

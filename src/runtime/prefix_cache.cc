@@ -124,14 +124,7 @@ KVCache PrefixCache::Copy(const KVCache& from, int64_t n,
                           const PerceptionLMForConditionalGeneration& model,
                           int64_t capacity) const {
   KVCache to = model.NewCache(1, std::max(capacity, n));
-  const int64_t heads = config_.num_key_value_heads, hd = config_.head_dim;
-  for (int64_t l = 0; l < from.layers(); ++l)
-    for (int64_t h = 0; h < heads; ++h) {
-      std::copy_n(from.k(l, 0, h), n * hd, to.k(l, 0, h));
-      std::copy_n(from.v(l, 0, h), n * hd, to.v(l, 0, h));
-    }
-  for (int64_t p = 0; p < n; ++p) to.set_valid(0, p, from.valid(0, p));
-  to.Advance(n);
+  to.CopyPrefixFrom(from, n);  // keys, values (float32 or bf16) and valid flags
   return to;
 }
 

@@ -144,6 +144,58 @@ TEST(LowpGemmQ4, DecodeKernelMatchesReference) {
   }
 }
 
+// bf16 keys/values read in place (k16/v16: the bf16 KV cache) give what the float32 kernels give
+// on the same bf16-rounded keys/values, for decode-sized query counts (AVX-512 and portable),
+// with causal offsets, padding, a row with no visible key and hd not a multiple of 32.
+TEST(FusedAttention, Bf16KeysValuesMatchFloat) {
+  const CpuFeatures saved = Cpu();
+  for (bool native : {true, false}) {
+    if (!native) SetCpuFeaturesForTesting(CpuFeatures{});
+    for (int64_t hd : {64, 48}) {
+      const int64_t nk = 70, stride = hd + 16;
+      for (int64_t nq : {1, 4, 7}) {
+        for (int64_t off : {int64_t{-1}, nk - nq, int64_t{0}}) {
+          auto q = Random(nq * hd, 31), k = Random(nk * stride, 32), v = Random(nk * stride, 33);
+          std::vector<uint16_t> k16(k.size()), v16(v.size());
+          for (size_t i = 0; i < k.size(); ++i) {
+            k16[i] = F32ToBf16(k[i]);
+            v16[i] = F32ToBf16(v[i]);
+            k[i] = Bf16ToF32(k16[i]);
+            v[i] = Bf16ToF32(v16[i]);
+          }
+          std::vector<uint8_t> valid(nk, 1);
+          valid[0] = valid[5] = 0;
+          std::vector<float> want(nq * hd), got(nq * hd);
+          AttentionArgs a;
+          a.q = q.data();
+          a.q_stride = hd;
+          a.k = k.data();
+          a.v = v.data();
+          a.kv_stride = stride;
+          a.out = want.data();
+          a.out_stride = hd;
+          a.nq = nq;
+          a.nk = nk;
+          a.hd = hd;
+          a.scale = 0.125f;
+          a.causal_offset = off;
+          a.valid = valid.data();
+          FusedAttention(a);
+          a.k = a.v = nullptr;
+          a.k16 = k16.data();
+          a.v16 = v16.data();
+          a.bf16 = true;
+          a.out = got.data();
+          FusedAttention(a);
+          EXPECT_LT(RelErr(got, want), 1e-5)
+              << native << " hd=" << hd << " nq=" << nq << " off=" << off;
+        }
+      }
+    }
+  }
+  SetCpuFeaturesForTesting(saved);
+}
+
 TEST(FusedAttention, MatchesNaive) {
   const int64_t hd = 64, nk = 150;
   for (int64_t nq : {1, 5, 150}) {

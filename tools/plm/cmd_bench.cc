@@ -312,11 +312,12 @@ int Run(const BenchArgs& a) {
     for (int64_t i = 1; i < a.decode_tokens; ++i) model->Forward(step, &cache);
     const double tps = static_cast<double>(a.decode_tokens - 1) / (Now() - t0);
     const int64_t ctx = L + a.decode_tokens / 2;
-    // Keys and values of every layer over the context (float32 cache).
+    // Keys and values of every layer over the context (bf16 cache on the reduced-precision
+    // paths, float32 on the f32 path).
     const double kv =
         2.0 *
         static_cast<double>(tc.num_hidden_layers * tc.num_key_value_heads * tc.head_dim * ctx) *
-        4.0;
+        (cache.type() == KVType::kBF16 ? 2.0 : 4.0);
     dec[std::to_string(L)] = tps;
     bytes[std::to_string(L)] = wbytes + kv;
     frac[std::to_string(L)] = (wbytes + kv) * tps / bandwidth;
