@@ -113,6 +113,30 @@ void AddBias(float* y, const float* bias, int64_t m, int64_t n) {
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void GemvBf16Avx512(
     const uint16_t* xb, const uint16_t* w, float* y, int64_t m, int64_t n, int64_t k, int64_t r0,
     int64_t r1) {
+  if (m == 1 && k % 32 == 0) {
+    // Four rows per activation load, one accumulator each (independent dot-product chains).
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+      const uint16_t* wr = w + r * k;
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (int64_t j = 0; j < k; j += 32) {
+        const __m512bh xv = (__m512bh)_mm512_loadu_si512(xb + j);
+        _mm_prefetch(reinterpret_cast<const char*>(wr + 4 * k + j), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wr + 5 * k + j), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wr + 6 * k + j), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wr + 7 * k + j), _MM_HINT_T0);
+        a0 = _mm512_dpbf16_ps(a0, xv, (__m512bh)_mm512_loadu_si512(wr + j));
+        a1 = _mm512_dpbf16_ps(a1, xv, (__m512bh)_mm512_loadu_si512(wr + k + j));
+        a2 = _mm512_dpbf16_ps(a2, xv, (__m512bh)_mm512_loadu_si512(wr + 2 * k + j));
+        a3 = _mm512_dpbf16_ps(a3, xv, (__m512bh)_mm512_loadu_si512(wr + 3 * k + j));
+      }
+      y[r] = _mm512_reduce_add_ps(a0);
+      y[r + 1] = _mm512_reduce_add_ps(a1);
+      y[r + 2] = _mm512_reduce_add_ps(a2);
+      y[r + 3] = _mm512_reduce_add_ps(a3);
+    }
+    r0 = r;
+  }
   for (int64_t r = r0; r < r1; ++r) {
     const uint16_t* wr = w + r * k;
     __m512 acc[kSmallM];
