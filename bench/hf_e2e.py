@@ -1,5 +1,6 @@
 # Image -> first token with Hugging Face transformers on the CPU, random-weight PLM-1B-shaped
-# checkpoint (the folder `plm bench` writes). Usage: hf_e2e.py MODEL_DIR TILES THREADS [DTYPE]
+# checkpoint (the folder `plm bench` writes). Usage: hf_e2e.py MODEL_DIR TILES THREADS [DTYPE [novision]]
+# (novision: skip the separate timing of the vision tower, only image -> first token)
 import sys, time, os
 import torch
 from transformers import PerceptionLMForConditionalGeneration
@@ -20,10 +21,11 @@ ids = torch.tensor([[128000] + [cfg.image_token_id] * (tiles * tok_per_tile) + [
 with torch.inference_mode():
     # warm-up on one tile
     model.model.get_image_features(pixel_values=pix[:, :1])
-    t0 = time.time()
-    feats = model.model.get_image_features(pixel_values=pix)
-    tv = time.time() - t0
-    print(f"vision+projector {tv:.2f}s for {tiles} tiles = {tv/tiles:.3f} s/tile", flush=True)
+    if not (len(sys.argv) > 5 and sys.argv[5] == "novision"):
+        t0 = time.time()
+        feats = model.model.get_image_features(pixel_values=pix)
+        tv = time.time() - t0
+        print(f"vision+projector {tv:.2f}s for {tiles} tiles = {tv/tiles:.3f} s/tile", flush=True)
     t0 = time.time()
     out = model(input_ids=ids, pixel_values=pix, logits_to_keep=1)
     te = time.time() - t0
