@@ -89,12 +89,9 @@ struct PerceptionLMProcessor::Impl {
     i.num_threads = o.threads;
     return i;
   }
-  // The image processor config with the request's overrides (HF's call kwargs).
-  ImageProcessorConfig ImageConfig(const MediaOptions& o) const {
-    ImageProcessorConfig c = image_processor->config();
-    if (o.vision_input_type) c.vision_input_type = *o.vision_input_type;
-    if (o.tile_size) c.tile_size = *o.tile_size;
-    if (o.max_num_tiles) c.max_num_tiles = *o.max_num_tiles;
+  // The call kwargs the image and video processors share (same field names in both configs).
+  template <typename Config>
+  static void ApplyPixelOptions(const MediaOptions& o, Config& c) {
     if (o.do_resize) c.do_resize = *o.do_resize;
     if (o.resample) c.resample = *o.resample;
     if (o.do_rescale) c.do_rescale = *o.do_rescale;
@@ -103,6 +100,14 @@ struct PerceptionLMProcessor::Impl {
     if (o.image_mean) c.image_mean = *o.image_mean;
     if (o.image_std) c.image_std = *o.image_std;
     if (o.do_convert_rgb) c.do_convert_rgb = *o.do_convert_rgb;
+  }
+  // The image processor config with the request's overrides (HF's call kwargs).
+  ImageProcessorConfig ImageConfig(const MediaOptions& o) const {
+    ImageProcessorConfig c = image_processor->config();
+    if (o.vision_input_type) c.vision_input_type = *o.vision_input_type;
+    if (o.tile_size) c.tile_size = *o.tile_size;
+    if (o.max_num_tiles) c.max_num_tiles = *o.max_num_tiles;
+    ApplyPixelOptions(o, c);
     // size, do_center_crop, crop_size, do_pad: not used by PerceptionLM's image processor.
     c.Check(ErrorCode::kInvalidArgument, "image processor options");
     return c;
@@ -113,14 +118,7 @@ struct PerceptionLMProcessor::Impl {
       c.size_height = o.size->height;
       c.size_width = o.size->width;
     }
-    if (o.do_resize) c.do_resize = *o.do_resize;
-    if (o.resample) c.resample = *o.resample;
-    if (o.do_rescale) c.do_rescale = *o.do_rescale;
-    if (o.rescale_factor) c.rescale_factor = *o.rescale_factor;
-    if (o.do_normalize) c.do_normalize = *o.do_normalize;
-    if (o.image_mean) c.image_mean = *o.image_mean;
-    if (o.image_std) c.image_std = *o.image_std;
-    if (o.do_convert_rgb) c.do_convert_rgb = *o.do_convert_rgb;
+    ApplyPixelOptions(o, c);
     c.Check(ErrorCode::kInvalidArgument, "video processor options");
     if (o.do_center_crop.value_or(false)) {
       if (!o.crop_size) throw Error(ErrorCode::kInvalidArgument, "do_center_crop needs crop_size");
