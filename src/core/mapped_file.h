@@ -28,4 +28,8 @@ class MappedFile {
 // Reads a whole (small) file into a string; throws plm::Error naming the file on failure.
 std::string ReadFileToString(const std::string& path);
 
+// True when `path` exists and is a regular file / a directory (symlinks followed).
+bool IsRegularFile(const std::string& path);
+bool IsDirectory(const std::string& path);
+
 }  // namespace plm

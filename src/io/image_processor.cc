@@ -5,26 +5,15 @@
 #include <cmath>
 #include <string>
 
+#include "core/mapped_file.h"
 #include "io/resize_bicubic_aa.h"
 #include "plm/error.h"
 
 namespace plm {
 
-namespace {
-
-bool IsDirectory(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool IsFile(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-std::array<double, 3> ReadTriple(const Json& j, const std::string& key,
-                                 const std::array<double, 3>& def, const std::string& what) {
-  if (!j.contains(key)) return def;
+std::array<double, 3> ReadNumberTriple(const Json& j, const std::string& key,
+                                       const std::array<double, 3>& def, const std::string& what) {
+  if (!j.contains(key) || j.at(key).is_null()) return def;
   const Json& v = j.at(key);
   std::array<double, 3> out = def;
   if (v.is_number()) {
@@ -37,6 +26,8 @@ std::array<double, 3> ReadTriple(const Json& j, const std::string& key,
   }
   return out;
 }
+
+namespace {
 
 void CheckRange(int64_t v, int64_t lo, int64_t hi, const std::string& key,
                 const std::string& what) {
@@ -66,8 +57,8 @@ ImageProcessorConfig ImageProcessorConfig::FromJson(const Json& j, const std::st
   c.do_normalize = JsonBoolOr(j, "do_normalize", c.do_normalize, what);
   c.do_convert_rgb = JsonBoolOr(j, "do_convert_rgb", c.do_convert_rgb, what);
   c.rescale_factor = JsonNumberOr(j, "rescale_factor", c.rescale_factor, what);
-  c.image_mean = ReadTriple(j, "image_mean", c.image_mean, what);
-  c.image_std = ReadTriple(j, "image_std", c.image_std, what);
+  c.image_mean = ReadNumberTriple(j, "image_mean", c.image_mean, what);
+  c.image_std = ReadNumberTriple(j, "image_std", c.image_std, what);
   c.resample = static_cast<int>(JsonIntOr(j, "resample", c.resample, what));
   c.Check(ErrorCode::kCorrupt, what);
   return c;
@@ -102,8 +93,8 @@ ImageProcessorConfig ImageProcessorConfig::Load(const std::string& path) {
   std::string file = path;
   if (IsDirectory(path)) {
     file = path + "/processor_config.json";
-    if (!IsFile(file)) file = path + "/preprocessor_config.json";
-    if (!IsFile(file)) {
+    if (!IsRegularFile(file)) file = path + "/preprocessor_config.json";
+    if (!IsRegularFile(file)) {
       throw Error(ErrorCode::kNotFound,
                   path + ": no processor_config.json or preprocessor_config.json");
     }

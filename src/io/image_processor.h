@@ -19,6 +19,11 @@
 
 namespace plm {
 
+// image_mean / image_std style keys: one number or three; missing or null keeps `def`. Throws
+// kCorrupt naming `what` and the key otherwise (shared by the image and video processor configs).
+std::array<double, 3> ReadNumberTriple(const Json& j, const std::string& key,
+                                       const std::array<double, 3>& def, const std::string& what);
+
 // The "image_processor" block of processor_config.json (or a flat preprocessor_config.json),
 // plus the processor's patch_size and pooling_ratio.
 struct ImageProcessorConfig {

@@ -47,7 +47,9 @@ std::vector<int64_t> TensorView::ToI64() const {
   std::vector<int64_t> out(n);
   for (size_t i = 0; i < n; ++i) {
     switch (dtype) {
-      case DType::kI64: std::memcpy(&out[i], data + 8 * i, 8); break;
+      case DType::kI64:
+        std::memcpy(&out[i], data + 8 * i, 8);
+        break;
       case DType::kI32: {
         int32_t v;
         std::memcpy(&v, data + 4 * i, 4);
@@ -60,13 +62,17 @@ std::vector<int64_t> TensorView::ToI64() const {
         out[i] = v;
         break;
       }
-      case DType::kI8: out[i] = static_cast<int8_t>(data[i]); break;
+      case DType::kI8:
+        out[i] = static_cast<int8_t>(data[i]);
+        break;
       case DType::kU8:
-      case DType::kBool: out[i] = data[i]; break;
+      case DType::kBool:
+        out[i] = data[i];
+        break;
       default:
-        throw Error(ErrorCode::kInvalidArgument,
-                    "tensor " + name + " has dtype " + std::string(DTypeName(dtype)) +
-                        ", expected an integer type");
+        throw Error(ErrorCode::kInvalidArgument, "tensor " + name + " has dtype " +
+                                                     std::string(DTypeName(dtype)) +
+                                                     ", expected an integer type");
     }
   }
   return out;
@@ -76,7 +82,9 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
     : file_(std::make_unique<MappedFile>(path)) {
   const uint8_t* base = file_->data();
   const uint64_t size = file_->size();
-  if (size < 8) Corrupt(path, "file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
+  if (size < 8)
+    Corrupt(path,
+            "file is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
   uint64_t header_len;
   std::memcpy(&header_len, base, 8);
   if (header_len > kMaxHeaderBytes)
@@ -186,7 +194,8 @@ void WriteSafetensors(const std::string& path, const std::map<std::string, Tenso
   out.write(reinterpret_cast<const char*>(&n), 8);
   out.write(h.data(), static_cast<std::streamsize>(h.size()));
   for (const auto& [name, t] : tensors)
-    out.write(reinterpret_cast<const char*>(t.bytes.data()), static_cast<std::streamsize>(t.bytes.size()));
+    out.write(reinterpret_cast<const char*>(t.bytes.data()),
+              static_cast<std::streamsize>(t.bytes.size()));
   if (!out) throw Error(ErrorCode::kIo, path + ": write failed");
 }
 

@@ -5,41 +5,12 @@
 #include <cmath>
 #include <string>
 
+#include "core/mapped_file.h"
 #include "io/image_processor.h"
 #include "io/resize_bicubic_aa.h"
 #include "plm/error.h"
 
 namespace plm {
-
-namespace {
-
-bool IsFile(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-bool IsDirectory(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-std::array<double, 3> ReadTriple(const Json& j, const std::string& key,
-                                 const std::array<double, 3>& def, const std::string& what) {
-  if (!j.contains(key) || j.at(key).is_null()) return def;
-  const Json& v = j.at(key);
-  std::array<double, 3> out = def;
-  if (v.is_number()) {
-    out.fill(v.get<double>());
-  } else if (v.is_array() && v.size() == 3 && v[0].is_number() && v[1].is_number() &&
-             v[2].is_number()) {
-    for (int i = 0; i < 3; ++i) out[i] = v[i].get<double>();
-  } else {
-    throw Error(ErrorCode::kCorrupt, what + ": \"" + key + "\" must be a number or 3 numbers");
-  }
-  return out;
-}
-
-}  // namespace
 
 VideoProcessorConfig VideoProcessorConfig::FromJson(const Json& j, const std::string& what) {
   if (!j.is_object()) throw Error(ErrorCode::kCorrupt, what + ": video processor is not an object");
@@ -54,8 +25,8 @@ VideoProcessorConfig VideoProcessorConfig::FromJson(const Json& j, const std::st
   c.do_convert_rgb = JsonBoolOr(j, "do_convert_rgb", c.do_convert_rgb, what);
   c.resample = static_cast<int>(JsonIntOr(j, "resample", c.resample, what));
   c.rescale_factor = JsonNumberOr(j, "rescale_factor", c.rescale_factor, what);
-  c.image_mean = ReadTriple(j, "image_mean", c.image_mean, what);
-  c.image_std = ReadTriple(j, "image_std", c.image_std, what);
+  c.image_mean = ReadNumberTriple(j, "image_mean", c.image_mean, what);
+  c.image_std = ReadNumberTriple(j, "image_std", c.image_std, what);
   if (j.contains("num_frames") && j.at("num_frames").is_number_integer()) {
     c.default_sampling.num_frames = j.at("num_frames").get<int64_t>();
   } else if (j.contains("fps") && j.at("fps").is_number()) {
@@ -84,8 +55,8 @@ VideoProcessorConfig VideoProcessorConfig::Load(const std::string& path) {
   std::string file = path;
   if (IsDirectory(path)) {
     file = path + "/processor_config.json";
-    if (!IsFile(file)) file = path + "/video_preprocessor_config.json";
-    if (!IsFile(file)) {
+    if (!IsRegularFile(file)) file = path + "/video_preprocessor_config.json";
+    if (!IsRegularFile(file)) {
       throw Error(ErrorCode::kNotFound,
                   path + ": no processor_config.json or video_preprocessor_config.json");
     }

@@ -4,17 +4,13 @@
 
 #include "core/json.h"
 #include "core/lowp_gemm.h"
+#include "core/mapped_file.h"
 #include "model/quantized_checkpoint.h"
 #include "plm/error.h"
 
 namespace plm {
 
 namespace {
-
-bool FileExists(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 
 std::string ShapeStr(const std::vector<int64_t>& s) {
   std::string out = "[";
@@ -35,7 +31,7 @@ WeightStore WeightStore::Open(const std::string& model_dir) {
   WeightStore ws;
   const std::string index_path = model_dir + "/model.safetensors.index.json";
   const std::string single_path = model_dir + "/model.safetensors";
-  if (FileExists(index_path)) {
+  if (IsRegularFile(index_path)) {
     const Json j = ReadJsonFile(index_path);
     auto wm = j.find("weight_map");
     if (!j.is_object() || wm == j.end() || !wm->is_object())
@@ -62,7 +58,7 @@ WeightStore WeightStore::Open(const std::string& model_dir) {
                                              " but that shard does not contain it");
       ws.index_[it.key()] = &shard.Get(it.key());
     }
-  } else if (FileExists(single_path)) {
+  } else if (IsRegularFile(single_path)) {
     ws.shards_.push_back(std::make_shared<SafetensorsFile>(single_path));
     ws.files_.push_back(single_path);
     for (const auto& [name, view] : ws.shards_[0]->tensors()) ws.index_[name] = &view;

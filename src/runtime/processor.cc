@@ -220,13 +220,11 @@ std::string PerceptionLMProcessor::Decode(std::span<const int64_t> ids,
   return impl_->tokenizer->Decode(v, skip_special_tokens);
 }
 
-ImageProcessorSettings PerceptionLMProcessor::image_processor() const {
-  const ImageProcessorConfig& c = impl_->image_processor->config();
-  ImageProcessorSettings s;
-  s.vision_input_type = c.vision_input_type;
-  s.tile_size = c.tile_size;
-  s.max_num_tiles = c.max_num_tiles;
-  s.size = {c.size_height, c.size_width};
+namespace {
+
+// The settings the image and video processors share (same field names in configs and settings).
+template <typename Config, typename Settings>
+void CopyPixelSettings(const Config& c, Settings& s) {
   s.do_convert_rgb = c.do_convert_rgb;
   s.do_resize = c.do_resize;
   s.resample = c.resample;
@@ -235,6 +233,18 @@ ImageProcessorSettings PerceptionLMProcessor::image_processor() const {
   s.do_normalize = c.do_normalize;
   s.image_mean = c.image_mean;
   s.image_std = c.image_std;
+}
+
+}  // namespace
+
+ImageProcessorSettings PerceptionLMProcessor::image_processor() const {
+  const ImageProcessorConfig& c = impl_->image_processor->config();
+  ImageProcessorSettings s;
+  s.vision_input_type = c.vision_input_type;
+  s.tile_size = c.tile_size;
+  s.max_num_tiles = c.max_num_tiles;
+  s.size = {c.size_height, c.size_width};
+  CopyPixelSettings(c, s);
   return s;
 }
 
@@ -244,14 +254,7 @@ VideoProcessorSettings PerceptionLMProcessor::video_processor() const {
   s.size = {c.size_height, c.size_width};
   s.num_frames = c.default_sampling.num_frames;
   s.fps = c.default_sampling.fps;
-  s.do_convert_rgb = c.do_convert_rgb;
-  s.do_resize = c.do_resize;
-  s.resample = c.resample;
-  s.do_rescale = c.do_rescale;
-  s.rescale_factor = c.rescale_factor;
-  s.do_normalize = c.do_normalize;
-  s.image_mean = c.image_mean;
-  s.image_std = c.image_std;
+  CopyPixelSettings(c, s);
   return s;
 }
 

@@ -12,11 +12,6 @@ namespace plm {
 
 namespace {
 
-bool FileExists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
 // tokenizer_config.json "chat_template": a string or [{"name": ..., "template": ...}].
 std::optional<std::string> TemplateFromConfigValue(const Json& v, const std::string& name,
                                                    const std::string& what) {
@@ -87,12 +82,12 @@ ChatTemplate ChatTemplate::FromDirectory(const std::string& dir, const std::stri
   std::map<std::string, std::string> specials;
   Json tok_config;
   const std::string tok_config_path = dir + "/tokenizer_config.json";
-  if (FileExists(tok_config_path)) {
+  if (IsRegularFile(tok_config_path)) {
     tok_config = ReadJsonFile(tok_config_path);
     specials = SpecialTokensMapFromConfig(tok_config);
   }
   const std::string proc = dir + "/processor_config.json";
-  if (FileExists(proc)) {
+  if (IsRegularFile(proc)) {
     const Json j = ReadJsonFile(proc);
     if (j.is_object() && j.contains("chat_template")) {
       if (auto s = TemplateFromConfigValue(j["chat_template"], name, proc))
@@ -100,7 +95,7 @@ ChatTemplate ChatTemplate::FromDirectory(const std::string& dir, const std::stri
     }
   }
   const std::string legacy = dir + "/chat_template.json";
-  if (FileExists(legacy)) {
+  if (IsRegularFile(legacy)) {
     const Json j = ReadJsonFile(legacy);
     if (!j.is_object() || !j.contains("chat_template"))
       throw Error(ErrorCode::kCorrupt, legacy + ": missing \"chat_template\"");
@@ -110,7 +105,8 @@ ChatTemplate ChatTemplate::FromDirectory(const std::string& dir, const std::stri
   const std::string jinja_path = name.empty() || name == "default"
                                      ? dir + "/chat_template.jinja"
                                      : dir + "/chat_templates/" + name + ".jinja";
-  if (FileExists(jinja_path)) return FromString(ReadFileToString(jinja_path), specials, jinja_path);
+  if (IsRegularFile(jinja_path))
+    return FromString(ReadFileToString(jinja_path), specials, jinja_path);
   if (tok_config.is_object() && tok_config.contains("chat_template")) {
     if (auto s = TemplateFromConfigValue(tok_config["chat_template"], name, tok_config_path))
       return FromString(*s, specials, tok_config_path + " (chat_template)");
