@@ -103,6 +103,36 @@ __attribute__((target_clones("avx512f", "default"))) void TransposeKeys(const fl
 
 namespace {
 
+// Scores of query `qi` (row `si`, keys 0..nk) → probabilities in place: scaled, invalid and
+// causally hidden keys masked. Returns how many leading entries hold probabilities (the rest are
+// 0 by definition). A row with no visible key attends uniformly to all nk keys, as the reference's
+// finfo.min masking gives.
+__attribute__((target("avx512f,fma"))) int64_t SoftmaxScoreRow(const AttentionArgs& a, float* si,
+                                                               int64_t qi) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  const int64_t nk = a.nk;
+  const int64_t rl = a.causal_offset >= 0 ? std::min(nk, a.causal_offset + qi + 1) : nk;
+  float mx = kNegInf;
+  for (int64_t j = 0; j < rl; ++j) {
+    const bool ok = a.valid == nullptr || a.valid[j] != 0;
+    si[j] = ok ? si[j] * a.scale : kNegInf;
+    mx = std::max(mx, si[j]);
+  }
+  if (mx == kNegInf) {
+    const float p = 1.0f / static_cast<float>(nk);
+    for (int64_t j = 0; j < nk; ++j) si[j] = p;
+    return nk;
+  }
+  float sum = 0.0f;
+  for (int64_t j = 0; j < rl; ++j) {
+    si[j] = ExpApprox(si[j] - mx);
+    sum += si[j];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j < rl; ++j) si[j] *= inv;
+  return rl;
+}
+
 // Register-blocked AVX-512 kernel for many queries with transposed keys: scores of 8 queries x
 // 32 keys per step (16 accumulators), softmax over the block's rows, then P·V for 4 rows x 64
 // dims at a time. Needs hd % 16 == 0 and a.kt.
@@ -113,7 +143,6 @@ __attribute__((target("avx512f,fma"))) void FusedAttentionAvx512(const Attention
   const int64_t ld = (nk + 31) / 32 * 32;
   if (sbuf.size() < static_cast<size_t>(kQB * ld)) sbuf.resize(kQB * ld);
   float* s = sbuf.data();
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int64_t q0 = 0; q0 < a.nq; q0 += kQB) {
     const int64_t qb = std::min(kQB, a.nq - q0);
     int64_t lim = nk;
@@ -146,32 +175,7 @@ __attribute__((target("avx512f,fma"))) void FusedAttentionAvx512(const Attention
     }
     // Softmax per row (masked entries get probability 0).
     int64_t row_lim[kQB];
-    bool uniform[kQB];
-    for (int64_t i = 0; i < qb; ++i) {
-      float* si = s + i * ld;
-      const int64_t rl = a.causal_offset >= 0 ? std::min(nk, a.causal_offset + q0 + i + 1) : nk;
-      row_lim[i] = rl;
-      float mx = kNegInf;
-      for (int64_t j = 0; j < rl; ++j) {
-        const bool ok = a.valid == nullptr || a.valid[j] != 0;
-        si[j] = ok ? si[j] * a.scale : kNegInf;
-        mx = std::max(mx, si[j]);
-      }
-      uniform[i] = mx == kNegInf;
-      if (uniform[i]) {
-        const float p = 1.0f / static_cast<float>(nk);
-        for (int64_t j = 0; j < nk; ++j) si[j] = p;
-        row_lim[i] = nk;
-        continue;
-      }
-      float sum = 0.0f;
-      for (int64_t j = 0; j < rl; ++j) {
-        si[j] = ExpApprox(si[j] - mx);
-        sum += si[j];
-      }
-      const float inv = 1.0f / sum;
-      for (int64_t j = 0; j < rl; ++j) si[j] *= inv;
-    }
+    for (int64_t i = 0; i < qb; ++i) row_lim[i] = SoftmaxScoreRow(a, s + i * ld, q0 + i);
     int64_t block_lim = 0;
     for (int64_t i = 0; i < qb; ++i) block_lim = std::max(block_lim, row_lim[i]);
     for (int64_t i = 0; i < qb; ++i)
@@ -243,7 +247,6 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"))) void FusedAt
   qb16.resize(static_cast<size_t>(kQB * hd));
   pb16.resize(static_cast<size_t>(kQB * ldk));
   float* s = sbuf.data();
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int64_t q0 = 0; q0 < a.nq; q0 += kQB) {
     const int64_t qb = std::min(kQB, a.nq - q0);
     for (int64_t i = 0; i < kQB; ++i) {
@@ -272,30 +275,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"))) void FusedAt
       }
     }
     int64_t row_lim[kQB];
-    for (int64_t i = 0; i < qb; ++i) {
-      float* si = s + i * ldk;
-      const int64_t rl = a.causal_offset >= 0 ? std::min(nk, a.causal_offset + q0 + i + 1) : nk;
-      row_lim[i] = rl;
-      float mx = kNegInf;
-      for (int64_t j = 0; j < rl; ++j) {
-        const bool ok = a.valid == nullptr || a.valid[j] != 0;
-        si[j] = ok ? si[j] * a.scale : kNegInf;
-        mx = std::max(mx, si[j]);
-      }
-      if (mx == kNegInf) {
-        const float pu = 1.0f / static_cast<float>(nk);
-        for (int64_t j = 0; j < nk; ++j) si[j] = pu;
-        row_lim[i] = nk;
-        continue;
-      }
-      float sum = 0.0f;
-      for (int64_t j = 0; j < rl; ++j) {
-        si[j] = ExpApprox(si[j] - mx);
-        sum += si[j];
-      }
-      const float inv = 1.0f / sum;
-      for (int64_t j = 0; j < rl; ++j) si[j] *= inv;
-    }
+    for (int64_t i = 0; i < qb; ++i) row_lim[i] = SoftmaxScoreRow(a, s + i * ldk, q0 + i);
     int64_t block_lim = 0;
     for (int64_t i = 0; i < qb; ++i) block_lim = std::max(block_lim, row_lim[i]);
     const int64_t bl2 = (block_lim + 1) / 2 * 2;
