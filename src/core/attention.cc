@@ -213,98 +213,245 @@ inline uint16_t ToBf16(float f) {
   return static_cast<uint16_t>(b >> 16);
 }
 
-// bf16 kernel: K packed as [hd/2][nk32][2] and V as [nk/2][hd][2] so that each vdpbf16ps takes
-// a pair along the reduction axis; 8 queries x 32 keys per scoring step, 4 rows x 64 dims for
-// P·V. Needs hd % 32 == 0.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"))) void FusedAttentionBf16(
-    const AttentionArgs& a) {
-  const int64_t hd = a.hd, nk = a.nk;
-  constexpr int64_t kQB = 8;
-  const int64_t ldk = (nk + 31) / 32 * 32, nk2 = (nk + 1) / 2 * 2;
+// exp(x) on 16 lanes: ExpApprox's range reduction and polynomial, the power of two via scalef.
+__attribute__((target("avx512f,fma"))) inline __m512 Exp512(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+// One P·V step of the flash kernel: rows [IB] x dims [16 * NV] of the running output `o` (row
+// stride hd) are scaled by alpha and accumulate the bf16 probabilities `p` (key pairs as int32,
+// row stride p_stride) times the packed values `v` (pair stride 2 * hd).
+struct PvTile {
+  const uint16_t* v;
+  int64_t hd, pairs;
+  const int32_t* p;
+  int64_t p_stride;
+  const float* alpha;
+  float* o;
+};
+
+template <int IB, int NV>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) inline void PvAccumulate(
+    const PvTile& t) {
+  __m512 o[IB][NV];
+  for (int i = 0; i < IB; ++i) {
+    const __m512 al = _mm512_set1_ps(t.alpha[i]);
+    for (int c = 0; c < NV; ++c)
+      o[i][c] = _mm512_mul_ps(al, _mm512_loadu_ps(t.o + i * t.hd + 16 * c));
+  }
+  for (int64_t jp = 0; jp < t.pairs; ++jp) {
+    const uint16_t* vr = t.v + jp * 2 * t.hd;
+    __m512bh vv[NV];
+    for (int c = 0; c < NV; ++c) vv[c] = (__m512bh)_mm512_loadu_si512(vr + 32 * c);
+    for (int i = 0; i < IB; ++i) {
+      const __m512bh pv = (__m512bh)_mm512_set1_epi32(t.p[i * t.p_stride + jp]);
+      for (int c = 0; c < NV; ++c) o[i][c] = _mm512_dpbf16_ps(o[i][c], pv, vv[c]);
+    }
+  }
+  for (int i = 0; i < IB; ++i)
+    for (int c = 0; c < NV; ++c) _mm512_storeu_ps(t.o + i * t.hd + 16 * c, o[i][c]);
+}
+
+// Edge tiles (fewer than 4 rows, hd not a multiple of 64): one row at a time.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void PvAccumulateAny(
+    const PvTile& t, int64_t ib, int64_t nv) {
+  for (int64_t i = 0; i < ib; ++i) {
+    PvTile r = t;
+    r.p += i * t.p_stride;
+    r.alpha += i;
+    r.o += i * t.hd;
+    for (int64_t c = 0; c < nv; ++c) {
+      PvTile rc = r;
+      rc.v += 32 * c;
+      rc.o += 16 * c;
+      PvAccumulate<1, 1>(rc);
+    }
+  }
+}
+
+// Flash-style bf16 kernel for many queries (prefill, vision): K/V are packed once per call (K as
+// 32-key tiles [hd/2][32][2], V as key pairs [hd][2], the layouts vdpbf16ps reduces over), then
+// for each block of 8 query positions the keys are visited in blocks of kKB with an online
+// softmax (running max and sum per row, f32), so no score row longer than kKB exists. All `heads`
+// query heads of the group use each key block while it is in L1. Needs hd % 32 == 0.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma"))) void
+FusedAttentionBf16(const AttentionArgs& a) {
+  const int64_t hd = a.hd, nk = a.nk, H = std::max<int64_t>(1, a.heads);
+  constexpr int64_t kQB = 8, kKB = 128;
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  const int64_t ldk = (nk + 31) / 32 * 32;
   thread_local std::vector<uint16_t> kp, vp, qb16, pb16;
-  thread_local std::vector<float> sbuf;
-  kp.assign(static_cast<size_t>(hd * ldk), 0);
-  vp.assign(static_cast<size_t>(nk2 * hd), 0);
+  thread_local std::vector<float> sbuf, obuf, mbuf, lbuf;
+  kp.assign(static_cast<size_t>(ldk * hd), 0);
+  vp.assign(static_cast<size_t>(ldk * hd), 0);
   const int64_t ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
   for (int64_t j = 0; j < nk; ++j) {
+    uint16_t* kt = kp.data() + (j / 32) * 32 * hd + (j % 32) * 2;
+    uint16_t* vt = vp.data() + (j / 2) * 2 * hd + (j % 2);
     if (a.k16 != nullptr) {  // bf16 cache: the same values ToBf16 would give, no rounding
       const uint16_t* kj = a.k16 + j * ks;
       const uint16_t* vj = a.v16 + j * a.kv_stride;
       for (int64_t d = 0; d < hd; ++d) {
-        kp[(d / 2) * 2 * ldk + j * 2 + (d % 2)] = kj[d];
-        vp[(j / 2) * 2 * hd + d * 2 + (j % 2)] = vj[d];
+        kt[(d / 2) * 64 + (d % 2)] = kj[d];
+        vt[d * 2] = vj[d];
       }
       continue;
     }
     const float* kj = a.k + j * ks;
     const float* vj = a.v + j * a.kv_stride;
     for (int64_t d = 0; d < hd; ++d) {
-      kp[(d / 2) * 2 * ldk + j * 2 + (d % 2)] = ToBf16(kj[d]);
-      vp[(j / 2) * 2 * hd + d * 2 + (j % 2)] = ToBf16(vj[d]);
+      kt[(d / 2) * 64 + (d % 2)] = ToBf16(kj[d]);
+      vt[d * 2] = ToBf16(vj[d]);
     }
   }
-  if (sbuf.size() < static_cast<size_t>(kQB * ldk)) sbuf.resize(kQB * ldk);
-  qb16.resize(static_cast<size_t>(kQB * hd));
-  pb16.resize(static_cast<size_t>(kQB * ldk));
+  qb16.resize(static_cast<size_t>(H * kQB * hd));
+  pb16.resize(static_cast<size_t>(kQB * kKB));
+  sbuf.resize(static_cast<size_t>(kQB * kKB));
+  obuf.resize(static_cast<size_t>(H * kQB * hd));
+  mbuf.resize(static_cast<size_t>(H * kQB));
+  lbuf.resize(static_cast<size_t>(H * kQB));
   float* s = sbuf.data();
+  const auto* p32 = reinterpret_cast<const int32_t*>(pb16.data());
   for (int64_t q0 = 0; q0 < a.nq; q0 += kQB) {
     const int64_t qb = std::min(kQB, a.nq - q0);
-    for (int64_t i = 0; i < kQB; ++i) {
-      const float* qi = a.q + (q0 + std::min(i, qb - 1)) * a.q_stride;
-      for (int64_t d = 0; d < hd; ++d) qb16[i * hd + d] = ToBf16(qi[d]);
-    }
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < kQB; ++i) {
+        const float* qi = a.q + h * a.q_head_stride + (q0 + std::min(i, qb - 1)) * a.q_stride;
+        for (int64_t d = 0; d < hd; ++d) qb16[(h * kQB + i) * hd + d] = ToBf16(qi[d]);
+      }
+    std::fill(obuf.begin(), obuf.end(), 0.0f);
+    std::fill(mbuf.begin(), mbuf.end(), kNegInf);
+    std::fill(lbuf.begin(), lbuf.end(), 0.0f);
     int64_t lim = nk;
     if (a.causal_offset >= 0) lim = std::min(nk, a.causal_offset + q0 + qb);
-    const auto* q32 = reinterpret_cast<const int32_t*>(qb16.data());
-    for (int64_t j0 = 0; j0 < lim; j0 += 32) {
-      __m512 acc[kQB][2];
-      for (int64_t i = 0; i < kQB; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-      for (int64_t p = 0; p < hd / 2; ++p) {
-        const uint16_t* kr = kp.data() + p * 2 * ldk + j0 * 2;
-        const __m512bh k0 = (__m512bh)_mm512_loadu_si512(kr);
-        const __m512bh k1 = (__m512bh)_mm512_loadu_si512(kr + 32);
-        for (int64_t i = 0; i < kQB; ++i) {
-          const __m512bh qv = (__m512bh)_mm512_set1_epi32(q32[i * hd / 2 + p]);
-          acc[i][0] = _mm512_dpbf16_ps(acc[i][0], qv, k0);
-          acc[i][1] = _mm512_dpbf16_ps(acc[i][1], qv, k1);
+    for (int64_t kb0 = 0; kb0 < lim; kb0 += kKB) {
+      const int64_t kn = std::min(kKB, lim - kb0), tiles = (kn + 31) / 32, chunks = (kn + 15) / 16;
+      // Keys of the block the rows may see (causal limit and padding), as lane masks per chunk.
+      __mmask16 valid_mask[kKB / 16];
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t left = kn - c * 16;
+        const auto in_range =
+            left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
+        valid_mask[c] = in_range;
+        if (a.valid != nullptr) {
+          const __m128i vb = _mm_maskz_loadu_epi8(in_range, a.valid + kb0 + c * 16);
+          valid_mask[c] = _mm_test_epi8_mask(vb, vb);
         }
       }
-      for (int64_t i = 0; i < qb; ++i) {
-        _mm512_storeu_ps(s + i * ldk + j0, acc[i][0]);
-        _mm512_storeu_ps(s + i * ldk + j0 + 16, acc[i][1]);
-      }
-    }
-    int64_t row_lim[kQB];
-    for (int64_t i = 0; i < qb; ++i) row_lim[i] = SoftmaxScoreRow(a, s + i * ldk, q0 + i);
-    int64_t block_lim = 0;
-    for (int64_t i = 0; i < qb; ++i) block_lim = std::max(block_lim, row_lim[i]);
-    const int64_t bl2 = (block_lim + 1) / 2 * 2;
-    for (int64_t i = 0; i < qb; ++i) {
-      for (int64_t j = 0; j < row_lim[i]; ++j) pb16[i * ldk + j] = ToBf16(s[i * ldk + j]);
-      for (int64_t j = row_lim[i]; j < bl2; ++j) pb16[i * ldk + j] = 0;
-    }
-    const auto* p32 = reinterpret_cast<const int32_t*>(pb16.data());
-    for (int64_t i0 = 0; i0 < qb; i0 += 4) {
-      const int64_t ib = std::min<int64_t>(4, qb - i0);
-      for (int64_t d0 = 0; d0 < hd; d0 += 64) {
-        const int64_t nv = std::min<int64_t>(64, hd - d0) / 16;
-        __m512 o[4][4];
-        for (int64_t i = 0; i < 4; ++i)
-          for (int64_t c = 0; c < 4; ++c) o[i][c] = _mm512_setzero_ps();
-        for (int64_t jp = 0; jp < bl2 / 2; ++jp) {
-          const uint16_t* vr = vp.data() + jp * 2 * hd + d0 * 2;
-          __m512bh vv[4];
-          for (int64_t c = 0; c < nv; ++c) vv[c] = (__m512bh)_mm512_loadu_si512(vr + 32 * c);
-          for (int64_t i = 0; i < ib; ++i) {
-            const __m512bh pv = (__m512bh)_mm512_set1_epi32(p32[(i0 + i) * ldk / 2 + jp]);
-            for (int64_t c = 0; c < nv; ++c) o[i][c] = _mm512_dpbf16_ps(o[i][c], pv, vv[c]);
+      for (int64_t h = 0; h < H; ++h) {
+        // Scores of 8 rows x 32 keys per step.
+        const auto* q32 = reinterpret_cast<const int32_t*>(qb16.data() + h * kQB * hd);
+        for (int64_t t = 0; t < tiles; ++t) {
+          const uint16_t* tile = kp.data() + (kb0 + t * 32) * hd;
+          __m512 acc[kQB][2];
+          for (int64_t i = 0; i < kQB; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+          for (int64_t p = 0; p < hd / 2; ++p) {
+            const __m512bh k0 = (__m512bh)_mm512_loadu_si512(tile + p * 64);
+            const __m512bh k1 = (__m512bh)_mm512_loadu_si512(tile + p * 64 + 32);
+            for (int64_t i = 0; i < kQB; ++i) {
+              const __m512bh qv = (__m512bh)_mm512_set1_epi32(q32[i * hd / 2 + p]);
+              acc[i][0] = _mm512_dpbf16_ps(acc[i][0], qv, k0);
+              acc[i][1] = _mm512_dpbf16_ps(acc[i][1], qv, k1);
+            }
+          }
+          for (int64_t i = 0; i < qb; ++i) {
+            _mm512_storeu_ps(s + i * kKB + t * 32, acc[i][0]);
+            _mm512_storeu_ps(s + i * kKB + t * 32 + 16, acc[i][1]);
           }
         }
-        for (int64_t i = 0; i < ib; ++i)
-          for (int64_t c = 0; c < nv; ++c)
-            _mm512_storeu_ps(a.out + (q0 + i0 + i) * a.out_stride + d0 + 16 * c, o[i][c]);
+        // Online softmax: rescale factor of each row's running output, bf16 probabilities.
+        float alpha[kQB];
+        float* m = mbuf.data() + h * kQB;
+        float* l = lbuf.data() + h * kQB;
+        const __m512 scale = _mm512_set1_ps(a.scale);
+        for (int64_t i = 0; i < qb; ++i) {
+          float* si = s + i * kKB;
+          auto* pi = reinterpret_cast<__m256i*>(pb16.data() + i * kKB);
+          alpha[i] = 1.0f;
+          const int64_t rl =
+              a.causal_offset >= 0 ? std::min(kn, a.causal_offset + q0 + i + 1 - kb0) : kn;
+          __mmask16 lane[kKB / 16];
+          __m512 vmax = _mm512_set1_ps(kNegInf);
+          for (int64_t c = 0; c < chunks; ++c) {
+            const int64_t left = rl - c * 16;
+            const __mmask16 causal = left >= 16 ? static_cast<__mmask16>(0xffff)
+                                     : left > 0 ? static_cast<__mmask16>((1u << left) - 1u)
+                                                : 0;
+            lane[c] = valid_mask[c] & causal;
+            const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(si + c * 16), scale);
+            _mm512_storeu_ps(si + c * 16, x);
+            vmax = _mm512_mask_max_ps(vmax, lane[c], vmax, x);
+          }
+          const float bm = _mm512_reduce_max_ps(vmax);
+          if (bm == kNegInf) {  // nothing visible in this block: p = 0, output unchanged
+            for (int64_t c = 0; c < chunks; ++c)
+              _mm256_storeu_si256(pi + c, _mm256_setzero_si256());
+            continue;
+          }
+          const float mnew = std::max(m[i], bm);
+          alpha[i] = m[i] == kNegInf ? 0.0f : ExpApprox(m[i] - mnew);
+          const __m512 mv = _mm512_set1_ps(mnew);
+          __m512 vsum = _mm512_setzero_ps();
+          for (int64_t c = 0; c < chunks; ++c) {
+            const __m512 e = _mm512_maskz_mov_ps(
+                lane[c], Exp512(_mm512_sub_ps(_mm512_loadu_ps(si + c * 16), mv)));
+            vsum = _mm512_add_ps(vsum, e);
+            _mm256_storeu_si256(pi + c, (__m256i)_mm512_cvtneps_pbh(e));
+          }
+          l[i] = l[i] * alpha[i] + _mm512_reduce_add_ps(vsum);
+          m[i] = mnew;
+        }
+        // O = alpha * O + P·V, 4 rows x 64 dims at a time, key pairs per vdpbf16ps.
+        const int64_t pairs = (kn + 1) / 2;
+        float* ob = obuf.data() + h * kQB * hd;
+        for (int64_t i0 = 0; i0 < qb; i0 += 4) {
+          const int64_t ib = std::min<int64_t>(4, qb - i0);
+          for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+            const int64_t nv = std::min<int64_t>(64, hd - d0) / 16;
+            const PvTile t{vp.data() + kb0 * hd + d0 * 2,
+                           hd,
+                           pairs,
+                           p32 + i0 * kKB / 2,
+                           kKB / 2,
+                           alpha + i0,
+                           ob + i0 * hd + d0};
+            if (ib == 4 && nv == 4) {
+              PvAccumulate<4, 4>(t);
+            } else {
+              PvAccumulateAny(t, ib, nv);
+            }
+          }
+        }
       }
     }
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t i = 0; i < qb; ++i) {
+        float* out = a.out + h * a.out_head_stride + (q0 + i) * a.out_stride;
+        const float* o = obuf.data() + (h * kQB + i) * hd;
+        if (mbuf[h * kQB + i] == kNegInf) {
+          // No visible key: uniform over all nk keys (the reference's finfo.min masking).
+          for (int64_t d = 0; d < hd; ++d) {
+            float acc = 0.0f;
+            for (int64_t j = 0; j < nk; ++j) acc += Bf16ToF32(vp[(j / 2) * 2 * hd + d * 2 + j % 2]);
+            out[d] = acc / static_cast<float>(nk);
+          }
+          continue;
+        }
+        const float inv = 1.0f / lbuf[h * kQB + i];
+        for (int64_t d = 0; d < hd; ++d) out[d] = o[d] * inv;
+      }
   }
 }
 
@@ -392,6 +539,16 @@ __attribute__((target("avx512f,avx512bw,fma"))) void FusedAttentionKV16(const At
 void FusedAttention(const AttentionArgs& a) {
   if (a.bf16 && a.nq >= 16 && a.hd % 32 == 0 && Cpu().avx512_full()) {
     FusedAttentionBf16(a);
+    return;
+  }
+  if (a.heads > 1) {  // the other kernels take one head at a time
+    for (int64_t h = 0; h < a.heads; ++h) {
+      AttentionArgs one = a;
+      one.heads = 1;
+      one.q = a.q + h * a.q_head_stride;
+      one.out = a.out + h * a.out_head_stride;
+      FusedAttention(one);
+    }
     return;
   }
   if (a.k16 != nullptr) {

@@ -1,5 +1,6 @@
-// Fused scaled-dot-product attention (no full score matrix: each task holds the scores of a few
-// query rows at a time), plus vectorisable exp/GELU used by the reduced-precision paths.
+// Fused scaled-dot-product attention (no full score matrix: the many-query bf16 kernel is
+// flash-style — key blocks with an online softmax — the others hold the scores of a few query rows
+// at a time), plus vectorisable exp/GELU used by the reduced-precision paths.
 // The float32 reference path keeps its simple kernels in ops.h as the correctness oracle.
 #pragma once
 
@@ -32,6 +33,12 @@ struct AttentionArgs {
   // Allows bf16 products (f32 accumulation and softmax) where AVX512-BF16 exists: used by the
   // reduced-precision compute paths. kt is then not needed.
   bool bf16 = false;
+  // Grouped-query attention: `heads` query heads share these keys/values (head h reads its
+  // queries at q + h * q_head_stride and writes out + h * out_head_stride). The bf16 kernel packs
+  // K/V once for all of them and reuses each key block across the heads while it is in L1.
+  int64_t heads = 1;
+  int64_t q_head_stride = 0;
+  int64_t out_head_stride = 0;
 };
 
 // Single-threaded; callers parallelise over heads and query blocks.

@@ -354,28 +354,30 @@ void LlamaDecoder::FusedAttentionLayer(const float* q, std::span<const CacheSlot
         FusedAttention(a);
         continue;
       }
-      for (int64_t hh = kh * rep; hh < (kh + 1) * rep; ++hh) {
-        AttentionArgs a;
-        a.q = q + (b * L * H + hh) * hd;
-        a.q_stride = H * hd;
-        a.k = kc;
-        a.v = c16 ? nullptr : s.cache->v(layer, s.row, kh);
-        a.k16 = k16;
-        a.v16 = v16;
-        a.kv_stride = hd;
-        a.kt = transpose && !c16 ? kt.data() : nullptr;
-        a.kt_stride = total;
-        a.out = attn + (b * L * H + hh) * hd;
-        a.out_stride = H * hd;
-        a.nq = L;
-        a.nk = total;
-        a.hd = hd;
-        a.scale = scale;
-        a.causal_offset = past;
-        a.valid = s.cache->valid_row(s.row);
-        a.bf16 = true;
-        FusedAttention(a);
-      }
+      // The `rep` query heads of this KV head in one call: the bf16 kernel packs K/V once.
+      AttentionArgs a;
+      a.q = q + (b * L * H + kh * rep) * hd;
+      a.q_stride = H * hd;
+      a.k = kc;
+      a.v = c16 ? nullptr : s.cache->v(layer, s.row, kh);
+      a.k16 = k16;
+      a.v16 = v16;
+      a.kv_stride = hd;
+      a.kt = transpose && !c16 ? kt.data() : nullptr;
+      a.kt_stride = total;
+      a.out = attn + (b * L * H + kh * rep) * hd;
+      a.out_stride = H * hd;
+      a.heads = rep;
+      a.q_head_stride = hd;
+      a.out_head_stride = hd;
+      a.nq = L;
+      a.nk = total;
+      a.hd = hd;
+      a.scale = scale;
+      a.causal_offset = past;
+      a.valid = s.cache->valid_row(s.row);
+      a.bf16 = true;
+      FusedAttention(a);
     }
   };
   // Decode steps run no oneDNN GEMM: the ThreadPool (see core/parallel.h).

@@ -1,0 +1,163 @@
+// The many-query fused attention (flash-style on AVX512-BF16, the portable kernels elsewhere)
+// agrees with a double-precision softmax(QK^T)V on the same bf16-rounded keys and values: grouped
+// query heads, causal offsets (prefill after a cached prefix), key counts that cut the key blocks
+// unevenly, padding, a row with no visible key, scores large enough that the running maximum
+// moves between key blocks.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/attention.h"
+#include "core/dtype.h"
+
+namespace plm {
+namespace {
+
+std::vector<float> RandomBf16Values(size_t n, uint32_t seed, float scale) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = Bf16ToF32(F32ToBf16(dist(rng)));
+  return v;
+}
+
+struct Case {
+  int64_t heads, nq, nk, hd;
+  int64_t causal_offset;  // < 0: bidirectional
+  float q_scale;          // large values make the online-softmax rescaling matter
+  bool padding;           // some keys invalid, and query 0 sees none of its keys
+  bool bf16_cache;        // k16/v16 instead of f32 k/v
+};
+
+// out[h][i][d] for queries laid out [nq][heads][hd] (as the decoder's q rows).
+std::vector<double> Reference(const Case& c, const std::vector<float>& q,
+                              const std::vector<float>& k, const std::vector<float>& v,
+                              const std::vector<uint8_t>& valid, float scale) {
+  const int64_t hd = c.hd;
+  std::vector<double> out(static_cast<size_t>(c.nq * c.heads * hd), 0.0);
+  for (int64_t h = 0; h < c.heads; ++h)
+    for (int64_t i = 0; i < c.nq; ++i) {
+      const float* qi = q.data() + (i * c.heads + h) * hd;
+      const int64_t lim = c.causal_offset < 0 ? c.nk : std::min(c.nk, c.causal_offset + i + 1);
+      std::vector<double> s(static_cast<size_t>(c.nk));
+      std::vector<bool> seen(static_cast<size_t>(c.nk), false);
+      double mx = -1e300;
+      for (int64_t j = 0; j < lim; ++j) {
+        if (!valid[j]) continue;
+        double d = 0;
+        for (int64_t t = 0; t < hd; ++t) d += static_cast<double>(qi[t]) * k[j * hd + t];
+        s[j] = d * scale;
+        seen[j] = true;
+        mx = std::max(mx, s[j]);
+      }
+      double sum = 0;
+      for (int64_t j = 0; j < c.nk; ++j)
+        if (seen[j]) sum += std::exp(s[j] - mx);
+      double* o = out.data() + (i * c.heads + h) * hd;
+      for (int64_t j = 0; j < c.nk; ++j) {
+        // No visible key at all: uniform over every key, as the reference's finfo.min masking.
+        const double p = sum == 0  ? 1.0 / static_cast<double>(c.nk)
+                         : seen[j] ? std::exp(s[j] - mx) / sum
+                                   : 0.0;
+        for (int64_t t = 0; t < hd; ++t) o[t] += p * v[j * hd + t];
+      }
+    }
+  return out;
+}
+
+void RunCase(const Case& c, uint32_t seed) {
+  const int64_t hd = c.hd, H = c.heads;
+  const auto q = RandomBf16Values(static_cast<size_t>(c.nq * H * hd), seed, c.q_scale);
+  const auto k = RandomBf16Values(static_cast<size_t>(c.nk * hd), seed + 1, 1.0f);
+  const auto v = RandomBf16Values(static_cast<size_t>(c.nk * hd), seed + 2, 1.0f);
+  std::vector<uint16_t> k16(k.size()), v16(v.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    k16[i] = F32ToBf16(k[i]);
+    v16[i] = F32ToBf16(v[i]);
+  }
+  std::vector<uint8_t> valid(static_cast<size_t>(c.nk), 1);
+  if (c.padding) {
+    valid[0] = 0;  // with causal offset 0, query 0 sees only key 0: no visible key
+    for (int64_t j = 37; j < c.nk; j += 53) valid[j] = 0;
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  std::vector<float> got(q.size(), 0.0f), one_by_one(q.size(), 0.0f);
+  AttentionArgs a;
+  a.q = q.data();
+  a.q_stride = H * hd;
+  a.q_head_stride = hd;
+  a.heads = H;
+  if (c.bf16_cache) {
+    a.k16 = k16.data();
+    a.v16 = v16.data();
+  } else {
+    a.k = k.data();
+    a.v = v.data();
+  }
+  a.kv_stride = hd;
+  a.out = got.data();
+  a.out_stride = H * hd;
+  a.out_head_stride = hd;
+  a.nq = c.nq;
+  a.nk = c.nk;
+  a.hd = hd;
+  a.scale = scale;
+  a.causal_offset = c.causal_offset;
+  a.valid = c.padding ? valid.data() : nullptr;
+  a.bf16 = true;
+  FusedAttention(a);
+  // The same heads one call each: the grouped call must give exactly the same values.
+  for (int64_t h = 0; h < H; ++h) {
+    AttentionArgs one = a;
+    one.heads = 1;
+    one.q = q.data() + h * hd;
+    one.out = one_by_one.data() + h * hd;
+    FusedAttention(one);
+  }
+  EXPECT_EQ(got, one_by_one) << "grouped heads differ from one head per call";
+
+  const auto want = Reference(c, q, k, v, valid, scale);
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    err += (got[i] - want[i]) * (got[i] - want[i]);
+    norm += want[i] * want[i];
+  }
+  // bf16 queries and probabilities (f32 accumulation): ~3 significant digits.
+  EXPECT_LT(std::sqrt(err / norm), 1.5e-2)
+      << "heads=" << H << " nq=" << c.nq << " nk=" << c.nk << " hd=" << hd
+      << " off=" << c.causal_offset << " q_scale=" << c.q_scale << " pad=" << c.padding
+      << " bf16_cache=" << c.bf16_cache;
+}
+
+TEST(FusedAttentionMany, CausalPrefillWithGroupedHeads) {
+  // A whole prompt (offset 0) and a chunk after a cached prefix (offset = nk - nq).
+  for (bool cache16 : {true, false}) {
+    RunCase({4, 300, 300, 64, 0, 1.0f, false, cache16}, 1);
+    RunCase({4, 40, 301, 64, 261, 1.0f, false, cache16}, 2);
+    RunCase({2, 17, 129, 128, 112, 1.0f, false, cache16}, 3);
+    RunCase({3, 21, 150, 96, 129, 1.0f, false, cache16}, 9);  // hd = 96 (a PE-G-like head)
+  }
+}
+
+TEST(FusedAttentionMany, RunningMaximumMovesBetweenKeyBlocks) {
+  // Scores of magnitude ~30: a later key block's maximum exceeds an earlier one's by far, so the
+  // rescaling of the running output and sum must be right (a wrong factor shows as a large error).
+  RunCase({4, 64, 700, 64, 636, 8.0f, false, true}, 4);
+  RunCase({1, 33, 1025, 64, -1, 8.0f, false, false}, 5);
+}
+
+TEST(FusedAttentionMany, PaddingAndRowWithoutVisibleKeys) {
+  RunCase({4, 200, 200, 64, 0, 1.0f, true, true}, 6);
+  RunCase({1, 50, 333, 64, -1, 1.0f, true, false}, 7);
+}
+
+TEST(FusedAttentionMany, BidirectionalVisionTile) {
+  // The vision tower's shape on the fixtures' scale: every query sees every key, one head per call.
+  RunCase({1, 257, 257, 64, -1, 1.0f, false, false}, 8);
+}
+
+}  // namespace
+}  // namespace plm
