@@ -108,11 +108,129 @@ void AddBias(float* y, const float* bias, int64_t m, int64_t n) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Small-m kernels (decode, m <= kSmallM). A tile is R weight rows x M activation rows with R * M
+// accumulators in registers: each weight vector is loaded once per tile and applied to the M
+// activation rows, each activation vector to the R weight rows. m is split into groups of at most
+// G rows (as even as possible); the R weight rows are re-read from L1/L2 for each group, so
+// memory sees each weight once per call whatever m is.
+
+#define PLM_AVX512 "avx512f,avx512bw,avx512dq,avx512vl"
+
+// Sums of a, b, c, d in lanes 0..3.
+__attribute__((target(PLM_AVX512), always_inline)) inline __m128 Sum4(__m512 a, __m512 b, __m512 c,
+                                                                      __m512 d) {
+  const __m256 a2 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+  const __m256 b2 = _mm256_add_ps(_mm512_castps512_ps256(b), _mm512_extractf32x8_ps(b, 1));
+  const __m256 c2 = _mm256_add_ps(_mm512_castps512_ps256(c), _mm512_extractf32x8_ps(c, 1));
+  const __m256 d2 = _mm256_add_ps(_mm512_castps512_ps256(d), _mm512_extractf32x8_ps(d, 1));
+  const __m256 s = _mm256_hadd_ps(_mm256_hadd_ps(a2, b2), _mm256_hadd_ps(c2, d2));
+  return _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
+}
+
+__attribute__((target(PLM_AVX512), always_inline)) inline __m128i Sum4(__m512i a, __m512i b,
+                                                                       __m512i c, __m512i d) {
+  const __m256i a2 = _mm256_add_epi32(_mm512_castsi512_si256(a), _mm512_extracti32x8_epi32(a, 1));
+  const __m256i b2 = _mm256_add_epi32(_mm512_castsi512_si256(b), _mm512_extracti32x8_epi32(b, 1));
+  const __m256i c2 = _mm256_add_epi32(_mm512_castsi512_si256(c), _mm512_extracti32x8_epi32(c, 1));
+  const __m256i d2 = _mm256_add_epi32(_mm512_castsi512_si256(d), _mm512_extracti32x8_epi32(d, 1));
+  const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a2, b2), _mm256_hadd_epi32(c2, d2));
+  return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+}
+
+// Lane rr of the result: the sum of acc[rr][i] (zero for rr >= R).
+template <int R, int M, typename V>
+__attribute__((target(PLM_AVX512), always_inline)) inline auto SumRows(const V (&acc)[R][M],
+                                                                       int i) {
+  static_assert(R >= 1 && R <= 4);
+  V v[4];
+  for (int rr = 0; rr < 4; ++rr) v[rr] = rr < R ? acc[rr < R ? rr : 0][i] : V{};
+  return Sum4(v[0], v[1], v[2], v[3]);
+}
+
+// Splits m activation rows into groups of at most g rows, as even as possible (7 -> 4 + 3):
+// for (RowGroups gr(m, g); gr.Next();) uses rows [gr.i0, gr.i0 + gr.size).
+struct RowGroups {
+  RowGroups(int64_t m, int64_t g) : m_(m), left_((m + g - 1) / g) {}
+  bool Next() {
+    i0 += size;
+    if (left_ == 0) return false;
+    size = (m_ - i0 + left_ - 1) / left_;
+    --left_;
+    return true;
+  }
+  int64_t i0 = 0, size = 0;
+
+ private:
+  int64_t m_, left_;
+};
+
+// ---------------------------------------------------------------------------------------------
 // bf16 kernels.
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void GemvBf16Avx512(
-    const uint16_t* xb, const uint16_t* w, float* y, int64_t m, int64_t n, int64_t k, int64_t r0,
-    int64_t r1) {
+constexpr int kBf16Group = 4;  // activation rows per bf16 tile (4 x 4 accumulators)
+
+// y[i0 + i, r + rr] for rr < R, i < M; any k (the tail is masked).
+template <int R, int M>
+__attribute__((target(PLM_AVX512 ",avx512bf16"), always_inline)) inline void Bf16Tile(
+    const uint16_t* xb, const uint16_t* w, float* y, int64_t n, int64_t k, int64_t r, int64_t i0) {
+  const uint16_t* wr = w + r * k;
+  const uint16_t* xr = xb + i0 * k;
+  __m512 acc[R][M];
+  for (int rr = 0; rr < R; ++rr)
+    for (int i = 0; i < M; ++i) acc[rr][i] = _mm512_setzero_ps();
+  int64_t j = 0;
+  for (; j + 32 <= k; j += 32) {
+    __m512i wv[R];
+    for (int rr = 0; rr < R; ++rr) wv[rr] = _mm512_loadu_si512(wr + rr * k + j);
+    for (int i = 0; i < M; ++i) {
+      const __m512bh xv = (__m512bh)_mm512_loadu_si512(xr + i * k + j);
+      for (int rr = 0; rr < R; ++rr)
+        acc[rr][i] = _mm512_dpbf16_ps(acc[rr][i], xv, (__m512bh)wv[rr]);
+    }
+  }
+  if (j < k) {
+    const __mmask32 mk = (1u << (k - j)) - 1u;
+    __m512i wv[R];
+    for (int rr = 0; rr < R; ++rr) wv[rr] = _mm512_maskz_loadu_epi16(mk, wr + rr * k + j);
+    for (int i = 0; i < M; ++i) {
+      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(mk, xr + i * k + j);
+      for (int rr = 0; rr < R; ++rr)
+        acc[rr][i] = _mm512_dpbf16_ps(acc[rr][i], xv, (__m512bh)wv[rr]);
+    }
+  }
+  const __mmask8 rm = static_cast<__mmask8>((1u << R) - 1u);
+  for (int i = 0; i < M; ++i) _mm_mask_storeu_ps(y + (i0 + i) * n + r, rm, SumRows(acc, i));
+}
+
+template <int R>
+__attribute__((target(PLM_AVX512 ",avx512bf16"))) void Bf16Rows(const uint16_t* xb,
+                                                                const uint16_t* w, float* y,
+                                                                int64_t m, int64_t n, int64_t k,
+                                                                int64_t r) {
+  static_assert(kBf16Group >= 1 && kBf16Group <= 4);
+  for (RowGroups g(m, kBf16Group); g.Next();) {
+    switch (g.size) {
+      case 1:
+        Bf16Tile<R, 1>(xb, w, y, n, k, r, g.i0);
+        break;
+      case 2:
+        Bf16Tile<R, 2>(xb, w, y, n, k, r, g.i0);
+        break;
+      case 3:
+        Bf16Tile<R, 3>(xb, w, y, n, k, r, g.i0);
+        break;
+      default:
+        Bf16Tile<R, 4>(xb, w, y, n, k, r, g.i0);
+        break;
+    }
+  }
+}
+
+__attribute__((target(PLM_AVX512 ",avx512bf16"))) void GemvBf16Avx512(const uint16_t* xb,
+                                                                      const uint16_t* w, float* y,
+                                                                      int64_t m, int64_t n,
+                                                                      int64_t k, int64_t r0,
+                                                                      int64_t r1) {
   if (m == 1 && k % 32 == 0) {
     // Four rows per activation load, one accumulator each (independent dot-product chains).
     int64_t r = r0;
@@ -137,28 +255,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void GemvBf16Avx
     }
     r0 = r;
   }
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint16_t* wr = w + r * k;
-    __m512 acc[kSmallM];
-    for (int64_t i = 0; i < m; ++i) acc[i] = _mm512_setzero_ps();
-    int64_t j = 0;
-    for (; j + 32 <= k; j += 32) {
-      const __m512i wv = _mm512_loadu_si512(wr + j);
-      for (int64_t i = 0; i < m; ++i) {
-        const __m512i xv = _mm512_loadu_si512(xb + i * k + j);
-        acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh)xv, (__m512bh)wv);
-      }
-    }
-    if (j < k) {
-      const __mmask32 mk = (1u << (k - j)) - 1u;
-      const __m512i wv = _mm512_maskz_loadu_epi16(mk, wr + j);
-      for (int64_t i = 0; i < m; ++i) {
-        const __m512i xv = _mm512_maskz_loadu_epi16(mk, xb + i * k + j);
-        acc[i] = _mm512_dpbf16_ps(acc[i], (__m512bh)xv, (__m512bh)wv);
-      }
-    }
-    for (int64_t i = 0; i < m; ++i) y[i * n + r] = _mm512_reduce_add_ps(acc[i]);
-  }
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) Bf16Rows<4>(xb, w, y, m, n, k, r);
+  for (; r < r1; ++r) Bf16Rows<1>(xb, w, y, m, n, k, r);
 }
 
 // Portable fallback: converts panels of W to f32 and multiplies with BLAS.
@@ -194,11 +293,75 @@ __attribute__((target_clones("avx512f", "default"))) void QuantizeRows(const flo
   }
 }
 
-// One W row against m activation rows; m == 1 uses two accumulators to hide the VNNI latency.
+constexpr int kQ8Group = 4;  // activation rows per q8 tile (4 x 4 accumulators)
+
+// y[i0 + i, r + rr] for rr < R, i < M from u8 activations (x + 128) and s8 weights: the offset
+// is removed per row with 128 * sum(q). Any k (the tail is masked).
+template <int R, int M>
+__attribute__((target(PLM_AVX512 ",avx512vnni"), always_inline)) inline void Q8Tile(
+    const uint8_t* xu, const float* xs, const Q8Matrix& w, float* y, int64_t r, int64_t i0) {
+  const int64_t k = w.k, n = w.n;
+  const int8_t* wr = w.q + r * k;
+  const uint8_t* xr = xu + i0 * k;
+  __m512i acc[R][M];
+  for (int rr = 0; rr < R; ++rr)
+    for (int i = 0; i < M; ++i) acc[rr][i] = _mm512_setzero_si512();
+  int64_t j = 0;
+  for (; j + 64 <= k; j += 64) {
+    __m512i wv[R];
+    for (int rr = 0; rr < R; ++rr) wv[rr] = _mm512_loadu_si512(wr + rr * k + j);
+    for (int i = 0; i < M; ++i) {
+      const __m512i xv = _mm512_loadu_si512(xr + i * k + j);
+      for (int rr = 0; rr < R; ++rr) acc[rr][i] = _mm512_dpbusd_epi32(acc[rr][i], xv, wv[rr]);
+    }
+  }
+  if (j < k) {
+    const __mmask64 mk = (1ull << (k - j)) - 1ull;
+    __m512i wv[R];
+    for (int rr = 0; rr < R; ++rr) wv[rr] = _mm512_maskz_loadu_epi8(mk, wr + rr * k + j);
+    for (int i = 0; i < M; ++i) {
+      const __m512i xv = _mm512_maskz_loadu_epi8(mk, xr + i * k + j);
+      for (int rr = 0; rr < R; ++rr) acc[rr][i] = _mm512_dpbusd_epi32(acc[rr][i], xv, wv[rr]);
+    }
+  }
+  const __mmask8 rm = static_cast<__mmask8>((1u << R) - 1u);
+  const __m128i off = _mm_slli_epi32(_mm_maskz_loadu_epi32(rm, w.sum + r), 7);
+  const __m128 ws = _mm_maskz_loadu_ps(rm, w.scale + r);
+  for (int i = 0; i < M; ++i) {
+    const __m128i dot = _mm_sub_epi32(SumRows(acc, i), off);
+    const __m128 v = _mm_mul_ps(_mm_mul_ps(_mm_set1_ps(xs[i0 + i]), ws), _mm_cvtepi32_ps(dot));
+    _mm_mask_storeu_ps(y + (i0 + i) * n + r, rm, v);
+  }
+}
+
+template <int R>
+__attribute__((target(PLM_AVX512 ",avx512vnni"))) void Q8Rows(const uint8_t* xu, const float* xs,
+                                                              const Q8Matrix& w, float* y,
+                                                              int64_t m, int64_t r) {
+  static_assert(kQ8Group >= 1 && kQ8Group <= 4);
+  for (RowGroups g(m, kQ8Group); g.Next();) {
+    switch (g.size) {
+      case 1:
+        Q8Tile<R, 1>(xu, xs, w, y, r, g.i0);
+        break;
+      case 2:
+        Q8Tile<R, 2>(xu, xs, w, y, r, g.i0);
+        break;
+      case 3:
+        Q8Tile<R, 3>(xu, xs, w, y, r, g.i0);
+        break;
+      default:
+        Q8Tile<R, 4>(xu, xs, w, y, r, g.i0);
+        break;
+    }
+  }
+}
+
+// W rows [r0, r1) against m activation rows (u8 = q + 128, per-row scales xs).
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void GemvQ8Avx512(
     const uint8_t* xu, const float* xs, const Q8Matrix& w, float* y, int64_t m, int64_t r0,
     int64_t r1) {
-  const int64_t k = w.k, n = w.n;
+  const int64_t k = w.k;
   if (m == 1 && k % 64 == 0) {
     // Four rows per activation load, one accumulator each (independent VNNI chains).
     int64_t r = r0;
@@ -225,37 +388,9 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void Ge
     }
     r0 = r;
   }
-  for (int64_t r = r0; r < r1; ++r) {
-    const int8_t* wr = w.q + r * k;
-    __m512i acc[kSmallM], acc2 = _mm512_setzero_si512();
-    for (int64_t i = 0; i < m; ++i) acc[i] = _mm512_setzero_si512();
-    int64_t j = 0;
-    if (m == 1) {
-      for (; j + 128 <= k; j += 128) {
-        acc[0] =
-            _mm512_dpbusd_epi32(acc[0], _mm512_loadu_si512(xu + j), _mm512_loadu_si512(wr + j));
-        acc2 = _mm512_dpbusd_epi32(acc2, _mm512_loadu_si512(xu + j + 64),
-                                   _mm512_loadu_si512(wr + j + 64));
-      }
-    }
-    for (; j + 64 <= k; j += 64) {
-      const __m512i wv = _mm512_loadu_si512(wr + j);
-      for (int64_t i = 0; i < m; ++i)
-        acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_loadu_si512(xu + i * k + j), wv);
-    }
-    if (j < k) {
-      const __mmask64 mk = (k - j) >= 64 ? ~0ull : ((1ull << (k - j)) - 1ull);
-      const __m512i wv = _mm512_maskz_loadu_epi8(mk, wr + j);
-      for (int64_t i = 0; i < m; ++i)
-        acc[i] = _mm512_dpbusd_epi32(acc[i], _mm512_maskz_loadu_epi8(mk, xu + i * k + j), wv);
-    }
-    acc[0] = _mm512_add_epi32(acc[0], acc2);
-    for (int64_t i = 0; i < m; ++i) {
-      const int64_t dot = static_cast<int64_t>(_mm512_reduce_add_epi32(acc[i])) -
-                          128 * static_cast<int64_t>(w.sum[r]);
-      y[i * n + r] = xs[i] * w.scale[r] * static_cast<float>(dot);
-    }
-  }
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) Q8Rows<4>(xu, xs, w, y, m, r);
+  for (; r < r1; ++r) Q8Rows<1>(xu, xs, w, y, m, r);
 }
 
 // y[i, j] = xs[i] * ws[j] * acc[i, j] for rows [b, e); acc has row stride na, y row stride ny.
@@ -281,91 +416,56 @@ void QuantizeRowsU8(const float* x, int64_t m, int64_t k, std::vector<uint8_t>* 
   for (size_t i = 0; i < q.size(); ++i) (*xu)[i] = static_cast<uint8_t>(q[i] + 128);
 }
 
-// Index vectors that spread the f32 scales of blocks 2g and 2g + 1 (of 16 converted at once)
-// over the low and high halves of a register.
-__attribute__((target("avx512f"))) inline __m512i PairIndex(int g) {
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(2 * g)),
-                            _mm256_set1_epi32(2 * g + 1), 1);
-}
-
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) void GemvQ4Avx512(
-    const uint8_t* xu, const float* xs, const Q4Matrix& w, float* y, int64_t m, int64_t r0,
-    int64_t r1) {
-  const int64_t k = w.k, n = w.n, groups = k / 64, nb = k / kQ4Block;
-  const __m256i lo_mask = _mm256_set1_epi8(0x0f);
-  const __m512i eight = _mm512_set1_epi8(8);
-  __m512i idx[8];
-  for (int g = 0; g < 8; ++g) idx[g] = PairIndex(g);
-  for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* wr = w.q + r * (k / 2);
-    const uint16_t* sr = w.scale + r * nb;
-    __m512 acc[kSmallM], acc2 = _mm512_setzero_ps();
-    for (int64_t i = 0; i < m; ++i) acc[i] = _mm512_setzero_ps();
-    for (int64_t g0 = 0; g0 < groups; g0 += 8) {
-      // f16 scales of up to 8 groups (16 blocks) at once.
-      const int64_t ng = std::min<int64_t>(8, groups - g0);
-      const __mmask16 sm = static_cast<__mmask16>((1u << (2 * ng)) - 1u);
-      const __m512 sc16 = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(sm, sr + 2 * g0));
-      for (int64_t gg = 0; gg < ng; ++gg) {
-        const int64_t g = g0 + gg;
-        const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + g * 32));
-        const __m256i lo = _mm256_and_si256(packed, lo_mask);
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), lo_mask);
-        const __m512i wv =
-            _mm512_sub_epi8(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), eight);
-        const __m512 sc = _mm512_permutexvar_ps(idx[gg], sc16);
-        if (m == 1) {
-          const __m512i d =
-              _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(xu + g * 64), wv);
-          if (gg & 1) {
-            acc2 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc2);
-          } else {
-            acc[0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc[0]);
-          }
-          continue;
-        }
-        for (int64_t i = 0; i < m; ++i) {
-          const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                                _mm512_loadu_si512(xu + i * k + g * 64), wv);
-          acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), sc, acc[i]);
-        }
-      }
-    }
-    acc[0] = _mm512_add_ps(acc[0], acc2);
-    for (int64_t i = 0; i < m; ++i)
-      y[i * n + r] = xs[i] * (_mm512_reduce_add_ps(acc[i]) - w.comp[r]);
-  }
-}
-
-// m == 1 q4 GEMV. The activation row is quantized to int8 once and laid out per 128-value chunk
-// (two 64-value groups g, g + 1) as lo = [x of group g's low block, x of group g + 1's low block]
-// and hi = the two high blocks, so one 64-byte load of packed weights gives, after an AND and a
-// shift, the unsigned nibbles (0..15) matching lo and hi. vpdpbusd(u8 nibbles, s8 x) sums each
-// block in 8 int32 lanes; the zero point 8 is removed per row with -8 * sum_b s_b * xsum_b (one
-// FMA per 16 blocks). Per block: one int->float conversion and one FMA with its scale. Four
-// weight rows share each activation load.
+// q4 GEMV activations: each row quantized to int8 once (x stays signed: vpdpbusd multiplies the
+// unsigned nibbles 0..15 by s8 x, and the zero point 8 is removed per row with
+// -8 * sum_b s_b * xsum_b, one FMA per 16 blocks with `nsum`). One 64-byte load of packed weights
+// covers a 128-value chunk (groups 2c, 2c + 1 = blocks 4c..4c + 3); an AND and a shift give the
+// nibble vectors lo = [block 4c | block 4c + 2] and hi = [block 4c + 1 | block 4c + 3], 32 values
+// each half.
+//   m == 1 (GemvQ4RowsM1): x laid out per chunk as [lo's values, hi's values]; one vpdpbusd per
+//     nibble vector sums each block in 8 int32 lanes, then one int->float conversion and one FMA
+//     with the per-lane block scale per vector. Four weight rows share each activation load.
+//   m >= 2 (Q4Tile): the nibble vectors are regrouped once per weight chunk (two 128-bit
+//     shuffles, shared by the m rows) into A = the first 16 values of blocks 4c, 4c + 2, 4c + 1,
+//     4c + 3 and B = their last 16 values, so vpdpbusd(A) then vpdpbusd(B) accumulate each block
+//     in the same 4 int32 lanes: one conversion and one FMA per chunk and row instead of two.
+//     x is laid out per chunk as [A's values, B's values].
 struct Q4Act {
-  std::vector<int8_t> x;    // [chunks * 128] in the lo/hi layout above, zero padded
-  std::vector<float> nsum;  // [blocks rounded up to 16]: -8 * sum of x over each block
-  float scale = 1.0f;
+  std::vector<int8_t> x;     // [m, xstride] in the layout above, zero padded
+  std::vector<float> nsum;   // [m, nstride]: -8 * sum of x over each block (zero padded)
+  std::vector<float> scale;  // [m]
+  int64_t xstride = 0, nstride = 0;
 };
 
-void PrepareQ4Act(const float* x, int64_t k, Q4Act* a) {
+void PrepareQ4Act(const float* x, int64_t m, int64_t k, Q4Act* a) {
   const int64_t chunks = (k + 127) / 128, nb = k / kQ4Block;
+  a->xstride = chunks * 128;
+  a->nstride = (nb + 15) / 16 * 16;
   thread_local std::vector<int8_t> q;
-  q.resize(static_cast<size_t>(k));
-  QuantizeRows(x, 1, k, q.data(), &a->scale);
-  a->x.assign(static_cast<size_t>(chunks * 128), 0);
-  a->nsum.assign(static_cast<size_t>((nb + 15) / 16 * 16), 0.0f);
-  for (int64_t g = 0; g < k / 64; ++g) {
-    int8_t* lo = a->x.data() + (g / 2) * 128 + (g % 2) * 32;
-    std::copy(q.begin() + g * 64, q.begin() + g * 64 + 32, lo);
-    std::copy(q.begin() + g * 64 + 32, q.begin() + g * 64 + 64, lo + 64);
-  }
-  for (int64_t b = 0; b < nb; ++b) {
-    int32_t s = 0;
-    for (int64_t j = 0; j < kQ4Block; ++j) s += q[b * kQ4Block + j];
-    a->nsum[b] = -8.0f * static_cast<float>(s);
+  q.resize(static_cast<size_t>(m * k));
+  a->scale.resize(static_cast<size_t>(m));
+  QuantizeRows(x, m, k, q.data(), a->scale.data());
+  a->x.assign(static_cast<size_t>(m * a->xstride), 0);
+  a->nsum.assign(static_cast<size_t>(m * a->nstride), 0.0f);
+  for (int64_t i = 0; i < m; ++i) {
+    const int8_t* qi = q.data() + i * k;
+    int8_t* xi = a->x.data() + i * a->xstride;
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t c = b / 4, lb = b % 4;  // chunk, block within the chunk
+      const int8_t* src = qi + b * kQ4Block;
+      if (m == 1) {
+        // lo (64 bytes) = blocks 4c, 4c + 2; hi = blocks 4c + 1, 4c + 3.
+        std::copy(src, src + 32, xi + c * 128 + (lb % 2) * 64 + (lb / 2) * 32);
+      } else {
+        // A/B quarter of block lb: 4c -> 0, 4c + 1 -> 2, 4c + 2 -> 1, 4c + 3 -> 3.
+        const int64_t quarter = (lb % 2) * 2 + lb / 2;
+        std::copy(src, src + 16, xi + c * 128 + quarter * 16);
+        std::copy(src + 16, src + 32, xi + c * 128 + 64 + quarter * 16);
+      }
+      int32_t s = 0;
+      for (int64_t j = 0; j < kQ4Block; ++j) s += src[j];
+      a->nsum[i * a->nstride + b] = -8.0f * static_cast<float>(s);
+    }
   }
 }
 
@@ -414,23 +514,133 @@ GemvQ4RowsM1(const Q4Act& a, const Q4Matrix& w, float* y, int64_t r, const __m51
     }
   }
   for (int i = 0; i < R; ++i)
-    y[r + i] = a.scale * _mm512_reduce_add_ps(_mm512_add_ps(acc[i], cor[i]));
+    y[r + i] = a.scale[0] * _mm512_reduce_add_ps(_mm512_add_ps(acc[i], cor[i]));
 }
 
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) void GemvQ4M1Avx512(
-    const Q4Act& a, const Q4Matrix& w, float* y, int64_t r0, int64_t r1) {
-  // Scale lanes of chunk c (blocks 4c..4c+3 of the 16 converted at once): lo = blocks 4c and
-  // 4c + 2, hi = 4c + 1 and 4c + 3, eight lanes each.
-  __m512i idx[8];
+// Scale lanes of chunk c (blocks 4c..4c+3 of the 16 converted at once): lo = blocks 4c and
+// 4c + 2, hi = 4c + 1 and 4c + 3, eight lanes each.
+__attribute__((target("avx512f"))) void Q4ChunkIndex(__m512i* idx) {
   for (int c = 0; c < 4; ++c) {
     idx[2 * c] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(4 * c)),
                                     _mm256_set1_epi32(4 * c + 2), 1);
     idx[2 * c + 1] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi32(4 * c + 1)),
                                         _mm256_set1_epi32(4 * c + 3), 1);
   }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) void GemvQ4M1Avx512(
+    const Q4Act& a, const Q4Matrix& w, float* y, int64_t r0, int64_t r1) {
+  __m512i idx[8];
+  Q4ChunkIndex(idx);
   int64_t r = r0;
   for (; r + 4 <= r1; r += 4) GemvQ4RowsM1<4>(a, w, y, r, idx);
   for (; r < r1; ++r) GemvQ4RowsM1<1>(a, w, y, r, idx);
+}
+
+constexpr int kQ4Group = 8;  // activation rows per q4 tile
+constexpr int kQ4Rows = 2;   // weight rows per q4 tile
+
+// The m >= 2 q4 kernel (see Q4Act): R weight rows x M activation rows, each regrouped weight
+// chunk applied to the M rows.
+template <int R, int M>
+__attribute__((target(PLM_AVX512 ",avx512vnni,f16c"), always_inline)) inline void Q4Tile(
+    const Q4Act& a, const Q4Matrix& w, float* y, int64_t r, int64_t i0, const __m512i* idx) {
+  const int64_t k = w.k, n = w.n, nb = k / kQ4Block, groups = k / 64, rb = k / 2;
+  const __m512i mask = _mm512_set1_epi8(0x0f);
+  const int8_t* xa = a.x.data() + i0 * a.xstride;
+  const float* na = a.nsum.data() + i0 * a.nstride;
+  __m512 acc[R][M];
+  for (int rr = 0; rr < R; ++rr)
+    for (int i = 0; i < M; ++i) acc[rr][i] = _mm512_setzero_ps();
+  for (int64_t g0 = 0; g0 < groups; g0 += 8) {  // 8 groups = 16 blocks = 4 chunks
+    const int64_t ng = std::min<int64_t>(8, groups - g0);
+    const __mmask16 sm = static_cast<__mmask16>((1u << (2 * ng)) - 1u);
+    __m512 sc[R];
+    for (int rr = 0; rr < R; ++rr)
+      sc[rr] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(sm, w.scale + (r + rr) * nb + 2 * g0));
+    for (int i = 0; i < M; ++i) {
+      const __m512 ns = _mm512_loadu_ps(na + i * a.nstride + 2 * g0);
+      for (int rr = 0; rr < R; ++rr) acc[rr][i] = _mm512_fmadd_ps(sc[rr], ns, acc[rr][i]);
+    }
+    for (int64_t c = 0; 2 * c < ng; ++c) {
+      const int64_t g = g0 + 2 * c;
+      const __mmask64 wm = g + 1 < groups ? ~0ull : 0xffffffffull;
+      for (int rr = 0; rr < R; ++rr) {
+        const __m512i pk = _mm512_maskz_loadu_epi8(wm, w.q + (r + rr) * rb + g * 32);
+        const __m512i lo = _mm512_and_si512(pk, mask);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(pk, 4), mask);
+        const __m512i va = _mm512_shuffle_i32x4(lo, hi, 0x88);  // lo.q0 lo.q2 hi.q0 hi.q2
+        const __m512i vb = _mm512_shuffle_i32x4(lo, hi, 0xdd);  // lo.q1 lo.q3 hi.q1 hi.q3
+        const __m512 s = _mm512_permutexvar_ps(idx[c], sc[rr]);
+        for (int i = 0; i < M; ++i) {
+          const int8_t* xi = xa + i * a.xstride + g * 64;
+          __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), va, _mm512_loadu_si512(xi));
+          d = _mm512_dpbusd_epi32(d, vb, _mm512_loadu_si512(xi + 64));
+          acc[rr][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, acc[rr][i]);
+        }
+      }
+    }
+  }
+  const __mmask8 rm = static_cast<__mmask8>((1u << R) - 1u);
+  for (int i = 0; i < M; ++i)
+    _mm_mask_storeu_ps(y + (i0 + i) * n + r, rm,
+                       _mm_mul_ps(_mm_set1_ps(a.scale[i0 + i]), SumRows(acc, i)));
+}
+
+template <int R>
+__attribute__((target(PLM_AVX512 ",avx512vnni,f16c"))) void Q4Rows(const Q4Act& a,
+                                                                   const Q4Matrix& w, float* y,
+                                                                   int64_t m, int64_t r,
+                                                                   const __m512i* idx) {
+  static_assert(kQ4Group >= 1 && kQ4Group <= 8);
+  for (RowGroups g(m, kQ4Group); g.Next();) {
+    switch (g.size) {
+      case 1:
+        Q4Tile<R, 1>(a, w, y, r, g.i0, idx);
+        break;
+      case 2:
+        Q4Tile<R, 2>(a, w, y, r, g.i0, idx);
+        break;
+      case 3:
+        Q4Tile<R, 3>(a, w, y, r, g.i0, idx);
+        break;
+      case 4:
+        Q4Tile<R, 4>(a, w, y, r, g.i0, idx);
+        break;
+      case 5:
+        Q4Tile<R, 5>(a, w, y, r, g.i0, idx);
+        break;
+      case 6:
+        Q4Tile<R, 6>(a, w, y, r, g.i0, idx);
+        break;
+      case 7:
+        Q4Tile<R, 7>(a, w, y, r, g.i0, idx);
+        break;
+      default:
+        Q4Tile<R, 8>(a, w, y, r, g.i0, idx);
+        break;
+    }
+  }
+}
+
+// q4 rows [r0, r1) against the m rows of `a` (any m <= kSmallM; m == 1 has its own kernel).
+__attribute__((target(PLM_AVX512 ",avx512vnni,f16c"))) void GemvQ4Avx512(const Q4Act& a,
+                                                                         const Q4Matrix& w,
+                                                                         float* y, int64_t m,
+                                                                         int64_t r0, int64_t r1) {
+  if (m == 1) {
+    GemvQ4M1Avx512(a, w, y, r0, r1);
+    return;
+  }
+  // Block scale lanes of chunk c (of the 16 blocks converted at once), in the order of A / B.
+  __m512i idx[4];
+  for (int c = 0; c < 4; ++c)
+    idx[c] = _mm512_set_epi32(4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 3, 4 * c + 1, 4 * c + 1,
+                              4 * c + 1, 4 * c + 1, 4 * c + 2, 4 * c + 2, 4 * c + 2, 4 * c + 2,
+                              4 * c, 4 * c, 4 * c, 4 * c);
+  int64_t r = r0;
+  for (; r + kQ4Rows <= r1; r += kQ4Rows) Q4Rows<kQ4Rows>(a, w, y, m, r, idx);
+  for (; r < r1; ++r) Q4Rows<1>(a, w, y, m, r, idx);
 }
 
 // Per-row int8 re-quantization of q4 rows: value q * s_b becomes round(q * (s_b / S)) with
@@ -783,12 +993,12 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
     AddBias(y, bias, m, n);
     return;
   }
-  if (m == 1 && Cpu().avx512_full()) {
+  if (Cpu().avx512_full()) {
     thread_local Q4Act act;
-    PrepareQ4Act(x, k, &act);
+    PrepareQ4Act(x, m, k, &act);
     const Q4Act& a = act;
     ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
-      GemvQ4M1Avx512(a, w, y, b * kRowBlock, std::min(n, e * kRowBlock));
+      GemvQ4Avx512(a, w, y, m, b * kRowBlock, std::min(n, e * kRowBlock));
     });
     AddBias(y, bias, m, n);
     return;
@@ -796,28 +1006,23 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
   std::vector<uint8_t> xu;
   std::vector<float> xs;
   QuantizeRowsU8(x, m, k, &xu, &xs);
-  if (Cpu().avx512_full()) {
-    ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
-      GemvQ4Avx512(xu.data(), xs.data(), w, y, m, b * kRowBlock, std::min(n, e * kRowBlock));
-    });
-  } else {
-    const int64_t nb = k / kQ4Block;
-    std::vector<float> sf(static_cast<size_t>(nb));
-    for (int64_t r = 0; r < n; ++r) {
-      for (int64_t b = 0; b < nb; ++b) sf[b] = F16ToF32(w.scale[r * nb + b]);
-      for (int64_t i = 0; i < m; ++i) {
-        double acc = 0;
-        for (int64_t b = 0; b < nb; ++b) {
-          int32_t d = 0;
-          for (int64_t j = b * kQ4Block; j < (b + 1) * kQ4Block; ++j) {
-            const uint8_t byte = w.q[r * (k / 2) + (j / 64) * 32 + (j % 32)];
-            d += (static_cast<int>(xu[i * k + j]) - 128) *
-                 ((j % 64 < 32 ? (byte & 0x0f) : (byte >> 4)) - 8);
-          }
-          acc += static_cast<double>(sf[b]) * d;
+  // Portable: exact block dot products of the same int8 activations.
+  const int64_t nb = k / kQ4Block;
+  std::vector<float> sf(static_cast<size_t>(nb));
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t b = 0; b < nb; ++b) sf[b] = F16ToF32(w.scale[r * nb + b]);
+    for (int64_t i = 0; i < m; ++i) {
+      double acc = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        int32_t d = 0;
+        for (int64_t j = b * kQ4Block; j < (b + 1) * kQ4Block; ++j) {
+          const uint8_t byte = w.q[r * (k / 2) + (j / 64) * 32 + (j % 32)];
+          d += (static_cast<int>(xu[i * k + j]) - 128) *
+               ((j % 64 < 32 ? (byte & 0x0f) : (byte >> 4)) - 8);
         }
-        y[i * n + r] = xs[i] * static_cast<float>(acc);
+        acc += static_cast<double>(sf[b]) * d;
       }
+      y[i * n + r] = xs[i] * static_cast<float>(acc);
     }
   }
   AddBias(y, bias, m, n);
@@ -838,12 +1043,11 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
   thread_local std::vector<uint8_t> xu;
   thread_local std::vector<float> xs;
   thread_local Q4Act act;
-  const bool q4m1 = kind == 2 && m == 1;
   if (kind == 0) {
     xb.resize(static_cast<size_t>(m * k));
     for (size_t i = 0; i < xb.size(); ++i) xb[i] = F32ToBf16(x[i]);
-  } else if (q4m1) {
-    PrepareQ4Act(x, k, &act);
+  } else if (kind == 2) {
+    PrepareQ4Act(x, m, k, &act);
   } else {
     QuantizeRowsU8(x, m, k, &xu, &xs);
   }
@@ -862,10 +1066,8 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
         GemvBf16Avx512(xbp, g.bf16, g.y, m, g.n, k, r0, r1);
       } else if (kind == 1) {
         GemvQ8Avx512(xup, xsp, *g.q8, g.y, m, r0, r1);
-      } else if (q4m1) {
-        GemvQ4M1Avx512(a, *g.q4, g.y, r0, r1);
       } else {
-        GemvQ4Avx512(xup, xsp, *g.q4, g.y, m, r0, r1);
+        GemvQ4Avx512(a, *g.q4, g.y, m, r0, r1);
       }
     }
   });
