@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/attention.h"
@@ -76,6 +77,106 @@ TEST_P(LowpGemm, Q4RoundTrip) {
       // Half a step, or a full step for the clamped opposite-sign extreme (Q4_0 style).
       EXPECT_NEAR(Q4Value(q4, r, c), w[r * 128 + c], amax / 8 + 1e-5);
     }
+}
+
+// Per-row int8 activations as the kernels quantize them: q = round(x / s), s = max|x| / 127.
+std::vector<int> QuantizeRowRef(const float* x, int64_t k, float* s) {
+  float amax = 0;
+  for (int64_t j = 0; j < k; ++j) amax = std::max(amax, std::fabs(x[j]));
+  *s = amax > 0 ? amax / 127.0f : 1.0f;
+  const float inv = 1.0f / *s;
+  std::vector<int> q(k);
+  for (int64_t j = 0; j < k; ++j)
+    q[j] = static_cast<int>(std::nearbyint(std::clamp(x[j] * inv, -127.0f, 127.0f)));
+  return q;
+}
+
+// Decode-sized products (every m from 1 to kSmallM, the batched decode step) against references
+// of the same arithmetic: bf16-rounded inputs with float products; int8 activations times int8
+// rows times the two scales; int8 activations times q4 blocks times the block scales. n is odd
+// (partial row tiles), k covers tails of the vector width (bf16, q8) and odd numbers of 64-value
+// groups (q4). The fused GemvMany (several outputs over the same input) must give the same.
+TEST_P(LowpGemm, SmallMMatchesSameArithmetic) {
+  const int64_t n = 45, n2 = 19;
+  for (int64_t k : {64, 100, 192, 64 * 37, 2048}) {
+    auto w = Random(n * k, 41, 0.05f), w2 = Random(n2 * k, 42, 0.05f);
+    for (int64_t j = 0; j < k; ++j) w[3 * k + j] = 0.0f;  // an all-zero row
+    std::vector<uint16_t> wb(w.size()), wb2(w2.size());
+    for (size_t i = 0; i < w.size(); ++i) wb[i] = F32ToBf16(w[i]);
+    for (size_t i = 0; i < w2.size(); ++i) wb2[i] = F32ToBf16(w2[i]);
+    const Q8Matrix q8 = QuantizeQ8(w.data(), n, k), q8b = QuantizeQ8(w2.data(), n2, k);
+    const bool q4ok = k % 64 == 0;
+    Q4Matrix q4, q4b;
+    if (q4ok) {
+      q4 = QuantizeQ4(w.data(), n, k);
+      q4b = QuantizeQ4(w2.data(), n2, k);
+    }
+    for (int64_t m = 1; m <= kSmallM; ++m) {
+      auto x = Random(m * k, 43 + m + k);
+      auto bias = Random(n, 44), bias2 = Random(n2, 45);
+      std::vector<float> want_b(m * n), want_q8(m * n), want_q4(m * n);
+      for (int64_t i = 0; i < m; ++i) {
+        float s = 0;
+        const std::vector<int> xq = QuantizeRowRef(x.data() + i * k, k, &s);
+        for (int64_t r = 0; r < n; ++r) {
+          double db = 0, d4 = 0;
+          int64_t d8 = 0;
+          for (int64_t j = 0; j < k; ++j) {
+            db +=
+                static_cast<double>(Bf16ToF32(F32ToBf16(x[i * k + j]))) * Bf16ToF32(wb[r * k + j]);
+            d8 += static_cast<int64_t>(xq[j]) * q8.q[r * k + j];
+            if (q4ok) d4 += static_cast<double>(Q4Value(q4, r, j)) * xq[j];
+          }
+          want_b[i * n + r] = static_cast<float>(db) + bias[r];
+          want_q8[i * n + r] = s * q8.scale[r] * static_cast<float>(d8) + bias[r];
+          want_q4[i * n + r] = s * static_cast<float>(d4) + bias[r];
+        }
+      }
+      const std::string what = "m=" + std::to_string(m) + " k=" + std::to_string(k);
+      std::vector<float> got(m * n, -1.0f), many(m * n, -1.0f), many2(m * n2, -1.0f),
+          single2(m * n2, -1.0f);
+      // Runs GemvMany with two outputs (n and n2 rows) and checks both against the one-by-one
+      // products when the fused path applies.
+      const auto check_many = [&](GemvJob j1, GemvJob j2, const char* fmt) {
+        j1.n = n;
+        j1.bias = bias.data();
+        j1.y = many.data();
+        j2.n = n2;
+        j2.bias = bias2.data();
+        j2.y = many2.data();
+        if (!GemvMany(x.data(), m, k, {j1, j2})) {
+          EXPECT_FALSE(Cpu().avx512_full()) << fmt << " " << what;
+          return;
+        }
+        EXPECT_LT(RelErr(many, got), 1e-6) << fmt << " many " << what;
+        EXPECT_LT(RelErr(many2, single2), 1e-6) << fmt << " many (second) " << what;
+      };
+      GemmBF16(x.data(), wb.data(), bias.data(), got.data(), m, n, k);
+      EXPECT_LT(RelErr(got, want_b), 1e-5) << "bf16 " << what;
+      GemmBF16(x.data(), wb2.data(), bias2.data(), single2.data(), m, n2, k);
+      GemvJob b1, b2;
+      b1.bf16 = wb.data();
+      b2.bf16 = wb2.data();
+      check_many(b1, b2, "bf16");
+
+      GemmQ8(x.data(), q8, bias.data(), got.data(), m);
+      EXPECT_LT(RelErr(got, want_q8), 1e-5) << "q8 " << what;
+      GemmQ8(x.data(), q8b, bias2.data(), single2.data(), m);
+      GemvJob e1, e2;
+      e1.q8 = &q8;
+      e2.q8 = &q8b;
+      check_many(e1, e2, "q8");
+
+      if (!q4ok) continue;
+      GemmQ4(x.data(), q4, bias.data(), got.data(), m);
+      EXPECT_LT(RelErr(got, want_q4), 1e-5) << "q4 " << what;
+      GemmQ4(x.data(), q4b, bias2.data(), single2.data(), m);
+      GemvJob f1, f2;
+      f1.q4 = &q4;
+      f2.q4 = &q4b;
+      check_many(f1, f2, "q4");
+    }
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Paths, LowpGemm, ::testing::Values(true, false),
