@@ -43,6 +43,10 @@ struct LoadOptions {
 struct PixelInputs {
   const float* data = nullptr;
   int64_t tiles = 0;
+  // Side of each square tile in pixels, checked against the vision tower's input size (a
+  // processor whose tile_size differs from config.json's vision img_size would otherwise make
+  // the tower read past the buffer). 0: not checked, the caller guarantees H x W.
+  int64_t size = 0;
 };
 
 struct ForwardInputs {

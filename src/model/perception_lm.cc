@@ -93,6 +93,14 @@ Tensor PerceptionLMForConditionalGeneration::GetImageFeatures(
     const std::function<void(int64_t, int64_t)>& on_tile) const {
   if (pixels.tiles <= 0 || pixels.data == nullptr)
     throw Error(ErrorCode::kInvalidArgument, "GetImageFeatures needs at least one tile of pixels");
+  const VisionConfig& vc = impl_->config.vision;
+  if (pixels.size != 0 && (pixels.size != vc.img_height || pixels.size != vc.img_width))
+    throw Error(ErrorCode::kInvalidArgument,
+                "the pixel tiles are " + std::to_string(pixels.size) + "x" +
+                    std::to_string(pixels.size) + " but the vision tower takes " +
+                    std::to_string(vc.img_height) + "x" + std::to_string(vc.img_width) +
+                    " (processor_config.json tile_size / size must match config.json's "
+                    "vision_config img_size)");
   std::vector<Tensor> blocks;
   Tensor last =
       impl_->vision->Forward(pixels.data, pixels.tiles, block_outputs ? &blocks : nullptr, on_tile);

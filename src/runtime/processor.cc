@@ -58,8 +58,9 @@ ForwardInputs ProcessorOutputs::AsForwardInputs() const {
   in.attention_mask = attention_mask;
   in.batch = batch;
   in.len = len;
-  if (image_tiles > 0) in.pixel_values = {pixel_values.data(), image_tiles};
-  if (video_frames > 0) in.pixel_values_videos = {pixel_values_videos.data(), video_frames};
+  if (image_tiles > 0) in.pixel_values = {pixel_values.data(), image_tiles, image_tile_size};
+  if (video_frames > 0)
+    in.pixel_values_videos = {pixel_values_videos.data(), video_frames, video_tile_size};
   return in;
 }
 

@@ -358,7 +358,8 @@ void Engine::Impl::VisionSlice(Job& j) {
   const int64_t rows_per_tile = image ? j.image_rows_per_tile : j.video_rows_per_tile;
   const int64_t n = std::min<int64_t>(opt.vision_tiles_per_slice, tiles - next);
   const int64_t tile_elems = static_cast<int64_t>(pixels.size()) / tiles;
-  const Tensor f = model.GetImageFeatures({pixels.data() + next * tile_elems, n});
+  const Tensor f = model.GetImageFeatures(
+      {pixels.data() + next * tile_elems, n, image ? in.image_tile_size : in.video_tile_size});
   if (f.numel() != n * rows_per_tile * hidden)
     throw Error(
         ErrorCode::kInvalidArgument,
