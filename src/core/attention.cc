@@ -536,8 +536,12 @@ __attribute__((target("avx512f,avx512bw,fma"))) void FusedAttentionKV16(const At
 
 }  // namespace
 
+bool UsesBf16ManyQueryKernel(const AttentionArgs& a) {
+  return a.bf16 && a.nq >= 16 && a.hd % 32 == 0 && Cpu().avx512_full();
+}
+
 void FusedAttention(const AttentionArgs& a) {
-  if (a.bf16 && a.nq >= 16 && a.hd % 32 == 0 && Cpu().avx512_full()) {
+  if (UsesBf16ManyQueryKernel(a)) {
     FusedAttentionBf16(a);
     return;
   }

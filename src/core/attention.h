@@ -43,6 +43,9 @@ struct AttentionArgs {
 
 // Single-threaded; callers parallelise over heads and query blocks.
 void FusedAttention(const AttentionArgs& a);
+// Whether FusedAttention takes its bf16 many-query kernel for these arguments (it then ignores kt,
+// so callers can skip transposing the keys).
+bool UsesBf16ManyQueryKernel(const AttentionArgs& a);
 
 // kt[d * nk + j] = k[j * stride + d] for j < nk, d < hd.
 void TransposeKeys(const float* k, int64_t stride, int64_t nk, int64_t hd, float* kt);

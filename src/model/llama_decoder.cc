@@ -332,7 +332,6 @@ void LlamaDecoder::FusedAttentionLayer(const float* q, std::span<const CacheSlot
       const float* kc = c16 ? nullptr : s.cache->k(layer, s.row, kh);
       const uint16_t* k16 = c16 ? s.cache->k_bf16(layer, s.row, kh) : nullptr;
       const uint16_t* v16 = c16 ? s.cache->v_bf16(layer, s.row, kh) : nullptr;
-      if (transpose && !c16) TransposeKeys(kc, hd, total, hd, kt.data());
       if (c16 && L == 1) {
         // One new position: the `rep` query heads of this KV head are consecutive rows that all
         // see every cached key, so one call reads each key and value once for all of them.
@@ -377,6 +376,8 @@ void LlamaDecoder::FusedAttentionLayer(const float* q, std::span<const CacheSlot
       a.causal_offset = past;
       a.valid = s.cache->valid_row(s.row);
       a.bf16 = true;
+      if (a.kt != nullptr && UsesBf16ManyQueryKernel(a)) a.kt = nullptr;  // packs its own layout
+      if (a.kt != nullptr) TransposeKeys(kc, hd, total, hd, kt.data());
       FusedAttention(a);
     }
   };

@@ -124,7 +124,6 @@ void VisionTower::FusedAttentionTile(const float* qkv, float* out) const {
       }
       ApplyRope(q.data() + prefix * hd);
       ApplyRope(k.data() + prefix * hd);
-      TransposeKeys(k.data(), hd, T, hd, kt.data());
       AttentionArgs a;
       a.q = q.data();
       a.q_stride = hd;
@@ -141,6 +140,11 @@ void VisionTower::FusedAttentionTile(const float* qkv, float* out) const {
       a.hd = hd;
       a.scale = scale;
       a.bf16 = true;
+      if (UsesBf16ManyQueryKernel(a)) {
+        a.kt = nullptr;  // packs its own key layout
+      } else {
+        TransposeKeys(k.data(), hd, T, hd, kt.data());
+      }
       FusedAttention(a);
     }
   });
