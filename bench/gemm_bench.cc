@@ -65,6 +65,9 @@ BENCHMARK(BM_Gemm)
     ->ArgsProduct({{1}, {8192}, {2048}, {1, 2, 3}, {1, 2}})
     // A batched decode step (continuous batching): each weight should be read once for m rows.
     ->ArgsProduct({{2, 4, 8}, {8192}, {2048}, {1, 2, 3}, {1, 2}})
+    // The same with a matrix larger than the 32 MiB L3 (bf16 128 MiB, q8 64 MiB, q4 36 MiB), so
+    // that the weights stream from DRAM as in a real decode step.
+    ->ArgsProduct({{1, 2, 4, 8}, {8192}, {8192}, {1, 2, 3}, {2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

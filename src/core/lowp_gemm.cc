@@ -164,10 +164,40 @@ struct RowGroups {
   int64_t m_, left_;
 };
 
+// Runs CALL(M) with the compile-time M equal to size (1 <= size <= G <= 8).
+#define PLM_SWITCH_M(G, size, CALL)    \
+  switch (size) {                      \
+    case 1:                            \
+      CALL(1);                         \
+      break;                           \
+    case 2:                            \
+      if constexpr ((G) >= 2) CALL(2); \
+      break;                           \
+    case 3:                            \
+      if constexpr ((G) >= 3) CALL(3); \
+      break;                           \
+    case 4:                            \
+      if constexpr ((G) >= 4) CALL(4); \
+      break;                           \
+    case 5:                            \
+      if constexpr ((G) >= 5) CALL(5); \
+      break;                           \
+    case 6:                            \
+      if constexpr ((G) >= 6) CALL(6); \
+      break;                           \
+    case 7:                            \
+      if constexpr ((G) >= 7) CALL(7); \
+      break;                           \
+    default:                           \
+      if constexpr ((G) >= 8) CALL(8); \
+      break;                           \
+  }
+
 // ---------------------------------------------------------------------------------------------
 // bf16 kernels.
 
-constexpr int kBf16Group = 4;  // activation rows per bf16 tile (4 x 4 accumulators)
+constexpr int kBf16Group = 4;  // activation rows per bf16 tile
+constexpr int kBf16Rows = 4;   // weight rows per bf16 tile
 
 // y[i0 + i, r + rr] for rr < R, i < M; any k (the tail is masked).
 template <int R, int M>
@@ -181,7 +211,11 @@ __attribute__((target(PLM_AVX512 ",avx512bf16"), always_inline)) inline void Bf1
   int64_t j = 0;
   for (; j + 32 <= k; j += 32) {
     __m512i wv[R];
-    for (int rr = 0; rr < R; ++rr) wv[rr] = _mm512_loadu_si512(wr + rr * k + j);
+    for (int rr = 0; rr < R; ++rr) {
+      // The next tile's rows (the hardware prefetcher alone falls behind on DRAM streams).
+      _mm_prefetch(reinterpret_cast<const char*>(wr + (R + rr) * k + j), _MM_HINT_T0);
+      wv[rr] = _mm512_loadu_si512(wr + rr * k + j);
+    }
     for (int i = 0; i < M; ++i) {
       const __m512bh xv = (__m512bh)_mm512_loadu_si512(xr + i * k + j);
       for (int rr = 0; rr < R; ++rr)
@@ -207,22 +241,11 @@ __attribute__((target(PLM_AVX512 ",avx512bf16"))) void Bf16Rows(const uint16_t* 
                                                                 const uint16_t* w, float* y,
                                                                 int64_t m, int64_t n, int64_t k,
                                                                 int64_t r) {
-  static_assert(kBf16Group >= 1 && kBf16Group <= 4);
+  static_assert(kBf16Group >= 1 && kBf16Group <= 8);
   for (RowGroups g(m, kBf16Group); g.Next();) {
-    switch (g.size) {
-      case 1:
-        Bf16Tile<R, 1>(xb, w, y, n, k, r, g.i0);
-        break;
-      case 2:
-        Bf16Tile<R, 2>(xb, w, y, n, k, r, g.i0);
-        break;
-      case 3:
-        Bf16Tile<R, 3>(xb, w, y, n, k, r, g.i0);
-        break;
-      default:
-        Bf16Tile<R, 4>(xb, w, y, n, k, r, g.i0);
-        break;
-    }
+#define PLM_CALL(M) Bf16Tile<R, M>(xb, w, y, n, k, r, g.i0)
+    PLM_SWITCH_M(kBf16Group, g.size, PLM_CALL)
+#undef PLM_CALL
   }
 }
 
@@ -256,7 +279,7 @@ __attribute__((target(PLM_AVX512 ",avx512bf16"))) void GemvBf16Avx512(const uint
     r0 = r;
   }
   int64_t r = r0;
-  for (; r + 4 <= r1; r += 4) Bf16Rows<4>(xb, w, y, m, n, k, r);
+  for (; r + kBf16Rows <= r1; r += kBf16Rows) Bf16Rows<kBf16Rows>(xb, w, y, m, n, k, r);
   for (; r < r1; ++r) Bf16Rows<1>(xb, w, y, m, n, k, r);
 }
 
@@ -293,7 +316,8 @@ __attribute__((target_clones("avx512f", "default"))) void QuantizeRows(const flo
   }
 }
 
-constexpr int kQ8Group = 4;  // activation rows per q8 tile (4 x 4 accumulators)
+constexpr int kQ8Group = 8;  // activation rows per q8 tile
+constexpr int kQ8Rows = 2;   // weight rows per q8 tile
 
 // y[i0 + i, r + rr] for rr < R, i < M from u8 activations (x + 128) and s8 weights: the offset
 // is removed per row with 128 * sum(q). Any k (the tail is masked).
@@ -309,7 +333,10 @@ __attribute__((target(PLM_AVX512 ",avx512vnni"), always_inline)) inline void Q8T
   int64_t j = 0;
   for (; j + 64 <= k; j += 64) {
     __m512i wv[R];
-    for (int rr = 0; rr < R; ++rr) wv[rr] = _mm512_loadu_si512(wr + rr * k + j);
+    for (int rr = 0; rr < R; ++rr) {
+      _mm_prefetch(reinterpret_cast<const char*>(wr + (R + rr) * k + j), _MM_HINT_T0);
+      wv[rr] = _mm512_loadu_si512(wr + rr * k + j);
+    }
     for (int i = 0; i < M; ++i) {
       const __m512i xv = _mm512_loadu_si512(xr + i * k + j);
       for (int rr = 0; rr < R; ++rr) acc[rr][i] = _mm512_dpbusd_epi32(acc[rr][i], xv, wv[rr]);
@@ -338,22 +365,11 @@ template <int R>
 __attribute__((target(PLM_AVX512 ",avx512vnni"))) void Q8Rows(const uint8_t* xu, const float* xs,
                                                               const Q8Matrix& w, float* y,
                                                               int64_t m, int64_t r) {
-  static_assert(kQ8Group >= 1 && kQ8Group <= 4);
+  static_assert(kQ8Group >= 1 && kQ8Group <= 8);
   for (RowGroups g(m, kQ8Group); g.Next();) {
-    switch (g.size) {
-      case 1:
-        Q8Tile<R, 1>(xu, xs, w, y, r, g.i0);
-        break;
-      case 2:
-        Q8Tile<R, 2>(xu, xs, w, y, r, g.i0);
-        break;
-      case 3:
-        Q8Tile<R, 3>(xu, xs, w, y, r, g.i0);
-        break;
-      default:
-        Q8Tile<R, 4>(xu, xs, w, y, r, g.i0);
-        break;
-    }
+#define PLM_CALL(M) Q8Tile<R, M>(xu, xs, w, y, r, g.i0)
+    PLM_SWITCH_M(kQ8Group, g.size, PLM_CALL)
+#undef PLM_CALL
   }
 }
 
@@ -389,7 +405,7 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void Ge
     r0 = r;
   }
   int64_t r = r0;
-  for (; r + 4 <= r1; r += 4) Q8Rows<4>(xu, xs, w, y, m, r);
+  for (; r + kQ8Rows <= r1; r += kQ8Rows) Q8Rows<kQ8Rows>(xu, xs, w, y, m, r);
   for (; r < r1; ++r) Q8Rows<1>(xu, xs, w, y, m, r);
 }
 
@@ -537,8 +553,8 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) vo
   for (; r < r1; ++r) GemvQ4RowsM1<1>(a, w, y, r, idx);
 }
 
-constexpr int kQ4Group = 8;  // activation rows per q4 tile
-constexpr int kQ4Rows = 2;   // weight rows per q4 tile
+constexpr int kQ4Group = 4;  // activation rows per q4 tile
+constexpr int kQ4Rows = 4;   // weight rows per q4 tile
 
 // The m >= 2 q4 kernel (see Q4Act): R weight rows x M activation rows, each regrouped weight
 // chunk applied to the M rows.
@@ -552,6 +568,11 @@ __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"), always_inline)) inline voi
   __m512 acc[R][M];
   for (int rr = 0; rr < R; ++rr)
     for (int i = 0; i < M; ++i) acc[rr][i] = _mm512_setzero_ps();
+  {
+    // Block scales of the rows two tiles ahead (a separate stream, see GemvQ4RowsM1).
+    const char* sp = reinterpret_cast<const char*>(w.scale + (r + 2 * R) * nb);
+    for (int64_t off = 0; off < R * nb * 2; off += 64) _mm_prefetch(sp + off, _MM_HINT_T0);
+  }
   for (int64_t g0 = 0; g0 < groups; g0 += 8) {  // 8 groups = 16 blocks = 4 chunks
     const int64_t ng = std::min<int64_t>(8, groups - g0);
     const __mmask16 sm = static_cast<__mmask16>((1u << (2 * ng)) - 1u);
@@ -566,7 +587,9 @@ __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"), always_inline)) inline voi
       const int64_t g = g0 + 2 * c;
       const __mmask64 wm = g + 1 < groups ? ~0ull : 0xffffffffull;
       for (int rr = 0; rr < R; ++rr) {
-        const __m512i pk = _mm512_maskz_loadu_epi8(wm, w.q + (r + rr) * rb + g * 32);
+        const uint8_t* wp = w.q + (r + rr) * rb + g * 32;
+        _mm_prefetch(reinterpret_cast<const char*>(wp) + R * rb, _MM_HINT_T0);
+        const __m512i pk = _mm512_maskz_loadu_epi8(wm, wp);
         const __m512i lo = _mm512_and_si512(pk, mask);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(pk, 4), mask);
         const __m512i va = _mm512_shuffle_i32x4(lo, hi, 0x88);  // lo.q0 lo.q2 hi.q0 hi.q2
@@ -594,32 +617,9 @@ __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"))) void Q4Rows(const Q4Act& 
                                                                    const __m512i* idx) {
   static_assert(kQ4Group >= 1 && kQ4Group <= 8);
   for (RowGroups g(m, kQ4Group); g.Next();) {
-    switch (g.size) {
-      case 1:
-        Q4Tile<R, 1>(a, w, y, r, g.i0, idx);
-        break;
-      case 2:
-        Q4Tile<R, 2>(a, w, y, r, g.i0, idx);
-        break;
-      case 3:
-        Q4Tile<R, 3>(a, w, y, r, g.i0, idx);
-        break;
-      case 4:
-        Q4Tile<R, 4>(a, w, y, r, g.i0, idx);
-        break;
-      case 5:
-        Q4Tile<R, 5>(a, w, y, r, g.i0, idx);
-        break;
-      case 6:
-        Q4Tile<R, 6>(a, w, y, r, g.i0, idx);
-        break;
-      case 7:
-        Q4Tile<R, 7>(a, w, y, r, g.i0, idx);
-        break;
-      default:
-        Q4Tile<R, 8>(a, w, y, r, g.i0, idx);
-        break;
-    }
+#define PLM_CALL(M) Q4Tile<R, M>(a, w, y, r, g.i0, idx)
+    PLM_SWITCH_M(kQ4Group, g.size, PLM_CALL)
+#undef PLM_CALL
   }
 }
 
