@@ -74,6 +74,48 @@ BENCHMARK(BM_FusedAttentionMany)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// One decode step against a bf16 KV cache of `tokens` positions: the 4 query heads of one KV head
+// (one new position each), as LlamaDecoder calls it. Per token, a PLM-1B step makes 16 layers x 8
+// KV heads of these calls (spread over the threads).
+void BM_FusedAttentionDecode(benchmark::State& st) {
+  const int64_t nk = st.range(0), heads = 4, hd = 64;
+  auto q = Random(static_cast<size_t>(heads * hd), 1);
+  auto k = Random(static_cast<size_t>(nk * hd), 2), v = Random(static_cast<size_t>(nk * hd), 3);
+  std::vector<uint16_t> k16(k.size()), v16(v.size());
+  for (size_t i = 0; i < k.size(); ++i) {
+    k16[i] = plm::F32ToBf16(k[i]);
+    v16[i] = plm::F32ToBf16(v[i]);
+  }
+  std::vector<float> out(q.size());
+  plm::AttentionArgs a;
+  a.q = q.data();
+  a.q_stride = hd;
+  a.k16 = k16.data();
+  a.v16 = v16.data();
+  a.kv_stride = hd;
+  a.out = out.data();
+  a.out_stride = hd;
+  a.nq = heads;
+  a.nk = nk;
+  a.hd = hd;
+  a.scale = 0.125f;
+  a.bf16 = true;
+  for (auto _ : st) {
+    plm::FusedAttention(a);
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.counters["kv_bytes"] = benchmark::Counter(
+      static_cast<double>(2 * nk * hd * 2) * static_cast<double>(st.iterations()),
+      benchmark::Counter::kIsRate);
+}
+
+BENCHMARK(BM_FusedAttentionDecode)
+    ->ArgNames({"context"})
+    ->Arg(512)
+    ->Arg(9472)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
 }  // namespace
 
 BENCHMARK_MAIN();

@@ -460,59 +460,157 @@ __attribute__((target("avx512f,avx512bw"))) inline __m512 LoadBf16(const uint16_
       _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
 }
 
-// Few queries (decode) against bf16 keys/values read in place: f32 queries, products and softmax
-// on keys/values widened in registers; 4 query rows share each key and value load. hd % 16 == 0.
-__attribute__((target("avx512f,avx512bw,fma"))) void FusedAttentionKV16(const AttentionArgs& a) {
-  const int64_t hd = a.hd, nk = a.nk, ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
+// r[j] = the sum of v[j]'s 16 lanes, j < 16: four folding steps, each pairing vectors and adding
+// the lanes whose index has one bit clear to those that have it set (45 operations for 16 sums,
+// against ~9 per _mm512_reduce_add_ps).
+__attribute__((target("avx512f"))) inline __m512 SumLanes16(const float* v) {
+  alignas(64) static constexpr int32_t kLo[4][16] = {
+      {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
+      {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27},
+      {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29},
+      {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}};
+  constexpr int32_t kBit[4] = {8, 4, 2, 1};
+  __m512 x[16];
+  for (int j = 0; j < 16; ++j) x[j] = _mm512_load_ps(v + 16 * j);
+  int n = 16;
+  for (int step = 0; step < 4; ++step) {
+    const __m512i lo = _mm512_load_si512(kLo[step]);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(kBit[step]));
+    for (int j = 0; j < n / 2; ++j)
+      x[j] = _mm512_add_ps(_mm512_permutex2var_ps(x[2 * j], lo, x[2 * j + 1]),
+                           _mm512_permutex2var_ps(x[2 * j], hi, x[2 * j + 1]));
+    n /= 2;
+  }
+  return x[0];
+}
+
+// Scores s[i * ld + j] (unscaled) of up to 4 query rows against keys [0, lim) of a bf16 cache with
+// bf16 products (f32 accumulation): each key row is loaded once for the 4 rows, vdpbf16ps over
+// dimension pairs, 16 keys' partial vectors folded together. hd % 32 == 0, hd <= 256.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void ScoresKV16Bf16(
+    const AttentionArgs& a, int64_t q0, int64_t qb, int64_t lim, float* s, int64_t ld) {
   constexpr int64_t kQB = 4;
-  thread_local std::vector<float> sbuf;
-  if (sbuf.size() < static_cast<size_t>(kQB * nk)) sbuf.resize(kQB * nk);
-  float* s = sbuf.data();
+  const int64_t hd = a.hd, nc = hd / 32, ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
+  __m512bh qv[kQB][8];
+  for (int64_t i = 0; i < kQB; ++i) {
+    const float* row = a.q + (q0 + std::min(i, qb - 1)) * a.q_stride;
+    for (int64_t c = 0; c < nc; ++c)
+      qv[i][c] =
+          _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + 32 * c + 16), _mm512_loadu_ps(row + 32 * c));
+  }
+  alignas(64) float part[kQB][16 * 16];
+  for (int64_t j0 = 0; j0 < lim; j0 += 16) {
+    const int64_t jn = std::min<int64_t>(16, lim - j0);
+    for (int64_t jj = 0; jj < 16; ++jj) {
+      if (jj >= jn) {
+        for (int64_t i = 0; i < kQB; ++i) _mm512_store_ps(part[i] + 16 * jj, _mm512_setzero_ps());
+        continue;
+      }
+      const uint16_t* kj = a.k16 + (j0 + jj) * ks;
+      __m512bh kc[8];
+      for (int64_t c = 0; c < nc; ++c) kc[c] = (__m512bh)_mm512_loadu_si512(kj + 32 * c);
+      for (int64_t i = 0; i < kQB; ++i) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t c = 0; c < nc; ++c) acc = _mm512_dpbf16_ps(acc, qv[i][c], kc[c]);
+        _mm512_store_ps(part[i] + 16 * jj, acc);
+      }
+    }
+    for (int64_t i = 0; i < qb; ++i) _mm512_storeu_ps(s + i * ld + j0, SumLanes16(part[i]));
+  }
+}
+
+// The same with float32 queries and products on keys widened in registers (a.bf16 unset).
+__attribute__((target("avx512f,avx512bw,fma"))) void ScoresKV16F32(const AttentionArgs& a,
+                                                                   int64_t q0, int64_t qb,
+                                                                   int64_t lim, float* s,
+                                                                   int64_t ld) {
+  constexpr int64_t kQB = 4;
+  const int64_t hd = a.hd, ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
+  const float* qrow[kQB];
+  for (int64_t i = 0; i < kQB; ++i) qrow[i] = a.q + (q0 + std::min(i, qb - 1)) * a.q_stride;
+  for (int64_t j = 0; j < lim; ++j) {
+    const uint16_t* kj = a.k16 + j * ks;
+    __m512 acc[kQB];
+    for (int64_t i = 0; i < kQB; ++i) acc[i] = _mm512_setzero_ps();
+    for (int64_t d = 0; d < hd; d += 16) {
+      const __m512 kv = LoadBf16(kj + d);
+      for (int64_t i = 0; i < kQB; ++i)
+        acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(qrow[i] + d), kv, acc[i]);
+    }
+    for (int64_t i = 0; i < qb; ++i) s[i * ld + j] = _mm512_reduce_add_ps(acc[i]);
+  }
+}
+
+// Few queries (decode) against bf16 keys/values read in place: scores as above, softmax in f32
+// (vectorised), P·V on values widened in registers; 4 query rows share each key and value load.
+// hd % 16 == 0.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma"))) void
+FusedAttentionKV16(const AttentionArgs& a) {
+  const int64_t hd = a.hd, nk = a.nk;
+  constexpr int64_t kQB = 4;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  const bool bf16_scores = a.bf16 && hd % 32 == 0 && hd <= 256;
+  const int64_t ld = (nk + 15) / 16 * 16;
+  thread_local std::vector<float> sbuf;
+  if (sbuf.size() < static_cast<size_t>(kQB * ld)) sbuf.resize(kQB * ld);
+  float* s = sbuf.data();
+  const __m512 scale = _mm512_set1_ps(a.scale);
   for (int64_t q0 = 0; q0 < a.nq; q0 += kQB) {
     const int64_t qb = std::min(kQB, a.nq - q0);
     int64_t lim = nk;
     if (a.causal_offset >= 0) lim = std::min(nk, a.causal_offset + q0 + qb);
-    const float* qrow[kQB];
-    for (int64_t i = 0; i < kQB; ++i) qrow[i] = a.q + (q0 + std::min(i, qb - 1)) * a.q_stride;
-    for (int64_t j = 0; j < lim; ++j) {
-      const uint16_t* kj = a.k16 + j * ks;
-      __m512 acc[kQB];
-      for (int64_t i = 0; i < kQB; ++i) acc[i] = _mm512_setzero_ps();
-      for (int64_t d = 0; d < hd; d += 16) {
-        const __m512 kv = LoadBf16(kj + d);
-        for (int64_t i = 0; i < kQB; ++i)
-          acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(qrow[i] + d), kv, acc[i]);
-      }
-      for (int64_t i = 0; i < qb; ++i) s[i * nk + j] = _mm512_reduce_add_ps(acc[i]);
+    if (bf16_scores) {
+      ScoresKV16Bf16(a, q0, qb, lim, s, ld);
+    } else {
+      ScoresKV16F32(a, q0, qb, lim, s, ld);
     }
     int64_t row_lim[kQB], block_lim = 0;
     for (int64_t i = 0; i < qb; ++i) {
-      float* si = s + i * nk;
+      float* si = s + i * ld;
       int64_t rl = a.causal_offset >= 0 ? std::min(nk, a.causal_offset + q0 + i + 1) : nk;
-      float mx = kNegInf;
-      for (int64_t j = 0; j < rl; ++j) {
-        const bool ok = a.valid == nullptr || a.valid[j] != 0;
-        si[j] = ok ? si[j] * a.scale : kNegInf;
-        mx = std::max(mx, si[j]);
+      // Scale and mask (padding keys, keys past the causal limit) 16 at a time.
+      const int64_t chunks = (rl + 15) / 16;
+      __m512 vmax = _mm512_set1_ps(kNegInf);
+      for (int64_t c = 0; c < chunks; ++c) {
+        const int64_t left = rl - c * 16;
+        __mmask16 m =
+            left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
+        if (a.valid != nullptr) {
+          const __m128i vb = _mm_maskz_loadu_epi8(m, a.valid + c * 16);
+          m = _mm_test_epi8_mask(vb, vb);
+        }
+        const __m512 x =
+            _mm512_mask_mul_ps(_mm512_set1_ps(kNegInf), m, _mm512_loadu_ps(si + c * 16), scale);
+        _mm512_storeu_ps(si + c * 16, x);
+        vmax = _mm512_max_ps(vmax, x);
       }
+      const float mx = _mm512_reduce_max_ps(vmax);
       if (mx == kNegInf) {
         // No visible key: uniform over all keys (reference behaviour with finfo.min masking).
         rl = nk;
         std::fill_n(si, nk, 1.0f / static_cast<float>(nk));
       } else {
-        for (int64_t j = 0; j < rl; ++j) si[j] -= mx;
-        ExpInPlace(si, rl);
-        float sum = 0.0f;
-        for (int64_t j = 0; j < rl; ++j) sum += si[j];
-        const float inv = 1.0f / sum;
-        for (int64_t j = 0; j < rl; ++j) si[j] *= inv;
+        const __m512 mv = _mm512_set1_ps(mx);
+        __m512 vsum = _mm512_setzero_ps();
+        for (int64_t c = 0; c < chunks; ++c) {
+          const __m512 e = Exp512(_mm512_sub_ps(_mm512_loadu_ps(si + c * 16), mv));
+          // exp(-inf - mx) must be 0 (Exp512 clamps to ~1e-38): masked keys stay out.
+          const __m512 p =
+              _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(si + c * 16),
+                                                     _mm512_set1_ps(kNegInf), _CMP_NEQ_OQ),
+                                  e);
+          _mm512_storeu_ps(si + c * 16, p);
+          vsum = _mm512_add_ps(vsum, p);
+        }
+        const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+        for (int64_t c = 0; c < chunks; ++c)
+          _mm512_storeu_ps(si + c * 16, _mm512_mul_ps(_mm512_loadu_ps(si + c * 16), inv));
       }
       row_lim[i] = rl;
       block_lim = std::max(block_lim, rl);
     }
     for (int64_t i = 0; i < qb; ++i)
-      for (int64_t j = row_lim[i]; j < block_lim; ++j) s[i * nk + j] = 0.0f;
+      for (int64_t j = row_lim[i]; j < block_lim; ++j) s[i * ld + j] = 0.0f;
     for (int64_t d0 = 0; d0 < hd; d0 += 64) {
       const int64_t nv = std::min<int64_t>(64, hd - d0) / 16;
       __m512 o[kQB][4];
@@ -523,7 +621,7 @@ __attribute__((target("avx512f,avx512bw,fma"))) void FusedAttentionKV16(const At
         __m512 vv[4];
         for (int64_t c = 0; c < nv; ++c) vv[c] = LoadBf16(vj + 16 * c);
         for (int64_t i = 0; i < qb; ++i) {
-          const __m512 p = _mm512_set1_ps(s[i * nk + j]);
+          const __m512 p = _mm512_set1_ps(s[i * ld + j]);
           for (int64_t c = 0; c < nv; ++c) o[i][c] = _mm512_fmadd_ps(p, vv[c], o[i][c]);
         }
       }

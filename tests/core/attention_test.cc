@@ -1,8 +1,8 @@
-// The many-query fused attention (flash-style on AVX512-BF16, the portable kernels elsewhere)
-// agrees with a double-precision softmax(QK^T)V on the same bf16-rounded keys and values: grouped
-// query heads, causal offsets (prefill after a cached prefix), key counts that cut the key blocks
-// unevenly, padding, a row with no visible key, scores large enough that the running maximum
-// moves between key blocks.
+// The fused attention kernels — many queries (flash-style on AVX512-BF16, the portable kernels
+// elsewhere) and few queries on a bf16 KV cache (decode) — agree with a double-precision
+// softmax(QK^T)V on the same bf16-rounded keys and values: grouped query heads, causal offsets
+// (prefill after a cached prefix), key counts that cut the key blocks unevenly, padding, a row with
+// no visible key, scores large enough that the running maximum moves between key blocks.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -152,6 +152,17 @@ TEST(FusedAttentionMany, RunningMaximumMovesBetweenKeyBlocks) {
 TEST(FusedAttentionMany, PaddingAndRowWithoutVisibleKeys) {
   RunCase({4, 200, 200, 64, 0, 1.0f, true, true}, 6);
   RunCase({1, 50, 333, 64, -1, 1.0f, true, false}, 7);
+}
+
+TEST(FusedAttentionFew, DecodeStepsOnBf16Cache) {
+  // Decode: the query heads of one KV head as rows (nq = 4, every key visible), bf16 products
+  // with keys summed 16 at a time; key counts not a multiple of 16, padding, large scores, and a
+  // few new rows with a causal offset and a row with no visible key.
+  RunCase({1, 4, 700, 64, -1, 1.0f, false, true}, 10);
+  RunCase({1, 4, 9473, 64, -1, 8.0f, false, true}, 11);
+  RunCase({1, 4, 333, 128, -1, 1.0f, true, true}, 12);
+  RunCase({1, 7, 90, 64, 0, 1.0f, true, true}, 13);
+  RunCase({1, 5, 61, 96, 56, 1.0f, false, true}, 14);
 }
 
 TEST(FusedAttentionMany, BidirectionalVisionTile) {

@@ -285,11 +285,15 @@ TEST(FusedAttention, Bf16KeysValuesMatchFloat) {
           a.k = a.v = nullptr;
           a.k16 = k16.data();
           a.v16 = v16.data();
-          a.bf16 = true;
           a.out = got.data();
-          FusedAttention(a);
-          EXPECT_LT(RelErr(got, want), 1e-5)
-              << native << " hd=" << hd << " nq=" << nq << " off=" << off;
+          for (bool bf16 : {false, true}) {
+            // bf16 products round the queries to bf16 (hd % 32 == 0 on AVX512-BF16): ~3 digits.
+            a.bf16 = bf16;
+            FusedAttention(a);
+            const bool rounded = bf16 && native && hd % 32 == 0 && Cpu().avx512_full();
+            EXPECT_LT(RelErr(got, want), rounded ? 1e-2 : 1e-5)
+                << native << " hd=" << hd << " nq=" << nq << " off=" << off << " bf16=" << bf16;
+          }
         }
       }
     }
