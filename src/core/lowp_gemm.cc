@@ -116,6 +116,9 @@ void AddBias(float* y, const float* bias, int64_t m, int64_t n) {
 
 #define PLM_AVX512 "avx512f,avx512bw,avx512dq,avx512vl"
 
+// Software prefetch distance of the tiles, in tiles (of R weight rows).
+constexpr int kAheadTiles = 1;
+
 // Sums of a, b, c, d in lanes 0..3.
 __attribute__((target(PLM_AVX512), always_inline)) inline __m128 Sum4(__m512 a, __m512 b, __m512 c,
                                                                       __m512 d) {
@@ -213,7 +216,7 @@ __attribute__((target(PLM_AVX512 ",avx512bf16"), always_inline)) inline void Bf1
     __m512i wv[R];
     for (int rr = 0; rr < R; ++rr) {
       // The next tile's rows (the hardware prefetcher alone falls behind on DRAM streams).
-      _mm_prefetch(reinterpret_cast<const char*>(wr + (R + rr) * k + j), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(wr + (kAheadTiles * R + rr) * k + j), _MM_HINT_T0);
       wv[rr] = _mm512_loadu_si512(wr + rr * k + j);
     }
     for (int i = 0; i < M; ++i) {
@@ -334,7 +337,7 @@ __attribute__((target(PLM_AVX512 ",avx512vnni"), always_inline)) inline void Q8T
   for (; j + 64 <= k; j += 64) {
     __m512i wv[R];
     for (int rr = 0; rr < R; ++rr) {
-      _mm_prefetch(reinterpret_cast<const char*>(wr + (R + rr) * k + j), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(wr + (kAheadTiles * R + rr) * k + j), _MM_HINT_T0);
       wv[rr] = _mm512_loadu_si512(wr + rr * k + j);
     }
     for (int i = 0; i < M; ++i) {
@@ -588,7 +591,7 @@ __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"), always_inline)) inline voi
       const __mmask64 wm = g + 1 < groups ? ~0ull : 0xffffffffull;
       for (int rr = 0; rr < R; ++rr) {
         const uint8_t* wp = w.q + (r + rr) * rb + g * 32;
-        _mm_prefetch(reinterpret_cast<const char*>(wp) + R * rb, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(wp) + kAheadTiles * R * rb, _MM_HINT_T0);
         const __m512i pk = _mm512_maskz_loadu_epi8(wm, wp);
         const __m512i lo = _mm512_and_si512(pk, mask);
         const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(pk, 4), mask);
