@@ -10,6 +10,10 @@
 //   q4:   W 4-bit in blocks of 32 with an f16 scale per block; small m: VNNI kernel that unpacks
 //         nibbles in registers; large m: panels of W are expanded on the fly into per-row int8
 //         (an extra rounding, documented) for the int8 GEMM.
+//
+// The small-m kernels (m <= kSmallM) work on register tiles of a few weight rows x up to 8
+// activation rows, so each weight is read from memory once per call whatever m is (a batched
+// decode step costs about one weight read where the weights stream from DRAM).
 #pragma once
 
 #include <cstddef>
