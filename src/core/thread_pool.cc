@@ -2,9 +2,47 @@
 
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <memory>
+#include <string>
 
 namespace plm {
+
+namespace {
+
+// How long a thread polls before it sleeps (PLM_SPIN_US; 0 disables spinning).
+std::chrono::microseconds SpinBudget() {
+  static const std::chrono::microseconds budget = [] {
+    const char* e = std::getenv("PLM_SPIN_US");
+    if (e == nullptr || *e == '\0') return std::chrono::microseconds(50);
+    char* end = nullptr;
+    const long v = std::strtol(e, &end, 10);
+    return std::chrono::microseconds(end != e && v >= 0 && v <= 1000000 ? v : 50);
+  }();
+  return budget;
+}
+
+inline void CpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// Polls `done` for up to the spin budget; true when it became true.
+template <typename F>
+bool SpinUntil(const F& done) {
+  const auto budget = SpinBudget();
+  if (budget.count() == 0) return done();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0;; ++i) {
+    if (done()) return true;
+    CpuRelax();
+    if ((i & 63) == 63 && std::chrono::steady_clock::now() - t0 > budget) return done();
+  }
+}
+
+}  // namespace
 
 int DefaultThreadCount() {
   const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
@@ -19,7 +57,7 @@ ThreadPool::ThreadPool(int n_threads)
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    stop_ = true;
+    stop_.store(true, std::memory_order_release);
   }
   cv_work_.notify_all();
   for (auto& t : workers_) t.join();
@@ -36,16 +74,18 @@ void Chunk(int64_t n, int parts, int index, int64_t* begin, int64_t* end) {
 void ThreadPool::WorkerLoop(int index) {
   uint64_t seen = 0;
   for (;;) {
-    const std::function<void(int64_t, int64_t)>* job;
-    int64_t n;
-    {
+    auto ready = [&] {
+      return stop_.load(std::memory_order_acquire) ||
+             generation_.load(std::memory_order_acquire) != seen;
+    };
+    if (!SpinUntil(ready)) {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_work_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
-      job = job_;
-      n = job_n_;
+      cv_work_.wait(lock, ready);
     }
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = generation_.load(std::memory_order_acquire);
+    const std::function<void(int64_t, int64_t)>* job = job_;
+    const int64_t n = job_n_;
     int64_t b, e;
     Chunk(n, n_threads_, index, &b, &e);
     std::exception_ptr err;
@@ -56,10 +96,13 @@ void ThreadPool::WorkerLoop(int index) {
         err = std::current_exception();
       }
     }
-    {
+    if (err) {
       std::lock_guard<std::mutex> lock(mu_);
-      if (err && !error_) error_ = err;
-      if (--pending_ == 0) cv_done_.notify_one();
+      if (!error_) error_ = err;
+    }
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mu_);  // the caller may be checking pending_ under mu_
+      cv_done_.notify_one();
     }
   }
 }
@@ -71,15 +114,15 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
     return;
   }
   std::lock_guard<std::mutex> call_lock(call_mu_);
+  job_ = &fn;
+  job_n_ = n;
+  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    pending_ = n_threads_ - 1;
     error_ = nullptr;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
-  cv_work_.notify_all();
+  cv_work_.notify_all();  // no system call when every worker is still spinning
   int64_t b, e;
   Chunk(n, n_threads_, 0, &b, &e);
   std::exception_ptr err;
@@ -88,8 +131,14 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
   } catch (...) {
     err = std::current_exception();
   }
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_done_.wait(lock, [&] { return pending_ == 0; });
+  auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
+  if (SpinUntil(done)) {
+    lock.lock();  // error_ is written under mu_
+  } else {
+    lock.lock();
+    cv_done_.wait(lock, done);
+  }
   if (!err) err = error_;
   job_ = nullptr;
   if (err) std::rethrow_exception(err);

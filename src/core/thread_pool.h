@@ -1,6 +1,10 @@
 // A fixed pool of worker threads with a blocking parallel-for, sized to the cores by default.
+// Workers and the caller spin briefly (PLM_SPIN_US, default 50 µs) before sleeping on a condition
+// variable: a decode step issues ~80 parallel-fors back to back, and waking a sleeping thread
+// costs more than the gaps between them; a short bound keeps shared cores usable.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -36,13 +40,15 @@ class ThreadPool {
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_work_, cv_done_;
+  // job_ and job_n_ are written before generation_ is bumped (release) and read after it is seen
+  // (acquire); a job's workers are all done (pending_ == 0) before the next one is written.
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0;
-  uint64_t generation_ = 0;
-  int pending_ = 0;
-  bool stop_ = false;
-  std::exception_ptr error_;
-  std::mutex call_mu_;  // one ParallelFor at a time
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<bool> stop_{false};
+  std::exception_ptr error_;  // guarded by mu_
+  std::mutex call_mu_;        // one ParallelFor at a time
 };
 
 int DefaultThreadCount();
