@@ -303,9 +303,9 @@ void GemmBf16Generic(const float* x, const uint16_t* w, float* y, int64_t m, int
 // int8 helpers.
 
 // Per-row symmetric int8 quantization of activations: q = round(x / s), s = max|x| / 127.
-__attribute__((target_clones("avx512f", "default"))) void QuantizeRows(const float* x, int64_t m,
-                                                                       int64_t k, int8_t* q,
-                                                                       float* s) {
+__attribute__((target_clones("avx512f", "default"))) void QuantizeRowsGeneric(const float* x,
+                                                                              int64_t m, int64_t k,
+                                                                              int8_t* q, float* s) {
   for (int64_t i = 0; i < m; ++i) {
     const float* xr = x + i * k;
     float amax = 0;
@@ -316,6 +316,41 @@ __attribute__((target_clones("avx512f", "default"))) void QuantizeRows(const flo
       q[i * k + j] = static_cast<int8_t>(
           static_cast<int>(std::nearbyint(std::clamp(xr[j] * inv, -127.0f, 127.0f))));
     s[i] = sc;
+  }
+}
+
+// The same, 16 values per step (the compiler keeps the scalar max|x| reduction serial): the same
+// products, clamp and round-to-nearest-even, so the same bytes for finite inputs.
+__attribute__((target("avx512f"))) void QuantizeRowsAvx512(const float* x, int64_t m, int64_t k,
+                                                           int8_t* q, float* s) {
+  const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+  for (int64_t i = 0; i < m; ++i) {
+    const float* xr = x + i * k;
+    __m512 vmax = _mm512_setzero_ps();
+    for (int64_t j = 0; j < k; j += 16) {
+      const __mmask16 mk = k - j >= 16 ? static_cast<__mmask16>(0xffff)
+                                       : static_cast<__mmask16>((1u << (k - j)) - 1u);
+      vmax = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(mk, xr + j)), vmax);
+    }
+    const float amax = _mm512_reduce_max_ps(vmax);
+    const float sc = amax > 0 ? amax / 127.0f : 1.0f;
+    const __m512 inv = _mm512_set1_ps(1.0f / sc);
+    for (int64_t j = 0; j < k; j += 16) {
+      const __mmask16 mk = k - j >= 16 ? static_cast<__mmask16>(0xffff)
+                                       : static_cast<__mmask16>((1u << (k - j)) - 1u);
+      const __m512 y = _mm512_min_ps(
+          _mm512_max_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, xr + j), inv), lo), hi);
+      _mm512_mask_cvtepi32_storeu_epi8(q + i * k + j, mk, _mm512_cvtps_epi32(y));
+    }
+    s[i] = sc;
+  }
+}
+
+void QuantizeRows(const float* x, int64_t m, int64_t k, int8_t* q, float* s) {
+  if (Cpu().avx512f) {
+    QuantizeRowsAvx512(x, m, k, q, s);
+  } else {
+    QuantizeRowsGeneric(x, m, k, q, s);
   }
 }
 
