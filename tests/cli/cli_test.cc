@@ -132,6 +132,25 @@ TEST(Cli, InfoDescribesTheModel) {
   EXPECT_TRUE(r.err.empty()) << "stderr must stay quiet when it is not a terminal: " << r.err;
 }
 
+// plm chooses passive OpenMP waits unless the user set a policy (it re-executes itself once with
+// OMP_WAIT_POLICY=passive); `plm bench --json` reports the policy in effect.
+TEST(Cli, OpenMpWaitPolicyDefaultsToPassiveAndRespectsTheUser) {
+  const std::string model_dir = test::FixturesDir() + "/models/" + ModelDirs().at(0);
+  const std::vector<std::string> args = {
+      "bench", "--config", model_dir, "--model",   model_dir, "--dtype",         "f32", "--threads",
+      "1",     "--tiles",  "0",       "--prefill", "4",       "--decode-tokens", "2",   "--json"};
+  test::RunOptions unset;
+  unset.unset_env = {"OMP_WAIT_POLICY"};
+  const RunResult a = RunPlm(args, unset);
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_EQ(ParseJson(a.out, "bench")["omp_wait_policy"], "passive");
+  test::RunOptions active;
+  active.env = {{"OMP_WAIT_POLICY", "active"}};
+  const RunResult b = RunPlm(args, active);
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_EQ(ParseJson(b.out, "bench")["omp_wait_policy"], "active");
+}
+
 TEST(Cli, DemoCommandFromTheReadmeRuns) {
   const RunResult r =
       RunPlm({"run", "--model", std::string(PLM_SOURCE_DIR) + "/models/plm-tiny", "--image",

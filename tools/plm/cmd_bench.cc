@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -274,6 +275,9 @@ int Run(const BenchArgs& a) {
   j["config"] = a.config;
   j["dtype"] = a.dtype;
   j["threads"] = threads;
+  // The OpenMP wait policy in effect (main() picks passive unless the user set one).
+  const char* omp_wait = std::getenv("OMP_WAIT_POLICY");
+  j["omp_wait_policy"] = omp_wait != nullptr ? omp_wait : "";
   j["load_s"] = load_s;
   j["read_bandwidth_bytes_per_s"] = bandwidth;
 

@@ -2,7 +2,10 @@
 //
 // Exit codes: 0 success, 1 unexpected failure, 2 usage / invalid argument, 3 not found,
 // 4 corrupt input, 5 unsupported, 6 context overflow, 7 I/O, 8 limit exceeded, 9 internal error.
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <map>
 #include <string>
@@ -10,7 +13,23 @@
 #include "commands.h"
 #include "plm/error.h"
 
+namespace {
+
+// oneDNN's OpenMP runtime reads OMP_WAIT_POLICY when it is loaded, before main. Its default (spin
+// at every barrier for a while) makes vision and prefill 2-4x slower as soon as another process
+// wants one of the cores, while passive waiting costs at most a few percent on an idle machine
+// (docs/PERFORMANCE.md, "OpenMP wait policy"). So unless the user chose a policy, choose passive
+// and re-execute once; if that fails the run simply goes on with the default.
+void PreferPassiveOpenMpWaits(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  ::setenv("OMP_WAIT_POLICY", "passive", 1);
+  ::execv("/proc/self/exe", argv);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  PreferPassiveOpenMpWaits(argv);
   CLI::App app{"plm — PerceptionLM inference on the CPU (images, multi-image prompts, videos)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("plm ") + PLM_VERSION);
