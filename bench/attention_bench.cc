@@ -20,17 +20,25 @@ std::vector<float> Random(size_t n, uint32_t seed) {
   return v;
 }
 
+// Random keys and values for `nk` positions of head dim `hd`, as float32 and as bf16 (the cache).
+struct KeysValues {
+  std::vector<float> k, v;
+  std::vector<uint16_t> k16, v16;
+  KeysValues(int64_t nk, int64_t hd)
+      : k(Random(static_cast<size_t>(nk * hd), 2)), v(Random(static_cast<size_t>(nk * hd), 3)) {
+    for (size_t i = 0; i < k.size(); ++i) {
+      k16.push_back(plm::F32ToBf16(k[i]));
+      v16.push_back(plm::F32ToBf16(v[i]));
+    }
+  }
+};
+
 // range(0): tokens, range(1): query heads sharing the keys, range(2): 1 = causal prefill.
 void BM_FusedAttentionMany(benchmark::State& st) {
   const int64_t L = st.range(0), heads = st.range(1), hd = 64;
   const bool causal = st.range(2) != 0;
   auto q = Random(static_cast<size_t>(L * heads * hd), 1);
-  auto k = Random(static_cast<size_t>(L * hd), 2), v = Random(static_cast<size_t>(L * hd), 3);
-  std::vector<uint16_t> k16(k.size()), v16(v.size());
-  for (size_t i = 0; i < k.size(); ++i) {
-    k16[i] = plm::F32ToBf16(k[i]);
-    v16[i] = plm::F32ToBf16(v[i]);
-  }
+  const KeysValues kv(L, hd);
   std::vector<float> out(q.size());
   plm::AttentionArgs a;
   a.q = q.data();
@@ -38,11 +46,11 @@ void BM_FusedAttentionMany(benchmark::State& st) {
   a.q_head_stride = hd;
   a.heads = heads;
   if (causal) {  // the decoder reads its bf16 KV cache in place
-    a.k16 = k16.data();
-    a.v16 = v16.data();
+    a.k16 = kv.k16.data();
+    a.v16 = kv.v16.data();
   } else {  // the vision tower passes float32 keys/values
-    a.k = k.data();
-    a.v = v.data();
+    a.k = kv.k.data();
+    a.v = kv.v.data();
   }
   a.kv_stride = hd;
   a.out = out.data();
@@ -80,18 +88,13 @@ BENCHMARK(BM_FusedAttentionMany)
 void BM_FusedAttentionDecode(benchmark::State& st) {
   const int64_t nk = st.range(0), heads = 4, hd = 64;
   auto q = Random(static_cast<size_t>(heads * hd), 1);
-  auto k = Random(static_cast<size_t>(nk * hd), 2), v = Random(static_cast<size_t>(nk * hd), 3);
-  std::vector<uint16_t> k16(k.size()), v16(v.size());
-  for (size_t i = 0; i < k.size(); ++i) {
-    k16[i] = plm::F32ToBf16(k[i]);
-    v16[i] = plm::F32ToBf16(v[i]);
-  }
+  const KeysValues kv(nk, hd);
   std::vector<float> out(q.size());
   plm::AttentionArgs a;
   a.q = q.data();
   a.q_stride = hd;
-  a.k16 = k16.data();
-  a.v16 = v16.data();
+  a.k16 = kv.k16.data();
+  a.v16 = kv.v16.data();
   a.kv_stride = hd;
   a.out = out.data();
   a.out_stride = hd;

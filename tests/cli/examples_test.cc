@@ -13,15 +13,8 @@
 namespace plm {
 namespace {
 
-std::string AnImage() {
-  const std::string dir = test::FixturesDir() + "/inputs";
-  for (const auto& f : test::ListDir(dir, false))
-    if (f.size() > 4 && f.substr(f.size() - 4) == ".png") return dir + "/" + f;
-  return "";
-}
-
 TEST(Examples, DescribeImage) {
-  const std::string image = AnImage();
+  const std::string image = test::AnyFixtureImage();
   for (const auto& model : test::FixtureModels()) {
     const test::RunResult r = test::Run(std::string(PLM_BINARY_DIR) + "/examples/describe_image",
                                         {model, image, "What is in the picture?", "6"});

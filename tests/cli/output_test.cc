@@ -10,13 +10,6 @@
 namespace plm {
 namespace {
 
-std::string AnImage() {
-  const std::string dir = test::FixturesDir() + "/inputs";
-  for (const auto& f : test::ListDir(dir, false))
-    if (f.size() > 4 && f.substr(f.size() - 4) == ".png") return dir + "/" + f;
-  return "";
-}
-
 std::vector<std::string> RunArgs(const std::string& model, const std::string& image) {
   return {"run", "-m", model, "-i", image, "-p", "What is this?", "-n", "3", "-t", "2"};
 }
@@ -24,7 +17,7 @@ std::vector<std::string> RunArgs(const std::string& model, const std::string& im
 TEST(CliOutput, JsonHasCountsStopReasonAndStageTimings) {
   const auto models = test::FixtureModels();
   ASSERT_FALSE(models.empty());
-  auto args = RunArgs(models[0], AnImage());
+  auto args = RunArgs(models[0], test::AnyFixtureImage());
   args.push_back("--json");
   const test::RunResult r = test::RunPlm(args);
   ASSERT_EQ(r.code, 0) << r.err;
@@ -54,7 +47,7 @@ TEST(CliOutput, JsonHasCountsStopReasonAndStageTimings) {
 TEST(CliOutput, ProgressOnlyOnTerminalsOrWhenAsked) {
   const auto models = test::FixtureModels();
   ASSERT_FALSE(models.empty());
-  const auto args = RunArgs(models[0], AnImage());
+  const auto args = RunArgs(models[0], test::AnyFixtureImage());
   // Not a terminal: the answer on stdout, nothing on stderr.
   const test::RunResult plain = test::RunPlm(args);
   ASSERT_EQ(plain.code, 0) << plain.err;

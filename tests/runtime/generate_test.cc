@@ -24,15 +24,6 @@ std::vector<std::string> ModelDirs() {
   return out;
 }
 
-// A first image of the inputs folder (any decodable one).
-std::string AnImage() {
-  const std::string dir = test::FixturesDir() + "/inputs";
-  for (const auto& f : test::ListDir(dir, false))
-    if (f.size() > 4 && (f.substr(f.size() - 4) == ".png" || f.substr(f.size() - 4) == ".jpg"))
-      return dir + "/" + f;
-  return "";
-}
-
 struct Loaded {
   std::unique_ptr<PerceptionLMForConditionalGeneration> model;
   std::unique_ptr<PerceptionLMProcessor> proc;
@@ -134,7 +125,7 @@ TEST(Generate, StopStrings) {
 // A batch of prompts of different lengths (left padded, as HF) gives each row what the prompt
 // gives alone.
 TEST(Generate, BatchOfDifferentLengthsEqualsOneByOne) {
-  const std::string image = AnImage();
+  const std::string image = test::AnyFixtureImage();
   ASSERT_FALSE(image.empty());
   for (const auto& dir : ModelDirs()) {
     Loaded l = Load(dir);
@@ -165,7 +156,7 @@ TEST(Generate, BatchOfDifferentLengthsEqualsOneByOne) {
 
 // One loaded model, several threads generating at once: each result equals the sequential one.
 TEST(Generate, ConcurrentSessionsShareOneModel) {
-  const std::string image = AnImage();
+  const std::string image = test::AnyFixtureImage();
   for (const auto& dir : ModelDirs()) {
     Loaded l = Load(dir);
     l.gc.max_new_tokens = 6;
@@ -208,7 +199,7 @@ TEST(Generate, ConcurrentPipelineChats) {
   const auto dirs = ModelDirs();
   ASSERT_FALSE(dirs.empty());
   auto pipe = Pipeline::FromPretrained(dirs[0]);
-  const std::string image = AnImage();
+  const std::string image = test::AnyFixtureImage();
   std::vector<ChatRequest> reqs;
   for (const auto& c : {Ask("Alpha."), Ask("Beta, look:", image), Ask("Gamma?")}) {
     ChatRequest r;

@@ -26,14 +26,6 @@ std::string FirstModelDir() {
   return "";
 }
 
-std::string AnImage() {
-  const std::string dir = test::FixturesDir() + "/inputs";
-  for (const auto& f : test::ListDir(dir, false))
-    if (f.size() > 4 && (f.substr(f.size() - 4) == ".png" || f.substr(f.size() - 4) == ".jpg"))
-      return dir + "/" + f;
-  return "";
-}
-
 // A copy of `model` (files linked) whose processor tiles at twice the model's tile size.
 std::string FolderWithDoubledTileSize(const std::string& model) {
   const std::string dir = test::MakeTempDir();
@@ -77,7 +69,7 @@ void ExpectTileSizeError(const std::function<void()>& f, const std::string& what
 }
 
 TEST(TileSizeMismatch, ImageRequestsFailClearlyTextStillWorks) {
-  const std::string model = FirstModelDir(), image = AnImage();
+  const std::string model = FirstModelDir(), image = test::AnyFixtureImage();
   ASSERT_FALSE(model.empty());
   ASSERT_FALSE(image.empty());
   const std::string dir = FolderWithDoubledTileSize(model);

@@ -81,4 +81,12 @@ ErrorStats Compare(const float* got, const float* want, size_t n) {
   return s;
 }
 
+std::string AnyFixtureImage() {
+  const std::string dir = FixturesDir() + "/inputs";
+  for (const char* ext : {".png", ".jpg"})
+    for (const auto& f : ListDir(dir, false))
+      if (f.size() > 4 && f.substr(f.size() - 4) == ext) return dir + "/" + f;
+  return "";
+}
+
 }  // namespace plm::test
