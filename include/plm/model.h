@@ -34,6 +34,11 @@ ComputeType ParseComputeType(const std::string& s);
 struct LoadOptions {
   ComputeType compute = ComputeType::kF32;
   int threads = 0;  // <= 0: all cores
+  // Batch-1 prompts longer than this run through the decoder in slices of this many tokens on
+  // the reduced-precision paths (the same logits: each row attends causally to the cache), so
+  // prefill activations are bounded by the slice, not the prompt (a 37-tile image is 9.5k
+  // tokens). <= 0: the whole prompt in one pass. The f32 reference path always takes one pass.
+  int64_t prefill_chunk = 2048;
   // Called with a short description of each loading step.
   std::function<void(const std::string& step)> on_progress;
 };

@@ -42,7 +42,9 @@ std::vector<float> LlamaInvFreq(const TextConfig& cfg) {
 
 LlamaDecoder::LlamaDecoder(const TextConfig& cfg, const LoadOptions& options, WeightStore& ws,
                            const std::string& p, const std::string& lm_head)
-    : cfg_(cfg), compute_(ws.EffectiveCompute(options.compute)) {
+    : cfg_(cfg),
+      compute_(ws.EffectiveCompute(options.compute)),
+      prefill_chunk_(options.prefill_chunk > 0 ? options.prefill_chunk : 0) {
   const int64_t D = cfg.hidden_size, hd = cfg.head_dim, H = cfg.num_attention_heads;
   const int64_t KV = cfg.num_key_value_heads, I = cfg.intermediate_size, V = cfg.vocab_size;
   const TensorView& embed = ws.Get(p + "embed_tokens.weight", {V, D});
@@ -131,6 +133,28 @@ DecoderResult LlamaDecoder::Forward(const DecoderRequest& req, KVCache* cache) c
   const int64_t B = req.batch, L = req.len;
   if (cache->batch() != B)
     throw Error(ErrorCode::kInternal, "KV cache batch does not match the request");
+  // Padded rows attend uniformly to every key of the pass (the reference's finfo.min masking),
+  // which slicing would change: only prompts without padding are sliced.
+  const bool padded = req.mask != nullptr && std::find(req.mask, req.mask + L, 0) != req.mask + L;
+  if (prefill_chunk_ > 0 && L > prefill_chunk_ && B == 1 && compute_ != ComputeType::kF32 &&
+      !padded && !req.output_hidden_states && !req.output_attentions) {
+    // Slices through the whole decoder, one after the other: a slice's rows see the earlier
+    // slices in the cache, so the result is the same and the activations stay slice-sized.
+    const int64_t D = cfg_.hidden_size;
+    cache->Reserve(cache->length() + L);  // once, not once per slice
+    DecoderResult res;
+    res.hidden = Tensor({1, L, D});
+    for (int64_t s = 0; s < L; s += prefill_chunk_) {
+      DecoderRequest part = req;
+      part.len = std::min(prefill_chunk_, L - s);
+      part.embeds = req.embeds + s * D;
+      part.positions = req.positions + s;
+      part.mask = req.mask ? req.mask + s : nullptr;
+      const DecoderResult r = Forward(part, cache);
+      std::copy_n(r.hidden.ptr(), part.len * D, res.hidden.ptr() + s * D);
+    }
+    return res;
+  }
   const int64_t past = cache->length();
   cache->Reserve(past + L);
   for (int64_t b = 0; b < B; ++b)

@@ -73,8 +73,9 @@ class LlamaDecoder {
 
   TextConfig cfg_;
   ComputeType compute_ = ComputeType::kF32;
-  F32Weights embed_;       // [vocab, hidden] (kF32)
-  TensorView embed_view_;  // the checkpoint's table in place (other compute types)
+  int64_t prefill_chunk_ = 0;  // LoadOptions::prefill_chunk (0: one pass)
+  F32Weights embed_;           // [vocab, hidden] (kF32)
+  TensorView embed_view_;      // the checkpoint's table in place (other compute types)
   std::vector<Layer> layers_;
   F32Weights norm_;
   Linear lm_head_;  // separate weight, or empty when tied to embed_
