@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/attention.h"
+#include "core/layer_norm_fast.h"
 #include "core/ops.h"
 #include "core/parallel.h"
 #include "core/thread_pool.h"
@@ -218,7 +219,7 @@ void VisionTower::ForwardTile(const float* pixels, float* z, std::vector<Tensor>
       return;
     }
     ParallelForOmp(T, [&](int64_t r0, int64_t r1) {
-      LayerNorm(x + r0 * D, w.data(), bias.data(), eps, y + r0 * D, r1 - r0, D);
+      LayerNormFast(x + r0 * D, w.data(), bias.data(), eps, y + r0 * D, r1 - r0, D);
     });
   };
   auto residual = [&](float* zz, const float* add, const F32Weights& gamma) {
