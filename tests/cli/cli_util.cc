@@ -52,14 +52,6 @@ RunResult RunPlm(const std::vector<std::string>& args, const RunOptions& options
   return Run(std::string(PLM_BINARY_DIR) + "/plm", args, options);
 }
 
-std::vector<std::string> FixtureModels() {
-  std::vector<std::string> out;
-  const std::string root = FixturesDir() + "/models";
-  for (const auto& m : ListDir(root, true))
-    if (PathExists(root + "/" + m + "/config.json")) out.push_back(root + "/" + m);
-  return out;
-}
-
 std::vector<std::string> HubEnvironmentVariables() {
   return {"HF_TOKEN",
           "HUGGING_FACE_HUB_TOKEN",

@@ -29,8 +29,6 @@ RunResult Run(const std::string& program, const std::vector<std::string>& args,
 RunResult RunPlm(const std::vector<std::string>& args, const RunOptions& options = {});
 // A shell-quoted word.
 std::string ShellQuote(const std::string& s);
-// Fixture model folders (those with a config.json), full paths.
-std::vector<std::string> FixtureModels();
 // The HF_* variables a test must not inherit (tokens, offline mode, endpoints, cache paths).
 std::vector<std::string> HubEnvironmentVariables();
 

@@ -13,17 +13,8 @@
 namespace plm {
 namespace {
 
-std::vector<std::string> ModelDirs() {
-  std::vector<std::string> out;
-  const std::string root = test::FixturesDir();
-  for (const auto& m : test::ListDir(root + "/models", true))
-    if (test::PathExists(root + "/models/" + m + "/config.json"))
-      out.push_back(root + "/models/" + m);
-  return out;
-}
-
 TEST(ChunkedPrefill, SameLogitsAndCacheAsOnePass) {
-  const auto dirs = ModelDirs();
+  const auto dirs = test::FixtureModels();
   ASSERT_FALSE(dirs.empty());
   for (const auto& dir : dirs) {
     for (ComputeType compute : {ComputeType::kBF16, ComputeType::kQ8}) {

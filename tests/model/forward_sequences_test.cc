@@ -11,15 +11,6 @@
 namespace plm {
 namespace {
 
-std::vector<std::string> ModelDirs() {
-  std::vector<std::string> out;
-  const std::string root = test::FixturesDir();
-  for (const auto& m : test::ListDir(root + "/models", true))
-    if (test::PathExists(root + "/models/" + m + "/config.json"))
-      out.push_back(root + "/models/" + m);
-  return out;
-}
-
 std::vector<int64_t> RandomIds(std::mt19937& rng, int64_t n, int64_t vocab) {
   // Text tokens only: the low ids of the vocabulary hold no media placeholders.
   std::uniform_int_distribution<int64_t> d(0, std::min<int64_t>(vocab, 120000) - 1);
@@ -29,7 +20,7 @@ std::vector<int64_t> RandomIds(std::mt19937& rng, int64_t n, int64_t vocab) {
 }
 
 void CheckSequencesMatchSingles(ComputeType compute, float tol) {
-  const auto dirs = ModelDirs();
+  const auto dirs = test::FixtureModels();
   ASSERT_FALSE(dirs.empty());
   for (const auto& dir : dirs) {
     LoadOptions lo;
@@ -85,7 +76,7 @@ TEST(ForwardSequences, Bf16MatchesOneByOne) {
 }
 
 TEST(ForwardSequences, BadInputsAreErrors) {
-  const auto dirs = ModelDirs();
+  const auto dirs = test::FixtureModels();
   ASSERT_FALSE(dirs.empty());
   auto model = PerceptionLMForConditionalGeneration::FromPretrained(dirs[0]);
   KVCache a = model->NewCache(1, 4), b = model->NewCache(1, 4), two = model->NewCache(2, 4);

@@ -20,14 +20,6 @@ namespace {
 namespace fs = std::filesystem;
 using Tensors = std::map<std::string, TensorData>;
 
-std::vector<std::string> ModelDirs() {
-  std::vector<std::string> out;
-  const std::string dir = test::FixturesDir() + "/models";
-  for (const auto& m : test::ListDir(dir, true))
-    if (test::PathExists(dir + "/" + m + "/config.json")) out.push_back(dir + "/" + m);
-  return out;
-}
-
 Tensors ReadAll(const std::string& path) {
   SafetensorsFile f(path);
   Tensors t;
@@ -80,12 +72,12 @@ void ExpectLoadError(const std::string& dir, ErrorCode code,
 }
 
 TEST(Loading, FixtureModelsExist) {
-  ASSERT_FALSE(ModelDirs().empty()) << "no models in " << test::FixturesDir();
+  ASSERT_FALSE(test::FixtureModels().empty()) << "no models in " << test::FixturesDir();
 }
 
 // transformers 4.x writes rope_theta + rope_scaling and torch_dtype; both forms must load the same.
 TEST(Loading, Transformers4ConfigFormGivesSameLogits) {
-  for (const auto& src : ModelDirs()) {
+  for (const auto& src : test::FixtureModels()) {
     const auto want = LastLogits(src);
     const std::string dir = CopyModel(
         src,
@@ -111,7 +103,7 @@ TEST(Loading, Transformers4ConfigFormGivesSameLogits) {
 }
 
 TEST(Loading, ShardedCheckpointGivesSameLogits) {
-  for (const auto& src : ModelDirs()) {
+  for (const auto& src : test::FixtureModels()) {
     const auto want = LastLogits(src);
     const std::string dir = CopyModel(src, nullptr, [](Tensors& t) { t.clear(); });
     Tensors all = ReadAll(src + "/model.safetensors");
@@ -132,7 +124,7 @@ TEST(Loading, ShardedCheckpointGivesSameLogits) {
 }
 
 TEST(Loading, Float32AndFloat16Weights) {
-  for (const auto& src : ModelDirs()) {
+  for (const auto& src : test::FixtureModels()) {
     const auto want = LastLogits(src);
     for (DType to : {DType::kF32, DType::kF16}) {
       const std::string dir = CopyModel(src, nullptr, [to](Tensors& t) {
@@ -166,14 +158,14 @@ TEST(Loading, Float32AndFloat16Weights) {
 }
 
 TEST(Loading, MissingTensorIsNamed) {
-  const std::string src = ModelDirs().at(0);
+  const std::string src = test::FixtureModels().at(0);
   const std::string dir = CopyModel(
       src, nullptr, [](Tensors& t) { t.erase("model.multi_modal_projector.linear_2.bias"); });
   ExpectLoadError(dir, ErrorCode::kNotFound, {"model.multi_modal_projector.linear_2.bias"});
 }
 
 TEST(Loading, UnexpectedTensorIsNamed) {
-  const std::string src = ModelDirs().at(0);
+  const std::string src = test::FixtureModels().at(0);
   const std::string dir = CopyModel(src, nullptr, [](Tensors& t) {
     TensorData d;
     d.dtype = DType::kBF16;
@@ -186,7 +178,7 @@ TEST(Loading, UnexpectedTensorIsNamed) {
 }
 
 TEST(Loading, ShapeMismatchNamesBothShapes) {
-  const std::string src = ModelDirs().at(0);
+  const std::string src = test::FixtureModels().at(0);
   const Json cfg = ReadJsonFile(src + "/config.json");
   const int64_t hidden = cfg["text_config"]["hidden_size"].get<int64_t>();
   const std::string dir = CopyModel(src, nullptr, [&](Tensors& t) {
@@ -202,7 +194,7 @@ TEST(Loading, ShapeMismatchNamesBothShapes) {
 }
 
 TEST(Loading, WrongConfigDepthIsCaught) {
-  const std::string src = ModelDirs().at(0);
+  const std::string src = test::FixtureModels().at(0);
   const std::string dir = CopyModel(
       src,
       [](Json& c) {
@@ -214,7 +206,7 @@ TEST(Loading, WrongConfigDepthIsCaught) {
 }
 
 TEST(Loading, UnsupportedArchitectureAndRope) {
-  const std::string src = ModelDirs().at(0);
+  const std::string src = test::FixtureModels().at(0);
   ExpectLoadError(
       CopyModel(
           src, [](Json& c) { c["vision_config"]["architecture"] = "vit_so400m_patch14"; }, nullptr),
@@ -236,7 +228,7 @@ TEST(Loading, UnsupportedArchitectureAndRope) {
 }
 
 TEST(Loading, BadConfigValues) {
-  const std::string src = ModelDirs().at(0);
+  const std::string src = test::FixtureModels().at(0);
   ExpectLoadError(CopyModel(
                       src, [](Json& c) { c["text_config"].erase("hidden_size"); }, nullptr),
                   ErrorCode::kCorrupt, {"hidden_size"});
@@ -252,7 +244,7 @@ TEST(Loading, BadConfigValues) {
 }
 
 TEST(Loading, UnreadableConfigJson) {
-  const std::string src = ModelDirs().at(0);
+  const std::string src = test::FixtureModels().at(0);
   const std::string dir = CopyModel(src, nullptr, nullptr);
   test::WriteFile(dir + "/config.json", "{\"model_type\": \"perception_lm\", ");
   ExpectLoadError(dir, ErrorCode::kCorrupt, {"config.json", "invalid JSON"});
@@ -260,13 +252,14 @@ TEST(Loading, UnreadableConfigJson) {
 
 TEST(Loading, MissingFiles) {
   ExpectLoadError(test::MakeTempDir(), ErrorCode::kNotFound, {"config.json"});
-  const std::string dir = CopyModel(ModelDirs().at(0), nullptr, [](Tensors& t) { t.clear(); });
+  const std::string dir =
+      CopyModel(test::FixtureModels().at(0), nullptr, [](Tensors& t) { t.clear(); });
   fs::remove(dir + "/model.safetensors");
   ExpectLoadError(dir, ErrorCode::kNotFound, {"model.safetensors"});
 }
 
 TEST(Loading, TruncatedWeightsFile) {
-  const std::string src = ModelDirs().at(0);
+  const std::string src = test::FixtureModels().at(0);
   const std::string dir = CopyModel(src, nullptr, nullptr);
   const std::string w = dir + "/model.safetensors";
   const auto size = fs::file_size(w);
@@ -275,7 +268,7 @@ TEST(Loading, TruncatedWeightsFile) {
 }
 
 TEST(Loading, ShardIndexProblems) {
-  const std::string src = ModelDirs().at(0);
+  const std::string src = test::FixtureModels().at(0);
   const std::string dir = CopyModel(src, nullptr, nullptr);
   test::WriteFile(dir + "/model.safetensors.index.json",
                   R"({"weight_map": {"x": "../../etc/passwd"}})");
@@ -291,7 +284,7 @@ TEST(Loading, ShardIndexProblems) {
 }
 
 TEST(Loading, ConfigRoundTrip) {
-  for (const auto& src : ModelDirs()) {
+  for (const auto& src : test::FixtureModels()) {
     const auto cfg = PerceptionLMConfig::FromFile(src + "/config.json");
     const auto again = PerceptionLMConfig::FromJsonString(cfg.ToJsonString(), "round trip");
     EXPECT_EQ(again.ToJsonString(), cfg.ToJsonString());

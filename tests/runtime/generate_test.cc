@@ -16,14 +16,6 @@ namespace {
 
 constexpr double kNearTie = 1e-3;  // steps whose top-1/top-2 margin is smaller may differ
 
-std::vector<std::string> ModelDirs() {
-  std::vector<std::string> out;
-  const std::string root = test::FixturesDir() + "/models";
-  for (const auto& m : test::ListDir(root, true))
-    if (test::PathExists(root + "/" + m + "/config.json")) out.push_back(root + "/" + m);
-  return out;
-}
-
 struct Loaded {
   std::unique_ptr<PerceptionLMForConditionalGeneration> model;
   std::unique_ptr<PerceptionLMProcessor> proc;
@@ -59,7 +51,7 @@ size_t ExpectSameUpToNearTie(const std::vector<int64_t>& a, const std::vector<St
 }
 
 TEST(Generate, ExtraStopTokenIds) {
-  for (const auto& dir : ModelDirs()) {
+  for (const auto& dir : test::FixtureModels()) {
     Loaded l = Load(dir);
     const ProcessorOutputs in = l.proc->Process({Ask("Count to ten.")});
     l.gc.max_new_tokens = 12;
@@ -90,7 +82,7 @@ TEST(Generate, ExtraStopTokenIds) {
 
 TEST(Generate, StopStrings) {
   int checked = 0;
-  for (const auto& dir : ModelDirs()) {
+  for (const auto& dir : test::FixtureModels()) {
     Loaded l = Load(dir);
     const ProcessorOutputs in = l.proc->Process({Ask("Write a sentence.")});
     l.gc.max_new_tokens = 16;
@@ -127,7 +119,7 @@ TEST(Generate, StopStrings) {
 TEST(Generate, BatchOfDifferentLengthsEqualsOneByOne) {
   const std::string image = test::AnyFixtureImage();
   ASSERT_FALSE(image.empty());
-  for (const auto& dir : ModelDirs()) {
+  for (const auto& dir : test::FixtureModels()) {
     Loaded l = Load(dir);
     l.gc.max_new_tokens = 8;
     const std::vector<Conversation> convs = {
@@ -157,7 +149,7 @@ TEST(Generate, BatchOfDifferentLengthsEqualsOneByOne) {
 // One loaded model, several threads generating at once: each result equals the sequential one.
 TEST(Generate, ConcurrentSessionsShareOneModel) {
   const std::string image = test::AnyFixtureImage();
-  for (const auto& dir : ModelDirs()) {
+  for (const auto& dir : test::FixtureModels()) {
     Loaded l = Load(dir);
     l.gc.max_new_tokens = 6;
     std::vector<ProcessorOutputs> inputs;
@@ -196,7 +188,7 @@ TEST(Generate, ConcurrentSessionsShareOneModel) {
 
 // The same through Pipeline::Chat (processor + model + text), as the CLI and server use it.
 TEST(Generate, ConcurrentPipelineChats) {
-  const auto dirs = ModelDirs();
+  const auto dirs = test::FixtureModels();
   ASSERT_FALSE(dirs.empty());
   auto pipe = Pipeline::FromPretrained(dirs[0]);
   const std::string image = test::AnyFixtureImage();

@@ -19,13 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string FirstModelDir() {
-  const std::string root = test::FixturesDir() + "/models";
-  for (const auto& m : test::ListDir(root, true))
-    if (test::PathExists(root + "/" + m + "/config.json")) return root + "/" + m;
-  return "";
-}
-
 // A copy of `model` (files linked) whose processor tiles at twice the model's tile size.
 std::string FolderWithDoubledTileSize(const std::string& model) {
   const std::string dir = test::MakeTempDir();
@@ -69,8 +62,9 @@ void ExpectTileSizeError(const std::function<void()>& f, const std::string& what
 }
 
 TEST(TileSizeMismatch, ImageRequestsFailClearlyTextStillWorks) {
-  const std::string model = FirstModelDir(), image = test::AnyFixtureImage();
-  ASSERT_FALSE(model.empty());
+  const auto models = test::FixtureModels();
+  ASSERT_FALSE(models.empty());
+  const std::string model = models[0], image = test::AnyFixtureImage();
   ASSERT_FALSE(image.empty());
   const std::string dir = FolderWithDoubledTileSize(model);
   auto pipe = Pipeline::FromPretrained(dir);

@@ -81,6 +81,14 @@ ErrorStats Compare(const float* got, const float* want, size_t n) {
   return s;
 }
 
+std::vector<std::string> FixtureModels() {
+  std::vector<std::string> out;
+  const std::string root = FixturesDir() + "/models";
+  for (const auto& m : ListDir(root, true))
+    if (PathExists(root + "/" + m + "/config.json")) out.push_back(root + "/" + m);
+  return out;
+}
+
 std::string AnyFixtureImage() {
   const std::string dir = FixturesDir() + "/inputs";
   for (const char* ext : {".png", ".jpg"})

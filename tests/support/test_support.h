@@ -14,6 +14,8 @@ bool PathExists(const std::string& path);
 // A fresh empty temporary directory, removed at process exit.
 std::string MakeTempDir();
 void WriteFile(const std::string& path, const std::string& contents);
+// Fixture model folders (those with a config.json), full paths.
+std::vector<std::string> FixtureModels();
 // A decodable image of the fixtures' inputs folder: the first .png, else the first .jpg; "" if
 // none.
 std::string AnyFixtureImage();
