@@ -4,12 +4,14 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include <immintrin.h>
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized through _mm512_undefined_*().
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 #include "core/cpu_features.h"
@@ -103,34 +105,103 @@ __attribute__((target_clones("avx512f", "default"))) void TransposeKeys(const fl
 
 namespace {
 
-// Scores of query `qi` (row `si`, keys 0..nk) → probabilities in place: scaled, invalid and
-// causally hidden keys masked. Returns how many leading entries hold probabilities (the rest are
-// 0 by definition). A row with no visible key attends uniformly to all nk keys, as the reference's
-// finfo.min masking gives.
-__attribute__((target("avx512f,fma"))) int64_t SoftmaxScoreRow(const AttentionArgs& a, float* si,
-                                                               int64_t qi) {
+// exp(x) on 16 lanes: ExpApprox's range reduction and polynomial, the power of two via scalef.
+__attribute__((target("avx512f,fma"))) inline __m512 Exp512(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return _mm512_scalef_ps(p, n);
+}
+
+__attribute__((target("avx512f,avx512bw"))) inline __m512 LoadBf16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(
+      _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+
+// Scores of query `qi` (row `si`, keys 0..nk) → probabilities in place, 16 keys per step: scaled,
+// invalid and causally hidden keys masked. Returns how many leading entries hold probabilities
+// (the rest are 0 by definition). A row with no visible key attends uniformly to all nk keys, as
+// the reference's finfo.min masking gives. `si` must have room up to rl rounded up to 16.
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow(
+    const AttentionArgs& a, float* si, int64_t qi) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const int64_t nk = a.nk;
   const int64_t rl = a.causal_offset >= 0 ? std::min(nk, a.causal_offset + qi + 1) : nk;
-  float mx = kNegInf;
-  for (int64_t j = 0; j < rl; ++j) {
-    const bool ok = a.valid == nullptr || a.valid[j] != 0;
-    si[j] = ok ? si[j] * a.scale : kNegInf;
-    mx = std::max(mx, si[j]);
+  const int64_t chunks = (rl + 15) / 16;
+  const __m512 scale = _mm512_set1_ps(a.scale), neg_inf = _mm512_set1_ps(kNegInf);
+  __m512 vmax = neg_inf;
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t left = rl - c * 16;
+    __mmask16 m =
+        left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
+    if (a.valid != nullptr) {
+      const __m128i vb = _mm_maskz_loadu_epi8(m, a.valid + c * 16);
+      m = _mm_test_epi8_mask(vb, vb);
+    }
+    const __m512 x = _mm512_mask_mul_ps(neg_inf, m, _mm512_loadu_ps(si + c * 16), scale);
+    _mm512_storeu_ps(si + c * 16, x);
+    vmax = _mm512_max_ps(vmax, x);
   }
+  const float mx = _mm512_reduce_max_ps(vmax);
   if (mx == kNegInf) {
-    const float p = 1.0f / static_cast<float>(nk);
-    for (int64_t j = 0; j < nk; ++j) si[j] = p;
+    std::fill_n(si, nk, 1.0f / static_cast<float>(nk));
     return nk;
   }
-  float sum = 0.0f;
-  for (int64_t j = 0; j < rl; ++j) {
-    si[j] = ExpApprox(si[j] - mx);
-    sum += si[j];
+  const __m512 mv = _mm512_set1_ps(mx);
+  __m512 vsum = _mm512_setzero_ps();
+  for (int64_t c = 0; c < chunks; ++c) {
+    const __m512 x = _mm512_loadu_ps(si + c * 16);
+    // exp(-inf - mx) must be 0 (Exp512 clamps to ~1e-38): masked keys stay out.
+    const __m512 p = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, neg_inf, _CMP_NEQ_OQ),
+                                         Exp512(_mm512_sub_ps(x, mv)));
+    _mm512_storeu_ps(si + c * 16, p);
+    vsum = _mm512_add_ps(vsum, p);
   }
-  const float inv = 1.0f / sum;
-  for (int64_t j = 0; j < rl; ++j) si[j] *= inv;
+  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+  for (int64_t c = 0; c < chunks; ++c)
+    _mm512_storeu_ps(si + c * 16, _mm512_mul_ps(_mm512_loadu_ps(si + c * 16), inv));
   return rl;
+}
+
+// out[i] = p[i] · V for up to 4 probability rows (row stride ld, keys [0, keys)), V rows of
+// float32 or bf16 values (widened in registers), 64 dims per pass; hd % 16 == 0.
+template <typename T>
+__attribute__((target("avx512f,avx512bw,fma"))) inline void ProbsTimesValues(
+    const float* p, int64_t ld, int64_t rows, int64_t keys, const T* v, int64_t v_stride,
+    int64_t hd, float* out, int64_t out_stride) {
+  for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+    const int64_t nv = std::min<int64_t>(64, hd - d0) / 16;
+    __m512 o[4][4];
+    for (int64_t i = 0; i < 4; ++i)
+      for (int64_t c = 0; c < 4; ++c) o[i][c] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < keys; ++j) {
+      const T* vj = v + j * v_stride + d0;
+      __m512 vv[4];
+      for (int64_t c = 0; c < nv; ++c) {
+        if constexpr (std::is_same_v<T, uint16_t>) {
+          vv[c] = LoadBf16(vj + 16 * c);
+        } else {
+          vv[c] = _mm512_loadu_ps(vj + 16 * c);
+        }
+      }
+      for (int64_t i = 0; i < rows; ++i) {
+        const __m512 pj = _mm512_set1_ps(p[i * ld + j]);
+        for (int64_t c = 0; c < nv; ++c) o[i][c] = _mm512_fmadd_ps(pj, vv[c], o[i][c]);
+      }
+    }
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t c = 0; c < nv; ++c)
+        _mm512_storeu_ps(out + i * out_stride + d0 + 16 * c, o[i][c]);
+  }
 }
 
 // Register-blocked AVX-512 kernel for many queries with transposed keys: scores of 8 queries x
@@ -181,28 +252,9 @@ __attribute__((target("avx512f,fma"))) void FusedAttentionAvx512(const Attention
     for (int64_t i = 0; i < qb; ++i)
       for (int64_t j = row_lim[i]; j < block_lim; ++j) s[i * ld + j] = 0.0f;
     // P·V, 4 rows x 64 dims at a time.
-    for (int64_t i0 = 0; i0 < qb; i0 += 4) {
-      const int64_t ib = std::min<int64_t>(4, qb - i0);
-      for (int64_t d0 = 0; d0 < hd; d0 += 64) {
-        const int64_t dn = std::min<int64_t>(64, hd - d0);
-        const int64_t nv = dn / 16;
-        __m512 o[4][4];
-        for (int64_t i = 0; i < 4; ++i)
-          for (int64_t c = 0; c < 4; ++c) o[i][c] = _mm512_setzero_ps();
-        for (int64_t j = 0; j < block_lim; ++j) {
-          const float* vj = a.v + j * a.kv_stride + d0;
-          __m512 vv[4];
-          for (int64_t c = 0; c < nv; ++c) vv[c] = _mm512_loadu_ps(vj + 16 * c);
-          for (int64_t i = 0; i < ib; ++i) {
-            const __m512 p = _mm512_set1_ps(s[(i0 + i) * ld + j]);
-            for (int64_t c = 0; c < nv; ++c) o[i][c] = _mm512_fmadd_ps(p, vv[c], o[i][c]);
-          }
-        }
-        for (int64_t i = 0; i < ib; ++i)
-          for (int64_t c = 0; c < nv; ++c)
-            _mm512_storeu_ps(a.out + (q0 + i0 + i) * a.out_stride + d0 + 16 * c, o[i][c]);
-      }
-    }
+    for (int64_t i0 = 0; i0 < qb; i0 += 4)
+      ProbsTimesValues(s + i0 * ld, ld, std::min<int64_t>(4, qb - i0), block_lim, a.v, a.kv_stride,
+                       hd, a.out + (q0 + i0) * a.out_stride, a.out_stride);
   }
 }
 
@@ -211,23 +263,6 @@ inline uint16_t ToBf16(float f) {
   std::memcpy(&b, &f, 4);
   b += 0x7fffu + ((b >> 16) & 1u);
   return static_cast<uint16_t>(b >> 16);
-}
-
-// exp(x) on 16 lanes: ExpApprox's range reduction and polynomial, the power of two via scalef.
-__attribute__((target("avx512f,fma"))) inline __m512 Exp512(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.7f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  return _mm512_scalef_ps(p, n);
 }
 
 // One P·V step of the flash kernel: rows [IB] x dims [16 * NV] of the running output `o` (row
@@ -455,11 +490,6 @@ FusedAttentionBf16(const AttentionArgs& a) {
   }
 }
 
-__attribute__((target("avx512f,avx512bw"))) inline __m512 LoadBf16(const uint16_t* p) {
-  return _mm512_castsi512_ps(_mm512_slli_epi32(
-      _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
-}
-
 // r[j] = the sum of v[j]'s 16 lanes, j < 16: four folding steps, each pairing vectors and adding
 // the lanes whose index has one bit clear to those that have it set (45 operations for 16 sums,
 // against ~9 per _mm512_reduce_add_ps).
@@ -548,13 +578,11 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma"))) voi
 FusedAttentionKV16(const AttentionArgs& a) {
   const int64_t hd = a.hd, nk = a.nk;
   constexpr int64_t kQB = 4;
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const bool bf16_scores = a.bf16 && hd % 32 == 0 && hd <= 256;
   const int64_t ld = (nk + 15) / 16 * 16;
   thread_local std::vector<float> sbuf;
   if (sbuf.size() < static_cast<size_t>(kQB * ld)) sbuf.resize(kQB * ld);
   float* s = sbuf.data();
-  const __m512 scale = _mm512_set1_ps(a.scale);
   for (int64_t q0 = 0; q0 < a.nq; q0 += kQB) {
     const int64_t qb = std::min(kQB, a.nq - q0);
     int64_t lim = nk;
@@ -566,69 +594,13 @@ FusedAttentionKV16(const AttentionArgs& a) {
     }
     int64_t row_lim[kQB], block_lim = 0;
     for (int64_t i = 0; i < qb; ++i) {
-      float* si = s + i * ld;
-      int64_t rl = a.causal_offset >= 0 ? std::min(nk, a.causal_offset + q0 + i + 1) : nk;
-      // Scale and mask (padding keys, keys past the causal limit) 16 at a time.
-      const int64_t chunks = (rl + 15) / 16;
-      __m512 vmax = _mm512_set1_ps(kNegInf);
-      for (int64_t c = 0; c < chunks; ++c) {
-        const int64_t left = rl - c * 16;
-        __mmask16 m =
-            left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
-        if (a.valid != nullptr) {
-          const __m128i vb = _mm_maskz_loadu_epi8(m, a.valid + c * 16);
-          m = _mm_test_epi8_mask(vb, vb);
-        }
-        const __m512 x =
-            _mm512_mask_mul_ps(_mm512_set1_ps(kNegInf), m, _mm512_loadu_ps(si + c * 16), scale);
-        _mm512_storeu_ps(si + c * 16, x);
-        vmax = _mm512_max_ps(vmax, x);
-      }
-      const float mx = _mm512_reduce_max_ps(vmax);
-      if (mx == kNegInf) {
-        // No visible key: uniform over all keys (reference behaviour with finfo.min masking).
-        rl = nk;
-        std::fill_n(si, nk, 1.0f / static_cast<float>(nk));
-      } else {
-        const __m512 mv = _mm512_set1_ps(mx);
-        __m512 vsum = _mm512_setzero_ps();
-        for (int64_t c = 0; c < chunks; ++c) {
-          const __m512 e = Exp512(_mm512_sub_ps(_mm512_loadu_ps(si + c * 16), mv));
-          // exp(-inf - mx) must be 0 (Exp512 clamps to ~1e-38): masked keys stay out.
-          const __m512 p =
-              _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(_mm512_loadu_ps(si + c * 16),
-                                                     _mm512_set1_ps(kNegInf), _CMP_NEQ_OQ),
-                                  e);
-          _mm512_storeu_ps(si + c * 16, p);
-          vsum = _mm512_add_ps(vsum, p);
-        }
-        const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
-        for (int64_t c = 0; c < chunks; ++c)
-          _mm512_storeu_ps(si + c * 16, _mm512_mul_ps(_mm512_loadu_ps(si + c * 16), inv));
-      }
-      row_lim[i] = rl;
-      block_lim = std::max(block_lim, rl);
+      row_lim[i] = SoftmaxScoreRow(a, s + i * ld, q0 + i);
+      block_lim = std::max(block_lim, row_lim[i]);
     }
     for (int64_t i = 0; i < qb; ++i)
       for (int64_t j = row_lim[i]; j < block_lim; ++j) s[i * ld + j] = 0.0f;
-    for (int64_t d0 = 0; d0 < hd; d0 += 64) {
-      const int64_t nv = std::min<int64_t>(64, hd - d0) / 16;
-      __m512 o[kQB][4];
-      for (int64_t i = 0; i < kQB; ++i)
-        for (int64_t c = 0; c < 4; ++c) o[i][c] = _mm512_setzero_ps();
-      for (int64_t j = 0; j < block_lim; ++j) {
-        const uint16_t* vj = a.v16 + j * a.kv_stride + d0;
-        __m512 vv[4];
-        for (int64_t c = 0; c < nv; ++c) vv[c] = LoadBf16(vj + 16 * c);
-        for (int64_t i = 0; i < qb; ++i) {
-          const __m512 p = _mm512_set1_ps(s[i * ld + j]);
-          for (int64_t c = 0; c < nv; ++c) o[i][c] = _mm512_fmadd_ps(p, vv[c], o[i][c]);
-        }
-      }
-      for (int64_t i = 0; i < qb; ++i)
-        for (int64_t c = 0; c < nv; ++c)
-          _mm512_storeu_ps(a.out + (q0 + i) * a.out_stride + d0 + 16 * c, o[i][c]);
-    }
+    ProbsTimesValues(s, ld, qb, block_lim, a.v16, a.kv_stride, hd, a.out + q0 * a.out_stride,
+                     a.out_stride);
   }
 }
 
@@ -678,7 +650,7 @@ void FusedAttention(const AttentionArgs& a) {
     FusedAttentionGeneric(f);
     return;
   }
-  if (a.kt != nullptr && a.hd % 16 == 0 && Cpu().avx512f) {
+  if (a.kt != nullptr && a.hd % 16 == 0 && Cpu().avx512f && Cpu().avx512bw && Cpu().avx512vl) {
     FusedAttentionAvx512(a);
     return;
   }

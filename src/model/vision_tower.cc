@@ -116,7 +116,7 @@ void VisionTower::FusedAttentionTile(const float* qkv, float* out) const {
   const int64_t T = tokens_per_tile(), prefix = cfg_.num_prefix_tokens();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   ParallelForOmp(H, [&](int64_t h0, int64_t h1) {
-    std::vector<float> q(T * hd), k(T * hd), kt(T * hd);
+    std::vector<float> q(T * hd), k(T * hd), kt;  // kt only for the kernels that read it
     for (int64_t h = h0; h < h1; ++h) {
       for (int64_t t = 0; t < T; ++t) {
         const float* row = qkv + t * 3 * D + h * hd;
@@ -132,7 +132,6 @@ void VisionTower::FusedAttentionTile(const float* qkv, float* out) const {
       a.v = qkv + 2 * D + h * hd;
       a.kv_stride = 3 * D;
       a.k_stride = hd;
-      a.kt = kt.data();
       a.kt_stride = T;
       a.out = out + h * hd;
       a.out_stride = D;
@@ -141,9 +140,9 @@ void VisionTower::FusedAttentionTile(const float* qkv, float* out) const {
       a.hd = hd;
       a.scale = scale;
       a.bf16 = true;
-      if (UsesBf16ManyQueryKernel(a)) {
-        a.kt = nullptr;  // packs its own key layout
-      } else {
+      if (!UsesBf16ManyQueryKernel(a)) {  // that kernel packs its own key layout
+        kt.resize(static_cast<size_t>(T * hd));
+        a.kt = kt.data();
         TransposeKeys(k.data(), hd, T, hd, kt.data());
       }
       FusedAttention(a);
