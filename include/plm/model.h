@@ -24,6 +24,8 @@
 
 namespace plm {
 
+struct DecoderResult;
+
 // How weights are stored and multiplied. kF32 is the float32 reference path (the correctness
 // oracle); the others trade a documented amount of accuracy for speed and memory.
 enum class ComputeType { kF32, kBF16, kQ8, kQ4 };
@@ -38,7 +40,7 @@ struct LoadOptions {
   // the reduced-precision paths (the same logits: each row attends causally to the cache), so
   // prefill activations are bounded by the slice, not the prompt (a 37-tile image is 9.5k
   // tokens). <= 0: the whole prompt in one pass. The f32 reference path always takes one pass.
-  int64_t prefill_chunk = 2048;
+  int64_t prefill_chunk = 1024;
   // Called with a short description of each loading step.
   std::function<void(const std::string& step)> on_progress;
 };
@@ -122,6 +124,15 @@ class PerceptionLMForConditionalGeneration {
   ForwardOutputs ForwardSequences(const ForwardInputs& inputs,
                                   std::span<KVCache* const> caches) const;
 
+  // Bytes of weight data in the checkpoint: the vision side (tower + projector) and the text side
+  // (decoder, token embeddings, LM head). The bf16/q8/q4 paths use checkpoint weights in place
+  // from the memory-mapped files (a q8/q4 folder written by `plm quantize`), so this is what a
+  // run keeps resident for the sides it uses; `plm bench` relates its peak RSS to it.
+  struct WeightBytes {
+    size_t vision = 0, text = 0;
+  };
+  WeightBytes weight_bytes() const;
+
   // A cache sized for `capacity` positions (it grows on demand).
   KVCache NewCache(int64_t batch, int64_t capacity) const;
 
@@ -132,7 +143,7 @@ class PerceptionLMForConditionalGeneration {
 
  private:
   explicit PerceptionLMForConditionalGeneration(std::unique_ptr<Impl> impl);
-  Tensor KeptLogits(const ForwardInputs& inputs, const Tensor& hidden) const;
+  Tensor KeptLogits(const ForwardInputs& inputs, const DecoderResult& result) const;
   std::unique_ptr<Impl> impl_;
 };
 

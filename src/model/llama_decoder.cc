@@ -142,16 +142,23 @@ DecoderResult LlamaDecoder::Forward(const DecoderRequest& req, KVCache* cache) c
     // slices in the cache, so the result is the same and the activations stay slice-sized.
     const int64_t D = cfg_.hidden_size;
     cache->Reserve(cache->length() + L);  // once, not once per slice
+    // Only the rows the caller needs are kept (a 9.5k-row hidden state is 78 MB at 2048 wide).
+    const int64_t first = std::clamp<int64_t>(req.hidden_from, 0, L - 1);
     DecoderResult res;
-    res.hidden = Tensor({1, L, D});
+    res.hidden = Tensor({1, L - first, D});
+    res.hidden_first = first;
     for (int64_t s = 0; s < L; s += prefill_chunk_) {
       DecoderRequest part = req;
       part.len = std::min(prefill_chunk_, L - s);
       part.embeds = req.embeds + s * D;
       part.positions = req.positions + s;
       part.mask = req.mask ? req.mask + s : nullptr;
+      part.hidden_from = 0;
       const DecoderResult r = Forward(part, cache);
-      std::copy_n(r.hidden.ptr(), part.len * D, res.hidden.ptr() + s * D);
+      const int64_t from = std::max(s, first), to = s + part.len;
+      if (from < to)
+        std::copy_n(r.hidden.ptr() + (from - s) * D, (to - from) * D,
+                    res.hidden.ptr() + (from - first) * D);
     }
     return res;
   }

@@ -23,10 +23,16 @@ struct DecoderRequest {
   int64_t batch = 1, len = 0;
   bool output_hidden_states = false;
   bool output_attentions = false;
+  // Rows before this one of a batch-1 request are not needed in DecoderResult::hidden (e.g. only
+  // the last position's logits are wanted): a sliced prefill then keeps just the rest.
+  int64_t hidden_from = 0;
 };
 
 struct DecoderResult {
-  Tensor hidden;  // [batch, len, hidden] after the final norm
+  Tensor hidden;  // [batch, len - hidden_first, hidden] after the final norm
+  // The first row of the request held in `hidden` (> 0 only when DecoderRequest::hidden_from
+  // let a sliced prefill drop the earlier rows).
+  int64_t hidden_first = 0;
   std::vector<Tensor>
       hidden_states;  // embeds, after each layer, and the last replaced by the final norm
   std::vector<Tensor> attentions;  // per layer [batch, heads, len, cache_len + len]

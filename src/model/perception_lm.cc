@@ -79,6 +79,15 @@ const PerceptionLMConfig& PerceptionLMForConditionalGeneration::config() const {
   return impl_->config;
 }
 
+PerceptionLMForConditionalGeneration::WeightBytes
+PerceptionLMForConditionalGeneration::weight_bytes() const {
+  WeightBytes b;
+  b.vision = impl_->weights.BytesWithPrefix("model.vision_tower.") +
+             impl_->weights.BytesWithPrefix("model.multi_modal_projector.");
+  b.text = impl_->weights.TotalBytes() - b.vision;
+  return b;
+}
+
 KVCache PerceptionLMForConditionalGeneration::NewCache(int64_t batch, int64_t capacity) const {
   return impl_->decoder->NewCache(batch, capacity);
 }
@@ -212,12 +221,11 @@ std::vector<int64_t> PositionIds(const ForwardInputs& in,
 
 }  // namespace
 
-// Logits of the rows `in` asks to keep (logits_positions, else the last logits_to_keep, else all)
-// of decoder output `hidden` [batch, len, hidden]: [batch, kept, vocab].
-Tensor PerceptionLMForConditionalGeneration::KeptLogits(const ForwardInputs& in,
-                                                        const Tensor& hidden) const {
-  const int64_t B = in.batch, L = in.len, D = impl_->config.text.hidden_size,
-                V = impl_->config.text.vocab_size;
+namespace {
+
+// The rows whose logits `in` asks for: logits_positions, else the last logits_to_keep, else all.
+std::vector<int64_t> KeptPositions(const ForwardInputs& in) {
+  const int64_t L = in.len;
   std::vector<int64_t> keep = in.logits_positions;
   if (keep.empty()) {
     const int64_t k = in.logits_to_keep > 0 ? std::min(in.logits_to_keep, L) : L;
@@ -227,12 +235,28 @@ Tensor PerceptionLMForConditionalGeneration::KeptLogits(const ForwardInputs& in,
     if (p < 0 || p >= L)
       throw Error(ErrorCode::kInvalidArgument,
                   "logits position " + std::to_string(p) + " is out of range");
+  return keep;
+}
+
+}  // namespace
+
+// Logits of the rows `in` asks to keep of decoder output `r.hidden` (rows r.hidden_first..len-1
+// of each batch row): [batch, kept, vocab].
+Tensor PerceptionLMForConditionalGeneration::KeptLogits(const ForwardInputs& in,
+                                                        const DecoderResult& r) const {
+  const int64_t B = in.batch, D = impl_->config.text.hidden_size,
+                V = impl_->config.text.vocab_size;
+  const std::vector<int64_t> keep = KeptPositions(in);
+  const int64_t first = r.hidden_first, held = in.len - first;
   const auto K = static_cast<int64_t>(keep.size());
   Tensor logits({B, K, V});
   std::vector<float> rows(static_cast<size_t>(K * D));
   for (int64_t b = 0; b < B; ++b) {
-    for (int64_t i = 0; i < K; ++i)
-      std::copy_n(hidden.ptr() + (b * L + keep[i]) * D, D, rows.data() + i * D);
+    for (int64_t i = 0; i < K; ++i) {
+      if (keep[i] < first)
+        throw Error(ErrorCode::kInternal, "the decoder dropped a row whose logits are needed");
+      std::copy_n(r.hidden.ptr() + (b * held + keep[i] - first) * D, D, rows.data() + i * D);
+    }
     impl_->decoder->Logits(rows.data(), K, logits.ptr() + b * K * V);
   }
   return logits;
@@ -265,7 +289,7 @@ ForwardOutputs PerceptionLMForConditionalGeneration::ForwardSequences(
   req.output_hidden_states = in.output_hidden_states;
   DecoderResult r = impl_->decoder->ForwardSequences(req, caches);
   out.hidden_states = std::move(r.hidden_states);
-  out.logits = KeptLogits(in, r.hidden);
+  out.logits = KeptLogits(in, r);
   return out;
 }
 
@@ -274,7 +298,16 @@ ForwardOutputs PerceptionLMForConditionalGeneration::Forward(const ForwardInputs
   ForwardOutputs out;
   const int64_t B = in.batch, L = in.len, D = impl_->config.text.hidden_size,
                 V = impl_->config.text.vocab_size;
-  Tensor embeds = GetInputEmbeddings(in, &out);
+  // Embeddings without media to scatter are read in place (a 9.5k-token prompt's are 78 MB).
+  Tensor embeds;
+  const float* embeds_ptr = nullptr;
+  if (in.input_ids.empty() && in.pixel_values.tiles == 0 && in.pixel_values_videos.tiles == 0 &&
+      B > 0 && L > 0 && static_cast<int64_t>(in.inputs_embeds.size()) == B * L * D) {
+    embeds_ptr = in.inputs_embeds.data();
+  } else {
+    embeds = GetInputEmbeddings(in, &out);  // also reports a wrong size
+    embeds_ptr = embeds.ptr();
+  }
   KVCache local;
   if (cache == nullptr) {
     local = NewCache(B, L);
@@ -289,17 +322,21 @@ ForwardOutputs PerceptionLMForConditionalGeneration::Forward(const ForwardInputs
     for (int64_t m : in.attention_mask) mask.push_back(m != 0);
   }
   DecoderRequest req;
-  req.embeds = embeds.ptr();
+  req.embeds = embeds_ptr;
   req.positions = positions.data();
   req.mask = mask.empty() ? nullptr : mask.data();
   req.batch = B;
   req.len = L;
   req.output_hidden_states = in.output_hidden_states;
   req.output_attentions = in.output_attentions;
+  if (in.labels.empty()) {  // the loss reads every row
+    const std::vector<int64_t> keep = KeptPositions(in);
+    req.hidden_from = keep.empty() ? 0 : *std::min_element(keep.begin(), keep.end());
+  }
   DecoderResult r = impl_->decoder->Forward(req, cache);
   out.hidden_states = std::move(r.hidden_states);
   out.attentions = std::move(r.attentions);
-  out.logits = KeptLogits(in, r.hidden);
+  out.logits = KeptLogits(in, r);
 
   if (!in.labels.empty()) {
     if (static_cast<int64_t>(in.labels.size()) != B * L)

@@ -191,4 +191,12 @@ size_t WeightStore::TotalBytes() const {
   return n;
 }
 
+size_t WeightStore::BytesWithPrefix(const std::string& prefix) const {
+  size_t n = 0;
+  for (auto it = index_.lower_bound(prefix); it != index_.end() && it->first.starts_with(prefix);
+       ++it)
+    n += it->second->nbytes;
+  return n;
+}
+
 }  // namespace plm

@@ -54,6 +54,8 @@ class WeightStore {
   const std::vector<std::string>& files() const { return files_; }
   // Total bytes of tensor data.
   size_t TotalBytes() const;
+  // Bytes of the tensors whose names start with `prefix`.
+  size_t BytesWithPrefix(const std::string& prefix) const;
 
  private:
   std::vector<std::shared_ptr<SafetensorsFile>> shards_;

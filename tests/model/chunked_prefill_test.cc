@@ -5,8 +5,10 @@
 // result equals one pass exactly.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <random>
 
+#include "plm/error.h"
 #include "plm/model.h"
 #include "support/test_support.h"
 
@@ -54,6 +56,55 @@ TEST(ChunkedPrefill, SameLogitsAndCacheAsOnePass) {
             << what << " decode step " << step;
       }
     }
+  }
+}
+
+// A sliced prefill keeps only the hidden rows whose logits are asked for; each kept row's logits
+// equal the same row of an all-rows pass, whichever slices the rows fall in, and for prompts
+// given as token ids or as embeddings (read in place).
+TEST(ChunkedPrefill, KeptRowsMatchAllRows) {
+  const auto dirs = test::FixtureModels();
+  ASSERT_FALSE(dirs.empty());
+  for (const auto& dir : dirs) {
+    LoadOptions sliced;
+    sliced.compute = ComputeType::kQ8;
+    sliced.prefill_chunk = 16;
+    auto m = PerceptionLMForConditionalGeneration::FromPretrained(dir, sliced);
+    const int64_t V = m->config().text.vocab_size, D = m->config().text.hidden_size, L = 40;
+    std::mt19937 rng(5);
+    std::uniform_int_distribution<int64_t> tok(0, std::min<int64_t>(V, 120000) - 1);
+    ForwardInputs in;
+    for (int64_t i = 0; i < L; ++i) in.input_ids.push_back(tok(rng));
+    in.len = L;
+    const ForwardOutputs all = m->Forward(in);
+    ASSERT_EQ(all.logits.numel(), L * V);
+    auto expect_rows = [&](const ForwardOutputs& o, const std::vector<int64_t>& rows,
+                           const std::string& what) {
+      ASSERT_EQ(o.logits.numel(), static_cast<int64_t>(rows.size()) * V) << what;
+      for (size_t i = 0; i < rows.size(); ++i)
+        EXPECT_TRUE(std::equal(o.logits.ptr() + i * V, o.logits.ptr() + (i + 1) * V,
+                               all.logits.ptr() + rows[i] * V))
+            << dir << " " << what << " row " << rows[i];
+    };
+    ForwardInputs last = in;
+    last.logits_to_keep = 1;
+    expect_rows(m->Forward(last), {L - 1}, "logits_to_keep = 1");
+    ForwardInputs tail = in;
+    tail.logits_to_keep = 20;  // rows 20..39: part of the second slice and the third
+    std::vector<int64_t> tail_rows;
+    for (int64_t r = 20; r < L; ++r) tail_rows.push_back(r);
+    expect_rows(m->Forward(tail), tail_rows, "logits_to_keep = 20");
+    ForwardInputs picked = in;
+    picked.logits_positions = {33, 3, 17};
+    expect_rows(m->Forward(picked), {33, 3, 17}, "logits_positions");
+    ForwardInputs embeds;
+    embeds.len = L;
+    embeds.inputs_embeds = m->GetInputEmbeddings(in, nullptr).data;
+    ASSERT_EQ(static_cast<int64_t>(embeds.inputs_embeds.size()), L * D);
+    embeds.logits_to_keep = 2;
+    expect_rows(m->Forward(embeds), {L - 2, L - 1}, "inputs_embeds");
+    embeds.inputs_embeds.pop_back();
+    EXPECT_THROW(m->Forward(embeds), Error) << "inputs_embeds of the wrong size";
   }
 }
 

@@ -39,6 +39,7 @@ struct BenchArgs {
   int64_t tiles = 2;
   std::vector<int64_t> prefill = {512, 2048, 9472};
   int64_t decode_tokens = 16;
+  int64_t prefill_chunk = LoadOptions{}.prefill_chunk;
   bool skip_vision = false;
 };
 
@@ -266,6 +267,7 @@ int Run(const BenchArgs& a) {
   LoadOptions opt;
   opt.compute = ct;
   opt.threads = threads;
+  opt.prefill_chunk = a.prefill_chunk;
   double t0 = Now();
   auto model = PerceptionLMForConditionalGeneration::FromPretrained(dir, opt);
   const double load_s = Now() - t0;
@@ -279,6 +281,7 @@ int Run(const BenchArgs& a) {
   const char* omp_wait = std::getenv("OMP_WAIT_POLICY");
   j["omp_wait_policy"] = omp_wait != nullptr ? omp_wait : "";
   j["load_s"] = load_s;
+  j["prefill_chunk"] = a.prefill_chunk;
   j["read_bandwidth_bytes_per_s"] = bandwidth;
 
   // Vision tower + projector.
@@ -308,6 +311,7 @@ int Run(const BenchArgs& a) {
   nlohmann::json pre = nlohmann::json::object(), dec = nlohmann::json::object(),
                  bytes = nlohmann::json::object(), frac = nlohmann::json::object();
   const double wbytes = DecodeWeightBytes(cfg, ct);
+  double kv_bytes = 0;  // the largest KV cache in use (bytes of keys and values)
   bool warmed = false;
   for (int64_t L : a.prefill) {
     if (L + a.decode_tokens > tc.max_position_embeddings) continue;
@@ -346,6 +350,11 @@ int Run(const BenchArgs& a) {
         2.0 *
         static_cast<double>(tc.num_hidden_layers * tc.num_key_value_heads * tc.head_dim * ctx) *
         (cache.type() == KVType::kBF16 ? 2.0 : 4.0);
+    kv_bytes = std::max(kv_bytes, 2.0 *
+                                      static_cast<double>(tc.num_hidden_layers *
+                                                          tc.num_key_value_heads * tc.head_dim *
+                                                          (L + a.decode_tokens)) *
+                                      (cache.type() == KVType::kBF16 ? 2.0 : 4.0));
     dec[std::to_string(L)] = tps;
     bytes[std::to_string(L)] = wbytes + kv;
     frac[std::to_string(L)] = (wbytes + kv) * tps / bandwidth;
@@ -356,6 +365,15 @@ int Run(const BenchArgs& a) {
   j["decode_bandwidth_fraction"] = frac;
   j["decode_weight_bytes"] = wbytes;
   j["peak_rss_bytes"] = PeakRss();
+  // What the run needs resident: the checkpoint's text weights (and vision weights when tiles
+  // ran; used in place from the mapped files on the bf16/q8/q4 paths) plus the KV cache.
+  const auto wb = model->weight_bytes();
+  const double resident =
+      static_cast<double>(wb.text) +
+      (!a.skip_vision && a.tiles > 0 ? static_cast<double>(wb.vision) : 0.0);
+  j["weight_bytes"] = resident;
+  j["kv_cache_bytes"] = kv_bytes;
+  j["peak_rss_over_weights_kv"] = static_cast<double>(PeakRss()) / (resident + kv_bytes);
 
   if (a.json) {
     std::printf("%s\n", j.dump().c_str());
@@ -375,8 +393,10 @@ int Run(const BenchArgs& a) {
   for (auto& [k, v] : pre.items())
     std::printf("  %-8s %12.1f %12.2f %16.3e %9.0f%%\n", k.c_str(), v.get<double>(),
                 dec[k].get<double>(), bytes[k].get<double>(), 100 * frac[k].get<double>());
-  std::printf("  peak RSS             %8.2f GiB\n",
-              static_cast<double>(PeakRss()) / (1024.0 * 1024.0 * 1024.0));
+  std::printf("  peak RSS             %8.2f GiB (%.2fx the weights + KV cache in use: %.2f GiB)\n",
+              static_cast<double>(PeakRss()) / (1024.0 * 1024.0 * 1024.0),
+              j["peak_rss_over_weights_kv"].get<double>(),
+              (resident + kv_bytes) / (1024.0 * 1024.0 * 1024.0));
   return 0;
 }
 
@@ -396,6 +416,9 @@ Command RegisterBench(CLI::App& app) {
       ->delimiter(',');
   sub->add_option("--decode-tokens", a->decode_tokens, "tokens decoded per context")
       ->default_val(16);
+  sub->add_option("--prefill-chunk", a->prefill_chunk,
+                  "prompt tokens per decoder pass of a long prefill (0: one pass)")
+      ->default_val(a->prefill_chunk);
   sub->add_flag("--skip-vision", a->skip_vision, "do not time the vision tower");
   sub->add_option("--cache-dir", a->cache_dir, "where the random checkpoint is kept (/tmp)");
   sub->add_option("--model", a->model, "use this checkpoint folder instead of random weights");
