@@ -244,8 +244,7 @@ std::vector<int64_t> KeptPositions(const ForwardInputs& in) {
 // of each batch row): [batch, kept, vocab].
 Tensor PerceptionLMForConditionalGeneration::KeptLogits(const ForwardInputs& in,
                                                         const DecoderResult& r) const {
-  const int64_t B = in.batch, D = impl_->config.text.hidden_size,
-                V = impl_->config.text.vocab_size;
+  const int64_t B = in.batch, D = impl_->config.text.hidden_size, V = impl_->config.text.vocab_size;
   const std::vector<int64_t> keep = KeptPositions(in);
   const int64_t first = r.hidden_first, held = in.len - first;
   const auto K = static_cast<int64_t>(keep.size());

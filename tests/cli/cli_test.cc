@@ -171,10 +171,10 @@ TEST(Cli, BenchReportsMemoryAgainstWeightsAndKvCache) {
   EXPECT_EQ(j["weight_bytes"].get<double>(), static_cast<double>(tensor_bytes));
   const Json text = ReadJsonFile(model_dir + "/config.json")["text_config"];
   const int64_t layers = text["num_hidden_layers"], kv_heads = text["num_key_value_heads"];
-  const int64_t head_dim = text.contains("head_dim")
-                               ? text["head_dim"].get<int64_t>()
-                               : text["hidden_size"].get<int64_t>() /
-                                     text["num_attention_heads"].get<int64_t>();
+  const int64_t head_dim =
+      text.contains("head_dim")
+          ? text["head_dim"].get<int64_t>()
+          : text["hidden_size"].get<int64_t>() / text["num_attention_heads"].get<int64_t>();
   // bf16 keys and values for 9 prompt + 2 decoded positions.
   EXPECT_EQ(j["kv_cache_bytes"].get<double>(),
             static_cast<double>(2 * layers * kv_heads * head_dim * 11 * 2));

@@ -350,11 +350,11 @@ int Run(const BenchArgs& a) {
         2.0 *
         static_cast<double>(tc.num_hidden_layers * tc.num_key_value_heads * tc.head_dim * ctx) *
         (cache.type() == KVType::kBF16 ? 2.0 : 4.0);
-    kv_bytes = std::max(kv_bytes, 2.0 *
-                                      static_cast<double>(tc.num_hidden_layers *
-                                                          tc.num_key_value_heads * tc.head_dim *
-                                                          (L + a.decode_tokens)) *
-                                      (cache.type() == KVType::kBF16 ? 2.0 : 4.0));
+    kv_bytes =
+        std::max(kv_bytes, 2.0 *
+                               static_cast<double>(tc.num_hidden_layers * tc.num_key_value_heads *
+                                                   tc.head_dim * (L + a.decode_tokens)) *
+                               (cache.type() == KVType::kBF16 ? 2.0 : 4.0));
     dec[std::to_string(L)] = tps;
     bytes[std::to_string(L)] = wbytes + kv;
     frac[std::to_string(L)] = (wbytes + kv) * tps / bandwidth;
@@ -368,9 +368,8 @@ int Run(const BenchArgs& a) {
   // What the run needs resident: the checkpoint's text weights (and vision weights when tiles
   // ran; used in place from the mapped files on the bf16/q8/q4 paths) plus the KV cache.
   const auto wb = model->weight_bytes();
-  const double resident =
-      static_cast<double>(wb.text) +
-      (!a.skip_vision && a.tiles > 0 ? static_cast<double>(wb.vision) : 0.0);
+  const double resident = static_cast<double>(wb.text) +
+                          (!a.skip_vision && a.tiles > 0 ? static_cast<double>(wb.vision) : 0.0);
   j["weight_bytes"] = resident;
   j["kv_cache_bytes"] = kv_bytes;
   j["peak_rss_over_weights_kv"] = static_cast<double>(PeakRss()) / (resident + kv_bytes);
