@@ -55,6 +55,13 @@ void BM_Gemm(benchmark::State& st) {
     benchmark::DoNotOptimize(y.data());
   }
   SetFlops(st, m, n, k);
+  // Weight bytes read per call (what bounds a decode step when they stream from DRAM).
+  const double wbytes = kind == 0   ? 4.0 * n * k
+                        : kind == 1 ? 2.0 * n * k
+                        : kind == 2 ? static_cast<double>(q8.bytes())
+                                    : static_cast<double>(q4.bytes());
+  st.counters["weight_bytes"] =
+      benchmark::Counter(wbytes * st.iterations(), benchmark::Counter::kIsRate);
 }
 
 // kind: 0 f32 (OpenBLAS), 1 bf16, 2 q8, 3 q4; last arg: threads.
@@ -68,6 +75,8 @@ BENCHMARK(BM_Gemm)
     // The same with a matrix larger than the 32 MiB L3 (bf16 128 MiB, q8 64 MiB, q4 36 MiB), so
     // that the weights stream from DRAM as in a real decode step.
     ->ArgsProduct({{1, 2, 4, 8}, {8192}, {8192}, {1, 2, 3}, {2}})
+    // m = 1 over 4x that (q8 256 MiB, q4 144 MiB): DRAM-bound, "weight_bytes" is the bandwidth.
+    ->ArgsProduct({{1}, {32768}, {8192}, {2, 3}, {2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
