@@ -82,13 +82,19 @@ void ParallelGeluFast(float* x, int64_t n) {
   });
 }
 
-void ParallelSiluFast(float* x, int64_t n) {
-  if (n < 65536) {  // decode-sized: not worth waking threads
-    SiluFastInPlace(x, n);
+__attribute__((target_clones("avx512f", "default"))) void SiluMulFastInPlace(float* g,
+                                                                             const float* u,
+                                                                             int64_t n) {
+  for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + ExpApprox(-g[i])) * u[i];
+}
+
+void ParallelSiluMulFast(float* g, const float* u, int64_t n) {
+  if (n < 65536) {
+    SiluMulFastInPlace(g, u, n);
     return;
   }
   ParallelForOmp((n + 4095) / 4096, [&](int64_t b, int64_t e) {
-    SiluFastInPlace(x + b * 4096, std::min(n, e * 4096) - b * 4096);
+    SiluMulFastInPlace(g + b * 4096, u + b * 4096, std::min(n, e * 4096) - b * 4096);
   });
 }
 

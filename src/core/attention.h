@@ -56,8 +56,9 @@ void ExpInPlace(float* x, int64_t n);
 void GeluFastInPlace(float* x, int64_t n);
 // SiLU x * sigmoid(x) with ExpApprox, vectorisable.
 void SiluFastInPlace(float* x, int64_t n);
-// The same, split over ThreadPool::Global().
+// GELU split over the OpenMP threads for large n.
 void ParallelGeluFast(float* x, int64_t n);
-void ParallelSiluFast(float* x, int64_t n);
+// g = SiLU(g) * u with the approximate SiLU (the Llama MLP's gate), split likewise.
+void ParallelSiluMulFast(float* g, const float* u, int64_t n);
 
 }  // namespace plm

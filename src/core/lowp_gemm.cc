@@ -15,6 +15,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
 
+#include "core/attention.h"
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/parallel.h"
@@ -106,6 +107,40 @@ void AddBias(float* y, const float* bias, int64_t m, int64_t n) {
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
 }
+
+}  // namespace
+
+__attribute__((target_clones("avx512f", "default"))) void FinishRows(const float* v, int64_t nv,
+                                                                     float* y, int64_t ny,
+                                                                     int64_t b, int64_t e,
+                                                                     int64_t n, const float* bias,
+                                                                     const GemmEpilogue& ep) {
+  for (int64_t i = b; i < e; ++i) {
+    const float* vi = v + i * nv;
+    float* yi = y + i * ny;
+    if (ep.kind == GemmEpilogue::Kind::kAddScaled) {
+      const float* g = ep.gamma;
+      if (bias != nullptr && g != nullptr) {
+        for (int64_t j = 0; j < n; ++j) yi[j] += g[j] * (vi[j] + bias[j]);
+      } else if (g != nullptr) {
+        for (int64_t j = 0; j < n; ++j) yi[j] += g[j] * vi[j];
+      } else if (bias != nullptr) {
+        for (int64_t j = 0; j < n; ++j) yi[j] += vi[j] + bias[j];
+      } else {
+        for (int64_t j = 0; j < n; ++j) yi[j] += vi[j];
+      }
+      continue;
+    }
+    if (bias != nullptr) {
+      for (int64_t j = 0; j < n; ++j) yi[j] = vi[j] + bias[j];
+    } else if (vi != yi) {
+      for (int64_t j = 0; j < n; ++j) yi[j] = vi[j];
+    }
+    if (ep.kind == GemmEpilogue::Kind::kGelu) GeluFastInPlace(yi, n);
+  }
+}
+
+namespace {
 
 // ---------------------------------------------------------------------------------------------
 // Small-m kernels (decode, m <= kSmallM). A tile is R weight rows x M activation rows with R * M
@@ -456,6 +491,22 @@ __attribute__((target_clones("avx512f", "default"))) void Rescale(const int32_t*
     const float sx = xs[i];
     for (int64_t j = 0; j < n; ++j)
       y[i * ny + j] = sx * ws[j] * static_cast<float>(acc[i * na + j]);
+  }
+}
+
+// Rescale, then bias and epilogue, one row at a time through a row buffer in cache.
+void RescaleFinish(const int32_t* acc, int64_t na, const float* xs, const float* ws, float* y,
+                   int64_t ny, int64_t b, int64_t e, int64_t n, const float* bias,
+                   const GemmEpilogue& ep) {
+  if (bias == nullptr && ep.kind == GemmEpilogue::Kind::kStore) {
+    Rescale(acc, na, xs, ws, y, ny, b, e, n);
+    return;
+  }
+  thread_local std::vector<float> row;
+  row.resize(static_cast<size_t>(n));
+  for (int64_t i = b; i < e; ++i) {
+    Rescale(acc + i * na, na, xs + i, ws, row.data(), n, 0, 1, n);
+    FinishRows(row.data(), 0, y + i * ny, ny, 0, 1, n, bias, ep);
   }
 }
 
@@ -851,7 +902,7 @@ namespace {
 // either points into a Q8Matrix or expands q4 rows into a scratch buffer.
 template <typename PanelFn>
 void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t panel_rows,
-                   const PanelFn& panel, float* y) {
+                   const PanelFn& panel, const float* bias, const GemmEpilogue& ep, float* y) {
   const bool fast = Cpu().avx512_full();
   const int64_t chunk = ChunkRows(m);
   for (int64_t i0 = 0; i0 < m; i0 += chunk) {
@@ -878,24 +929,32 @@ void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t pane
         SyncGemmThreads();
         Dnnl::Get().Run(prim, MmKind::kS8, mm, np, k, xqp, wq, acc.data());
         const int32_t* accp = acc.data();
-        ParallelForOmp(
-            mm, [&](int64_t b, int64_t e) { Rescale(accp, np, xsp, ws, yc + r0, n, b, e, np); });
+        GemmEpilogue pe = ep;  // this panel's columns
+        if (pe.gamma != nullptr) pe.gamma += r0;
+        const float* pb = bias != nullptr ? bias + r0 : nullptr;
+        ParallelForOmp(mm, [&](int64_t b, int64_t e) {
+          RescaleFinish(accp, np, xsp, ws, yc + r0, n, b, e, np, pb, pe);
+        });
       } else {
         // Portable: exact integer products evaluated in f32 (|q| <= 127, so panels are exact).
         std::vector<float> xf(xq.size());
         for (size_t i = 0; i < xq.size(); ++i) xf[i] = xq[i];
         constexpr int64_t kPanel = 256;
         std::vector<float> wf(static_cast<size_t>(std::min(np, kPanel) * k));
+        std::vector<float> v(static_cast<size_t>(mm * np));
         for (int64_t p0 = 0; p0 < np; p0 += kPanel) {
           const int64_t rn = std::min(kPanel, np - p0);
           for (int64_t i = 0; i < rn * k; ++i) wf[i] = wq[p0 * k + i];
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(mm),
                       static_cast<int>(rn), static_cast<int>(k), 1.0f, xf.data(),
-                      static_cast<int>(k), wf.data(), static_cast<int>(k), 0.0f, yc + r0 + p0,
-                      static_cast<int>(n));
+                      static_cast<int>(k), wf.data(), static_cast<int>(k), 0.0f, v.data() + p0,
+                      static_cast<int>(np));
         }
         for (int64_t i = 0; i < mm; ++i)
-          for (int64_t j = 0; j < np; ++j) yc[i * n + r0 + j] *= xs[i] * ws[j];
+          for (int64_t j = 0; j < np; ++j) v[i * np + j] *= xs[i] * ws[j];
+        GemmEpilogue pe = ep;
+        if (pe.gamma != nullptr) pe.gamma += r0;
+        FinishRows(v.data(), np, yc + r0, n, 0, mm, np, bias != nullptr ? bias + r0 : nullptr, pe);
       }
     }
   }
@@ -903,17 +962,20 @@ void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t pane
 
 }  // namespace
 
-void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int64_t m) {
+void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int64_t m,
+            const GemmEpilogue& ep) {
   const int64_t n = w.n, k = w.k;
   if (m == 0 || n == 0) return;
   if (Cpu().avx512_full() && m <= kSmallM) {
     std::vector<uint8_t> xu;
     std::vector<float> xs;
     QuantizeRowsU8(x, m, k, &xu, &xs);
+    std::vector<float> tmp(ep.kind == GemmEpilogue::Kind::kAddScaled ? m * n : 0);
+    float* out = tmp.empty() ? y : tmp.data();
     ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
-      GemvQ8Avx512(xu.data(), xs.data(), w, y, m, b * kRowBlock, std::min(n, e * kRowBlock));
+      GemvQ8Avx512(xu.data(), xs.data(), w, out, m, b * kRowBlock, std::min(n, e * kRowBlock));
     });
-    AddBias(y, bias, m, n);
+    FinishRows(out, n, y, n, 0, m, n, bias, ep);
     return;
   }
   GemmInt8Large(
@@ -922,8 +984,7 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
         *q = w.q + r0 * k;
         *s = w.scale + r0;
       },
-      y);
-  AddBias(y, bias, m, n);
+      bias, ep, y);
 }
 
 void Q4Matrix::Allocate(int64_t rows, int64_t cols) {
@@ -1005,7 +1066,8 @@ void ExpandQ4Rows(const Q4Matrix& w, int64_t r0, int64_t r1, int8_t* q, float* s
   }
 }
 
-void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int64_t m) {
+void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int64_t m,
+            const GemmEpilogue& ep) {
   const int64_t n = w.n, k = w.k;
   if (m == 0 || n == 0) return;
   if (m > kSmallM) {
@@ -1027,10 +1089,14 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
           *q = pqp;
           *s = psp;
         },
-        y);
-    AddBias(y, bias, m, n);
+        bias, ep, y);
     return;
   }
+  // The small-m kernels write x W^T; bias and epilogue follow (into y from a scratch copy when
+  // the epilogue accumulates into y).
+  std::vector<float> tmp(ep.kind == GemmEpilogue::Kind::kAddScaled ? m * n : 0);
+  float* const yout = y;
+  if (!tmp.empty()) y = tmp.data();
   if (Cpu().avx512_full()) {
     thread_local Q4Act act;
     PrepareQ4Act(x, m, k, &act);
@@ -1038,7 +1104,7 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
     ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
       GemvQ4Avx512(a, w, y, m, b * kRowBlock, std::min(n, e * kRowBlock));
     });
-    AddBias(y, bias, m, n);
+    FinishRows(y, n, yout, n, 0, m, n, bias, ep);
     return;
   }
   std::vector<uint8_t> xu;
@@ -1063,7 +1129,7 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
       y[i * n + r] = xs[i] * static_cast<float>(acc);
     }
   }
-  AddBias(y, bias, m, n);
+  FinishRows(y, n, yout, n, 0, m, n, bias, ep);
 }
 
 bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& jobs) {

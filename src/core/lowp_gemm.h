@@ -24,6 +24,20 @@ namespace plm {
 
 inline constexpr int64_t kSmallM = 8;
 
+// What a GEMM does with each output row v = x W^T + b: store it (kStore), store GeluFast(v)
+// (kGelu), or add it scaled into y: y += gamma * v (kAddScaled, a LayerScale residual; gamma
+// null = 1). The int8 GEMMs for large m do it in their rescaling pass, so the output is written
+// once instead of once per step (rescale, bias, activation, residual).
+struct GemmEpilogue {
+  enum class Kind { kStore, kGelu, kAddScaled };
+  Kind kind = Kind::kStore;
+  const float* gamma = nullptr;  // [n], kAddScaled only
+};
+// Applies `ep` to rows [b, e) of values v (row stride nv) into y (row stride ny), columns
+// [0, n) with `bias` (may be null). v may equal y (same strides) except for kAddScaled.
+void FinishRows(const float* v, int64_t nv, float* y, int64_t ny, int64_t b, int64_t e, int64_t n,
+                const float* bias, const GemmEpilogue& ep);
+
 // y = x W^T + b with W bf16 [n, k].
 void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, int64_t m, int64_t n,
               int64_t k);
@@ -53,7 +67,8 @@ struct Q8Matrix {
 // can quantize a large matrix chunk by chunk).
 void QuantizeQ8Rows(const float* w, int64_t rows, int64_t k, int8_t* q, float* scale, int32_t* sum);
 Q8Matrix QuantizeQ8(const float* w, int64_t n, int64_t k);
-void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int64_t m);
+void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int64_t m,
+            const GemmEpilogue& ep = {});
 
 // 4-bit weights in blocks of 32 values with an f16 scale per block (ggml Q4_0-like: value = q *
 // scale, q in [-8, 7]); k % 64 == 0. Decode (small m) unpacks nibbles in registers; large m
@@ -81,7 +96,8 @@ struct Q4Matrix {
 void QuantizeQ4Rows(const float* w, int64_t rows, int64_t k, uint8_t* q, uint16_t* scale,
                     float* comp);
 Q4Matrix QuantizeQ4(const float* w, int64_t n, int64_t k);
-void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int64_t m);
+void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int64_t m,
+            const GemmEpilogue& ep = {});
 // Dequantized value of one weight (tests, slow).
 float Q4Value(const Q4Matrix& w, int64_t row, int64_t col);
 // Rows [r0, r1) of a q4 matrix as per-row int8 (what the large-m path multiplies): q [rows, k],

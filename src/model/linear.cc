@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "core/ops.h"
+#include "core/parallel.h"
 #include "plm/error.h"
 
 namespace plm {
@@ -115,22 +116,31 @@ Linear::Linear(const QuantizedWeight& w, const TensorView* bias)
   }
 }
 
-void Linear::Forward(const float* x, int64_t rows, float* y) const {
+void Linear::Forward(const float* x, int64_t rows, float* y, const GemmEpilogue& ep) const {
   const float* bias = b_.empty() ? nullptr : b_.data();
   switch (compute_) {
-    case ComputeType::kF32:
-      GemmF32(x, w_.data(), bias, y, rows, out_, in_);
-      return;
-    case ComputeType::kBF16:
-      GemmBF16(x, bf16_, bias, y, rows, out_, in_);
-      return;
     case ComputeType::kQ8:
-      GemmQ8(x, *q8_, bias, y, rows);
+      GemmQ8(x, *q8_, bias, y, rows, ep);
       return;
     case ComputeType::kQ4:
-      GemmQ4(x, *q4_, bias, y, rows);
+      GemmQ4(x, *q4_, bias, y, rows, ep);
       return;
+    case ComputeType::kF32:
+    case ComputeType::kBF16:
+      break;
   }
+  // f32 / bf16: the GEMM (with bias) into y, or into scratch when it accumulates into y, then
+  // the epilogue as a row-parallel pass.
+  std::vector<float> tmp(ep.kind == GemmEpilogue::Kind::kAddScaled ? rows * out_ : 0);
+  float* out = tmp.empty() ? y : tmp.data();
+  if (compute_ == ComputeType::kF32) {
+    GemmF32(x, w_.data(), bias, out, rows, out_, in_);
+  } else {
+    GemmBF16(x, bf16_, bias, out, rows, out_, in_);
+  }
+  if (ep.kind == GemmEpilogue::Kind::kStore) return;
+  ParallelForOmp(
+      rows, [&](int64_t b, int64_t e) { FinishRows(out, out_, y, out_, b, e, out_, nullptr, ep); });
 }
 
 size_t Linear::weight_bytes() const {

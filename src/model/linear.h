@@ -30,8 +30,9 @@ class Linear {
   // A matrix stored quantized in the checkpoint, used in place (no copy).
   Linear(const QuantizedWeight& weight, const TensorView* bias);
 
-  // y[rows, out] = x[rows, in] W^T + b.
-  void Forward(const float* x, int64_t rows, float* y) const;
+  // y[rows, out] = x[rows, in] W^T + b, or with `ep` GeluFast of that, or y += gamma * that (see
+  // GemmEpilogue; fused into the int8 GEMMs' rescaling pass for large `rows`).
+  void Forward(const float* x, int64_t rows, float* y, const GemmEpilogue& ep = {}) const;
   // Several layers over the same input (q/k/v, gate/up): for decode-sized `rows` one parallel
   // pass over all their weight rows with the input converted once; otherwise one GEMM each.
   static void ForwardMany(const float* x, int64_t rows, const std::vector<const Linear*>& layers,

@@ -223,6 +223,8 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
   std::vector<float> g(rows * I), u(rows * I), scores(max_total);
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
+  GemmEpilogue residual;
+  residual.kind = GemmEpilogue::Kind::kAddScaled;
 
   for (size_t li = 0; li < layers_.size(); ++li) {
     const Layer& layer = layers_[li];
@@ -320,18 +322,17 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
       }
     }
     if (req.output_attentions) res.attentions.push_back(std::move(probs));
-    layer.o.Forward(attn.data(), rows, x.data());
-    for (int64_t i = 0; i < rows * D; ++i) h[i] += x[i];
+    // The residual adds happen in the projections' output pass (h += o(attn), h += down(.)).
+    layer.o.Forward(attn.data(), rows, h.data(), residual);
     RmsNorm(h.data(), layer.post_norm.data(), eps, x.data(), rows, D);
     Linear::ForwardMany(x.data(), rows, {&layer.gate, &layer.up}, {g.data(), u.data()});
     if (compute_ == ComputeType::kF32) {
       SiluInPlace(g.data(), rows * I);
+      for (int64_t i = 0; i < rows * I; ++i) g[i] *= u[i];
     } else {
-      ParallelSiluFast(g.data(), rows * I);
+      ParallelSiluMulFast(g.data(), u.data(), rows * I);
     }
-    for (int64_t i = 0; i < rows * I; ++i) g[i] *= u[i];
-    layer.down.Forward(g.data(), rows, x.data());
-    for (int64_t i = 0; i < rows * D; ++i) h[i] += x[i];
+    layer.down.Forward(g.data(), rows, h.data(), residual);
     if (req.output_hidden_states) {
       Tensor t({B, L, D});
       t.data = h;

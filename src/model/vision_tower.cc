@@ -183,24 +183,24 @@ void VisionTower::Attention(const float* qkv, float* out) const {
 }
 
 void VisionTower::ForwardTile(const float* pixels, float* z, std::vector<Tensor>* block_outputs,
-                              int64_t tile, int64_t n_tiles) const {
+                              int64_t tile, int64_t n_tiles, Scratch& scratch) const {
   const int64_t D = cfg_.embed_dim, ps = cfg_.patch_size, gh = cfg_.grid_h(), gw = cfg_.grid_w();
   const int64_t N = gh * gw, prefix = cfg_.num_prefix_tokens(), T = prefix + N;
   const int64_t H = cfg_.img_height, W = cfg_.img_width, K = 3 * ps * ps;
 
   // Patch embedding as a GEMM over unfolded patches in (channel, ky, kx) order = conv weight order.
-  std::vector<float> cols(N * K);
+  float* cols = scratch.cols.get();
   for (int64_t r = 0; r < gh; ++r)
     for (int64_t c = 0; c < gw; ++c) {
-      float* dst = cols.data() + (r * gw + c) * K;
+      float* dst = cols + (r * gw + c) * K;
       for (int64_t ch = 0; ch < 3; ++ch)
         for (int64_t ky = 0; ky < ps; ++ky) {
           const float* src = pixels + (ch * H + r * ps + ky) * W + c * ps;
           std::copy(src, src + ps, dst + (ch * ps + ky) * ps);
         }
     }
-  GemmF32(cols.data(), patch_w_.data(), patch_b_.empty() ? nullptr : patch_b_.data(),
-          z + prefix * D, N, D, K);
+  GemmF32(cols, patch_w_.data(), patch_b_.empty() ? nullptr : patch_b_.data(), z + prefix * D, N, D,
+          K);
   if (prefix) std::copy(cls_.begin(), cls_.end(), z);
   for (int64_t i = 0; i < T * D; ++i) z[i] += pos_[i];
   if (cfg_.use_pre_transformer_norm)
@@ -208,9 +208,12 @@ void VisionTower::ForwardTile(const float* pixels, float* z, std::vector<Tensor>
 
   const float eps = static_cast<float>(cfg_.layer_norm_eps);
   const int64_t hidden = cfg_.mlp_hidden();
-  std::vector<float> a(T * D), qkv(T * 3 * D), attn(T * D), m(T * hidden);
-  // LayerNorm and the LayerScale residual: row-parallel on the reduced-precision paths (the
-  // f32 reference path keeps its serial loops).
+  float* const a = scratch.a.get();
+  float* const qkv = scratch.qkv.get();
+  float* const attn = scratch.attn.get();
+  float* const m = scratch.m.get();
+  // LayerNorm: row-parallel on the reduced-precision paths (the f32 reference path keeps its
+  // serial loops).
   const bool par = compute_ != ComputeType::kF32;
   auto norm = [&](const float* x, const F32Weights& w, const F32Weights& bias, float* y) {
     if (!par) {
@@ -221,34 +224,41 @@ void VisionTower::ForwardTile(const float* pixels, float* z, std::vector<Tensor>
       LayerNormFast(x + r0 * D, w.data(), bias.data(), eps, y + r0 * D, r1 - r0, D);
     });
   };
-  auto residual = [&](float* zz, const float* add, const F32Weights& gamma) {
-    auto rows = [&](int64_t r0, int64_t r1) {
-      for (int64_t t = r0; t < r1; ++t)
-        for (int64_t d = 0; d < D; ++d)
-          zz[t * D + d] += (gamma.empty() ? 1.0f : gamma[d]) * add[t * D + d];
-    };
-    if (par) {
-      ParallelForOmp(T, rows);
-    } else {
-      rows(0, T);
-    }
+  auto residual = [&](float* zz, const float* add, const F32Weights& gamma) {  // f32 path
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t d = 0; d < D; ++d)
+        zz[t * D + d] += (gamma.empty() ? 1.0f : gamma[d]) * add[t * D + d];
   };
+  // Reduced-precision paths: GELU and the LayerScale residuals happen in the GEMMs' output pass.
+  auto add_scaled = [](const F32Weights& gamma) {
+    GemmEpilogue ep;
+    ep.kind = GemmEpilogue::Kind::kAddScaled;
+    ep.gamma = gamma.empty() ? nullptr : gamma.data();
+    return ep;
+  };
+  GemmEpilogue gelu;
+  gelu.kind = GemmEpilogue::Kind::kGelu;
   for (size_t bi = 0; bi < blocks_.size(); ++bi) {
     const Block& b = blocks_[bi];
-    norm(z, b.norm1_w, b.norm1_b, a.data());
-    b.qkv.Forward(a.data(), T, qkv.data());
-    Attention(qkv.data(), attn.data());
-    b.proj.Forward(attn.data(), T, a.data());
-    residual(z, a.data(), b.gamma_1);
-    norm(z, b.norm2_w, b.norm2_b, a.data());
-    b.fc1.Forward(a.data(), T, m.data());
-    if (compute_ == ComputeType::kF32) {
-      GeluErfInPlace(m.data(), T * hidden);
+    norm(z, b.norm1_w, b.norm1_b, a);
+    b.qkv.Forward(a, T, qkv);
+    Attention(qkv, attn);
+    if (par) {
+      b.proj.Forward(attn, T, z, add_scaled(b.gamma_1));
     } else {
-      ParallelGeluFast(m.data(), T * hidden);
+      b.proj.Forward(attn, T, a);
+      residual(z, a, b.gamma_1);
     }
-    b.fc2.Forward(m.data(), T, a.data());
-    residual(z, a.data(), b.gamma_2);
+    norm(z, b.norm2_w, b.norm2_b, a);
+    if (par) {
+      b.fc1.Forward(a, T, m, gelu);
+      b.fc2.Forward(m, T, z, add_scaled(b.gamma_2));
+    } else {
+      b.fc1.Forward(a, T, m);
+      GeluErfInPlace(m, T * hidden);
+      b.fc2.Forward(m, T, a);
+      residual(z, a, b.gamma_2);
+    }
     if (block_outputs != nullptr) {
       Tensor& out = (*block_outputs)[bi];
       if (out.shape.empty()) out = Tensor({n_tiles, D, gh, gw});
@@ -267,8 +277,15 @@ Tensor VisionTower::Forward(const float* pixels, int64_t n_tiles,
   const int64_t tile_elems = 3 * cfg_.img_height * cfg_.img_width;
   Tensor out({n_tiles, T, D});
   if (block_outputs != nullptr) block_outputs->assign(blocks_.size(), Tensor());
+  const int64_t ps = cfg_.patch_size, N = cfg_.num_patches();
+  Scratch scratch;
+  scratch.cols.reset(new float[static_cast<size_t>(N * 3 * ps * ps)]);
+  scratch.a.reset(new float[static_cast<size_t>(T * D)]);
+  scratch.qkv.reset(new float[static_cast<size_t>(T * 3 * D)]);
+  scratch.attn.reset(new float[static_cast<size_t>(T * D)]);
+  scratch.m.reset(new float[static_cast<size_t>(T * cfg_.mlp_hidden())]);
   for (int64_t t = 0; t < n_tiles; ++t) {
-    ForwardTile(pixels + t * tile_elems, out.ptr() + t * T * D, block_outputs, t, n_tiles);
+    ForwardTile(pixels + t * tile_elems, out.ptr() + t * T * D, block_outputs, t, n_tiles, scratch);
     if (on_tile) on_tile(t + 1, n_tiles);
   }
   return out;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,13 @@ class VisionTower {
     Linear qkv, proj, fc1, fc2;
   };
 
+  // Activations of one tile, allocated once per Forward and reused (uninitialised: every
+  // element is written before it is read).
+  struct Scratch {
+    std::unique_ptr<float[]> cols, a, qkv, attn, m;
+  };
   void ForwardTile(const float* pixels, float* out, std::vector<Tensor>* block_outputs,
-                   int64_t tile, int64_t n_tiles) const;
+                   int64_t tile, int64_t n_tiles, Scratch& s) const;
   void Attention(const float* qkv, float* out) const;
   void FusedAttentionTile(const float* qkv, float* out) const;
   void ApplyRope(float* x) const;  // x: [patches, head_dim], rotated in place

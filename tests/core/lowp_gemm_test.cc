@@ -179,6 +179,58 @@ TEST_P(LowpGemm, SmallMMatchesSameArithmetic) {
   }
 }
 
+// The epilogues fused into the GEMMs' output pass give what the separate steps give: the plain
+// GEMM (same format) then bias, GeluFast, or y += gamma * v; for decode-sized and large m (the
+// int8 GEMMs' rescaling pass, with q4's panels) and with or without bias / gamma.
+TEST_P(LowpGemm, EpiloguesMatchSeparateSteps) {
+  const int64_t n = 48, k = 128;
+  auto w = Random(n * k, 51, 0.05f), bias = Random(n, 52), gamma = Random(n, 53);
+  Q8Matrix q8 = QuantizeQ8(w.data(), n, k);
+  Q4Matrix q4 = QuantizeQ4(w.data(), n, k);
+  for (int64_t m : {1, 5, 40}) {
+    auto x = Random(m * k, 54 + m), base = Random(m * n, 55 + m);
+    for (int fmt = 0; fmt < 2; ++fmt) {
+      auto gemm = [&](const float* b, float* y, const GemmEpilogue& ep) {
+        if (fmt == 0) {
+          GemmQ8(x.data(), q8, b, y, m, ep);
+        } else {
+          GemmQ4(x.data(), q4, b, y, m, ep);
+        }
+      };
+      for (const float* b : std::vector<const float*>{nullptr, bias.data()}) {
+        const std::string what = std::string(fmt == 0 ? "q8" : "q4") + " m=" + std::to_string(m) +
+                                 (b ? " bias" : " no bias");
+        std::vector<float> plain(m * n);
+        gemm(nullptr, plain.data(), {});
+        std::vector<float> v = plain;  // + bias
+        if (b != nullptr)
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) v[i * n + j] += b[j];
+        std::vector<float> got(m * n);
+        gemm(b, got.data(), {});
+        EXPECT_LT(RelErr(got, v), 1e-6) << what << " store";
+        GemmEpilogue gelu;
+        gelu.kind = GemmEpilogue::Kind::kGelu;
+        gemm(b, got.data(), gelu);
+        std::vector<float> want = v;
+        GeluFastInPlace(want.data(), m * n);
+        EXPECT_LT(RelErr(got, want), 1e-6) << what << " gelu";
+        for (const float* g : std::vector<const float*>{nullptr, gamma.data()}) {
+          GemmEpilogue add;
+          add.kind = GemmEpilogue::Kind::kAddScaled;
+          add.gamma = g;
+          got = base;
+          gemm(b, got.data(), add);
+          want = base;
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) want[i * n + j] += (g ? g[j] : 1.0f) * v[i * n + j];
+          EXPECT_LT(RelErr(got, want), 1e-6) << what << (g ? " add gamma" : " add");
+        }
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, LowpGemm, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "Native" : "Generic"; });
 
@@ -371,6 +423,19 @@ TEST(FastMath, GeluAndSiluAndExp) {
     EXPECT_NEAR(g[i], gr[i], 1e-6f * std::max(1.0f, std::fabs(x[i])));
     EXPECT_NEAR(s[i], sr[i], 1e-6f * std::max(1.0f, std::fabs(x[i])));
     EXPECT_NEAR(e[i], std::exp(x[i]), 4e-7f * std::exp(x[i]));
+  }
+}
+
+// The fused SiLU·up of the Llama MLP equals SiLU then the product, on the serial and the
+// thread-split sizes.
+TEST(FastMath, SiluMulEqualsSiluThenProduct) {
+  for (int64_t n : {1000, 300000}) {
+    auto g = Random(static_cast<size_t>(n), 61, 3.0f), u = Random(static_cast<size_t>(n), 62);
+    std::vector<float> want = g, got = g;
+    SiluFastInPlace(want.data(), n);
+    for (int64_t i = 0; i < n; ++i) want[i] *= u[i];
+    ParallelSiluMulFast(got.data(), u.data(), n);
+    EXPECT_EQ(got, want) << n;
   }
 }
 
