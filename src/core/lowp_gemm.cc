@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <tuple>
@@ -72,7 +73,10 @@ struct Dnnl {
     const dt o = kind == MmKind::kBF16 ? dt::f32 : dt::s32;
     try {
       dnnl::memory::desc a({m, k}, in, tag::ab), b({k, n}, in, tag::ba), c({m, n}, o, {ldc, 1});
-      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), eng);
+      // The caller passes the scratchpad (reused per thread; oneDNN's own is allocated per run).
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a, b, c), attr, eng);
       const std::string impl = pd.impl_info_str();
       // Reference / gemm-based fallbacks are far slower than converting to f32 ourselves.
       if (impl.find("ref") != std::string::npos) throw std::runtime_error(impl);
@@ -96,8 +100,20 @@ struct Dnnl {
     dnnl::memory am({{m, k}, in, tag::ab}, eng, const_cast<void*>(a));
     dnnl::memory bm({{k, n}, in, tag::ba}, eng, const_cast<void*>(b));
     dnnl::memory cm({{m, n}, o, {ldc, 1}}, eng, c);
+    const dnnl::memory::desc sd(
+        *dnnl_primitive_desc_query_md(mm.get_primitive_desc(), dnnl_query_scratchpad_md, 0));
+    thread_local std::unique_ptr<uint8_t[]> scratch;
+    thread_local size_t scratch_size = 0;
+    if (sd.get_size() > scratch_size) {
+      scratch_size = sd.get_size();
+      scratch.reset(new uint8_t[scratch_size]);
+    }
+    dnnl::memory sm(sd, eng, scratch.get());
     dnnl::stream s(eng);
-    mm.execute(s, {{DNNL_ARG_SRC, am}, {DNNL_ARG_WEIGHTS, bm}, {DNNL_ARG_DST, cm}});
+    mm.execute(s, {{DNNL_ARG_SRC, am},
+                   {DNNL_ARG_WEIGHTS, bm},
+                   {DNNL_ARG_DST, cm},
+                   {DNNL_ARG_SCRATCHPAD, sm}});
     s.wait();
   }
 };
