@@ -78,8 +78,8 @@ for d in $DTYPES; do
 done
 if [ -n "$PYTHON" ]; then
   load
-  echo "# hf_e2e.py $ckpt 37 $THREADS auto novision"
+  echo "# hf_e2e.py $ckpt 37 $THREADS auto novision $image $WORK/q8"
   /usr/bin/time -f "wall %e s, maxrss %M KB" "$PYTHON" "$ROOT/bench/hf_e2e.py" "$ckpt" 37 \
-    "$THREADS" auto novision
+    "$THREADS" auto novision "$image" "$WORK/q8"
 fi
 load
