@@ -335,8 +335,12 @@ FusedAttentionBf16(const AttentionArgs& a) {
   const int64_t ldk = (nk + 31) / 32 * 32;
   thread_local std::vector<uint16_t> kp, vp, qb16, pb16;
   thread_local std::vector<float> sbuf, obuf, mbuf, lbuf;
-  kp.assign(static_cast<size_t>(ldk * hd), 0);
-  vp.assign(static_cast<size_t>(ldk * hd), 0);
+  // Only the padding past the last key is zeroed (it is read by the last tile / pair with
+  // probability 0, and must not be NaN); the keys overwrite the rest.
+  kp.resize(static_cast<size_t>(ldk * hd));
+  vp.resize(static_cast<size_t>(ldk * hd));
+  std::fill(kp.begin() + (nk / 32) * 32 * hd, kp.end(), uint16_t{0});
+  std::fill(vp.begin() + (nk / 2) * 2 * hd, vp.end(), uint16_t{0});
   const int64_t ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
   for (int64_t j = 0; j < nk; ++j) {
     uint16_t* kt = kp.data() + (j / 32) * 32 * hd + (j % 32) * 2;
