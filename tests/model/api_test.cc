@@ -32,6 +32,28 @@ std::vector<Case> AllCases() {
   return out;
 }
 
+// weight_bytes() splits the checkpoint's tensor bytes into the vision side (tower + projector)
+// and the text side (everything else), over every shard.
+TEST(Api, WeightBytesSplitsVisionAndText) {
+  for (const auto& dir : test::FixtureModels()) {
+    auto model = PerceptionLMForConditionalGeneration::FromPretrained(dir);
+    size_t vision = 0, text = 0;
+    for (const auto& f : test::ListDir(dir, false)) {
+      if (!f.ends_with(".safetensors")) continue;
+      const SafetensorsFile file(dir + "/" + f);
+      for (const auto& [name, view] : file.tensors()) {
+        const bool v = name.starts_with("model.vision_tower.") ||
+                       name.starts_with("model.multi_modal_projector.");
+        (v ? vision : text) += view.nbytes;
+      }
+    }
+    const auto wb = model->weight_bytes();
+    EXPECT_GT(wb.vision, 0u) << dir;
+    EXPECT_EQ(wb.vision, vision) << dir;
+    EXPECT_EQ(wb.text, text) << dir;
+  }
+}
+
 TEST(Api, InputsEmbedsLogitsToKeepAndPositions) {
   const auto cases = AllCases();
   ASSERT_FALSE(cases.empty());
