@@ -330,7 +330,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void PvAccumulat
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma"))) void
 FusedAttentionBf16(const AttentionArgs& a) {
   const int64_t hd = a.hd, nk = a.nk, H = std::max<int64_t>(1, a.heads);
-  constexpr int64_t kQB = 8, kKB = 128;
+  constexpr int64_t kQB = 8, kKB = 256;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const int64_t ldk = (nk + 31) / 32 * 32;
   thread_local std::vector<uint16_t> kp, vp, qb16, pb16;
