@@ -139,6 +139,10 @@ void Linear::Forward(const float* x, int64_t rows, float* y, const GemmEpilogue&
     GemmBF16(x, bf16_, bias, out, rows, out_, in_);
   }
   if (ep.kind == GemmEpilogue::Kind::kStore) return;
+  if (rows <= kSmallM) {  // decode-sized: not worth waking the OpenMP threads
+    FinishRows(out, out_, y, out_, 0, rows, out_, nullptr, ep);
+    return;
+  }
   ParallelForOmp(
       rows, [&](int64_t b, int64_t e) { FinishRows(out, out_, y, out_, b, e, out_, nullptr, ep); });
 }
