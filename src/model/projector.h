@@ -1,5 +1,6 @@
 // PerceptionLM multimodal projector (plm-spec.md §6): drop the class row, Linear → GELU(erf) →
 // Linear, then adaptive average pooling of the square token grid by `projector_pooling_ratio`.
+// The reduced-precision paths use GeluFast (as the vision tower does) fused into linear_1.
 #pragma once
 
 #include <string>
@@ -24,6 +25,7 @@ class Projector {
  private:
   int64_t pooling_ratio_;
   bool drop_cls_;
+  bool reduced_;  // bf16/q8/q4: GeluFast fused into linear_1's output pass, row-parallel pooling
   Linear linear_1_, linear_2_;
 };
 
