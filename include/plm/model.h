@@ -24,8 +24,6 @@
 
 namespace plm {
 
-struct DecoderResult;
-
 // How weights are stored and multiplied. kF32 is the float32 reference path (the correctness
 // oracle); the others trade a documented amount of accuracy for speed and memory.
 enum class ComputeType { kF32, kBF16, kQ8, kQ4 };
@@ -143,7 +141,9 @@ class PerceptionLMForConditionalGeneration {
 
  private:
   explicit PerceptionLMForConditionalGeneration(std::unique_ptr<Impl> impl);
-  Tensor KeptLogits(const ForwardInputs& inputs, const DecoderResult& result) const;
+  // Logits of rows `keep` of `hidden`, which holds rows first..len-1 of each batch row.
+  Tensor KeptLogits(const ForwardInputs& inputs, const std::vector<int64_t>& keep,
+                    const Tensor& hidden, int64_t first) const;
   std::unique_ptr<Impl> impl_;
 };
 

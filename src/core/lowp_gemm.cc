@@ -510,6 +510,14 @@ __attribute__((target_clones("avx512f", "default"))) void Rescale(const int32_t*
   }
 }
 
+// Where a small-m GEMM writes x W^T before an epilogue that accumulates into y (per thread,
+// reused across calls).
+float* EpilogueScratch(int64_t size) {
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < static_cast<size_t>(size)) scratch.resize(static_cast<size_t>(size));
+  return scratch.data();
+}
+
 // Rescale, then bias and epilogue, one row at a time through a row buffer in cache.
 void RescaleFinish(const int32_t* acc, int64_t na, const float* xs, const float* ws, float* y,
                    int64_t ny, int64_t b, int64_t e, int64_t n, const float* bias,
@@ -986,8 +994,7 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
     std::vector<uint8_t> xu;
     std::vector<float> xs;
     QuantizeRowsU8(x, m, k, &xu, &xs);
-    std::vector<float> tmp(ep.kind == GemmEpilogue::Kind::kAddScaled ? m * n : 0);
-    float* out = tmp.empty() ? y : tmp.data();
+    float* out = ep.kind == GemmEpilogue::Kind::kAddScaled ? EpilogueScratch(m * n) : y;
     ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
       GemvQ8Avx512(xu.data(), xs.data(), w, out, m, b * kRowBlock, std::min(n, e * kRowBlock));
     });
@@ -1110,9 +1117,8 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
   }
   // The small-m kernels write x W^T; bias and epilogue follow (into y from a scratch copy when
   // the epilogue accumulates into y).
-  std::vector<float> tmp(ep.kind == GemmEpilogue::Kind::kAddScaled ? m * n : 0);
   float* const yout = y;
-  if (!tmp.empty()) y = tmp.data();
+  if (ep.kind == GemmEpilogue::Kind::kAddScaled) y = EpilogueScratch(m * n);
   if (Cpu().avx512_full()) {
     thread_local Q4Act act;
     PrepareQ4Act(x, m, k, &act);

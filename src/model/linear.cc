@@ -131,8 +131,12 @@ void Linear::Forward(const float* x, int64_t rows, float* y, const GemmEpilogue&
   }
   // f32 / bf16: the GEMM (with bias) into y, or into scratch when it accumulates into y, then
   // the epilogue as a row-parallel pass.
-  std::vector<float> tmp(ep.kind == GemmEpilogue::Kind::kAddScaled ? rows * out_ : 0);
-  float* out = tmp.empty() ? y : tmp.data();
+  float* out = y;
+  if (ep.kind == GemmEpilogue::Kind::kAddScaled) {
+    thread_local std::vector<float> scratch;  // reused: a prefill slice's is 8 MB
+    if (scratch.size() < static_cast<size_t>(rows * out_)) scratch.resize(rows * out_);
+    out = scratch.data();
+  }
   if (compute_ == ComputeType::kF32) {
     GemmF32(x, w_.data(), bias, out, rows, out_, in_);
   } else {

@@ -240,13 +240,13 @@ std::vector<int64_t> KeptPositions(const ForwardInputs& in) {
 
 }  // namespace
 
-// Logits of the rows `in` asks to keep of decoder output `r.hidden` (rows r.hidden_first..len-1
-// of each batch row): [batch, kept, vocab].
+// Logits of the rows `keep` (KeptPositions) of decoder output `hidden` (rows first..len-1 of
+// each batch row): [batch, kept, vocab].
 Tensor PerceptionLMForConditionalGeneration::KeptLogits(const ForwardInputs& in,
-                                                        const DecoderResult& r) const {
+                                                        const std::vector<int64_t>& keep,
+                                                        const Tensor& hidden, int64_t first) const {
   const int64_t B = in.batch, D = impl_->config.text.hidden_size, V = impl_->config.text.vocab_size;
-  const std::vector<int64_t> keep = KeptPositions(in);
-  const int64_t first = r.hidden_first, held = in.len - first;
+  const int64_t held = in.len - first;
   const auto K = static_cast<int64_t>(keep.size());
   Tensor logits({B, K, V});
   std::vector<float> rows(static_cast<size_t>(K * D));
@@ -254,7 +254,7 @@ Tensor PerceptionLMForConditionalGeneration::KeptLogits(const ForwardInputs& in,
     for (int64_t i = 0; i < K; ++i) {
       if (keep[i] < first)
         throw Error(ErrorCode::kInternal, "the decoder dropped a row whose logits are needed");
-      std::copy_n(r.hidden.ptr() + (b * held + keep[i] - first) * D, D, rows.data() + i * D);
+      std::copy_n(hidden.ptr() + (b * held + keep[i] - first) * D, D, rows.data() + i * D);
     }
     impl_->decoder->Logits(rows.data(), K, logits.ptr() + b * K * V);
   }
@@ -288,7 +288,7 @@ ForwardOutputs PerceptionLMForConditionalGeneration::ForwardSequences(
   req.output_hidden_states = in.output_hidden_states;
   DecoderResult r = impl_->decoder->ForwardSequences(req, caches);
   out.hidden_states = std::move(r.hidden_states);
-  out.logits = KeptLogits(in, r);
+  out.logits = KeptLogits(in, KeptPositions(in), r.hidden, r.hidden_first);
   return out;
 }
 
@@ -328,14 +328,13 @@ ForwardOutputs PerceptionLMForConditionalGeneration::Forward(const ForwardInputs
   req.len = L;
   req.output_hidden_states = in.output_hidden_states;
   req.output_attentions = in.output_attentions;
-  if (in.labels.empty()) {  // the loss reads every row
-    const std::vector<int64_t> keep = KeptPositions(in);
-    req.hidden_from = keep.empty() ? 0 : *std::min_element(keep.begin(), keep.end());
-  }
+  const std::vector<int64_t> keep = KeptPositions(in);
+  if (in.labels.empty() && !keep.empty())  // the loss reads every row
+    req.hidden_from = *std::min_element(keep.begin(), keep.end());
   DecoderResult r = impl_->decoder->Forward(req, cache);
   out.hidden_states = std::move(r.hidden_states);
   out.attentions = std::move(r.attentions);
-  out.logits = KeptLogits(in, r);
+  out.logits = KeptLogits(in, keep, r.hidden, r.hidden_first);
 
   if (!in.labels.empty()) {
     if (static_cast<int64_t>(in.labels.size()) != B * L)
