@@ -60,7 +60,7 @@ TEST(ChunkedPrefill, SameLogitsAndCacheAsOnePass) {
 }
 
 // A sliced prefill keeps only the hidden rows whose logits are asked for; each kept row's logits
-// equal the same row of an all-rows pass, whichever slices the rows fall in, and for prompts
+// match the same row of an all-rows pass (up to the LM head's GEMM shape), whichever slices the rows fall in, and for prompts
 // given as token ids or as embeddings (read in place).
 TEST(ChunkedPrefill, KeptRowsMatchAllRows) {
   const auto dirs = test::FixtureModels();
@@ -82,8 +82,9 @@ TEST(ChunkedPrefill, KeptRowsMatchAllRows) {
                            const std::string& what) {
       ASSERT_EQ(o.logits.numel(), static_cast<int64_t>(rows.size()) * V) << what;
       for (size_t i = 0; i < rows.size(); ++i)
-        EXPECT_TRUE(std::equal(o.logits.ptr() + i * V, o.logits.ptr() + (i + 1) * V,
-                               all.logits.ptr() + rows[i] * V))
+        // The same hidden row; only the LM head's GEMM shape differs (kept rows vs all rows).
+        EXPECT_LT(test::Compare(o.logits.ptr() + i * V, all.logits.ptr() + rows[i] * V, V).rel(),
+                  1e-5)
             << dir << " " << what << " row " << rows[i];
     };
     ForwardInputs last = in;

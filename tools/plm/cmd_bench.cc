@@ -349,18 +349,16 @@ int Run(const BenchArgs& a) {
     const double bw_near = std::max(bw_before, MeasureReadBandwidthInChild(threads));
     bandwidth = std::max(bandwidth, bw_near);
     near_bw[std::to_string(L)] = bw_near;
-    const int64_t ctx = L + a.decode_tokens / 2;
-    // Keys and values of every layer over the context (bf16 cache on the reduced-precision
+    // Keys and values of every layer over `positions` (bf16 cache on the reduced-precision
     // paths, float32 on the f32 path).
-    const double kv =
-        2.0 *
-        static_cast<double>(tc.num_hidden_layers * tc.num_key_value_heads * tc.head_dim * ctx) *
-        (cache.type() == KVType::kBF16 ? 2.0 : 4.0);
-    kv_bytes =
-        std::max(kv_bytes, 2.0 *
-                               static_cast<double>(tc.num_hidden_layers * tc.num_key_value_heads *
-                                                   tc.head_dim * (L + a.decode_tokens)) *
-                               (cache.type() == KVType::kBF16 ? 2.0 : 4.0));
+    auto kv_bytes_at = [&](int64_t positions) {
+      return 2.0 *
+             static_cast<double>(tc.num_hidden_layers * tc.num_key_value_heads * tc.head_dim *
+                                 positions) *
+             (cache.type() == KVType::kBF16 ? 2.0 : 4.0);
+    };
+    const double kv = kv_bytes_at(L + a.decode_tokens / 2);  // read per step, on average
+    kv_bytes = std::max(kv_bytes, kv_bytes_at(L + a.decode_tokens));
     dec[std::to_string(L)] = tps;
     bytes[std::to_string(L)] = wbytes + kv;
     frac[std::to_string(L)] = (wbytes + kv) * tps / bw_near;
