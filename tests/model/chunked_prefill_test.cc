@@ -60,8 +60,8 @@ TEST(ChunkedPrefill, SameLogitsAndCacheAsOnePass) {
 }
 
 // A sliced prefill keeps only the hidden rows whose logits are asked for; each kept row's logits
-// match the same row of an all-rows pass (up to the LM head's GEMM shape), whichever slices the rows fall in, and for prompts
-// given as token ids or as embeddings (read in place).
+// match the same row of an all-rows pass (up to the LM head's GEMM shape), whichever slices the
+// rows fall in, and for prompts given as token ids or as embeddings (read in place).
 TEST(ChunkedPrefill, KeptRowsMatchAllRows) {
   const auto dirs = test::FixtureModels();
   ASSERT_FALSE(dirs.empty());
