@@ -25,12 +25,13 @@ constexpr int64_t kChunkRows = 1024;  // bounds the f32 temporary while quantizi
 
 // After converting a tensor, lets the kernel drop its pages of the (read-only) checkpoint
 // mapping so they stop counting in the resident set; a later read faults them back in.
-void ReleasePages(const TensorView& t) {
+void ReleasePages(const void* data, size_t nbytes) {
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto b = reinterpret_cast<uintptr_t>(t.data), e = b + t.nbytes;
+  const auto b = reinterpret_cast<uintptr_t>(data), e = b + nbytes;
   const uintptr_t pb = (b + page - 1) / page * page, pe = e / page * page;
   if (pe > pb) ::madvise(reinterpret_cast<void*>(pb), pe - pb, MADV_DONTNEED);
 }
+void ReleasePages(const TensorView& t) { ReleasePages(t.data, t.nbytes); }
 
 }  // namespace
 
@@ -114,6 +115,15 @@ Linear::Linear(const QuantizedWeight& w, const TensorView* bias)
   } else {
     throw Error(ErrorCode::kInternal, "Linear: quantized weight of an unquantized format");
   }
+}
+
+bool Linear::PackForManyRows(int64_t rows) {
+  if (compute_ != ComputeType::kQ8 || q8_ == nullptr) return false;
+  const int8_t* plain = q8_->q;
+  const bool mapped = q8_->q_own.empty();
+  if (!PackQ8ForManyRows(q8_.get(), rows)) return false;
+  if (mapped) ReleasePages(plain, static_cast<size_t>(out_ * in_));
+  return true;
 }
 
 void Linear::Forward(const float* x, int64_t rows, float* y, const GemmEpilogue& ep) const {
