@@ -128,20 +128,19 @@ __attribute__((target("avx512f,fma"))) inline __m512 Exp512(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-// exp(x) for x <= 0 (a score minus its row's running max) to ~3e-6 relative: the flash kernel
-// rounds the result to bf16 (3.9e-3) for P·V, so Exp512's ~1e-7 buys nothing there. Degree-5
-// Taylor on r in [-ln2/2, ln2/2]; no clamp (very negative x gives 0 through scalef).
-__attribute__((target("avx512f,fma"))) inline __m512 Exp512NonPositive(__m512 x) {
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-  r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 120.0f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+constexpr float kLog2e = 1.44269504088896341f;
+
+// 2^x for x <= ~0 to ~4e-5 relative, for probabilities rounded to bf16 right after (3.9e-3):
+// n = round(x), degree-4 Taylor of 2^f on f = x - n in [-1/2, 1/2], scalef. Very negative x
+// (down to -1e38) gives 0.
+__attribute__((target("avx512f,fma"))) inline __m512 Exp2Bf16(__m512 x) {
+  const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(x, n);
+  __m512 p = _mm512_set1_ps(9.6181291e-3f);  // ln2^4 / 24
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504109e-2f));  // ln2^3 / 6
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022651e-1f));  // ln2^2 / 2
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));  // ln2
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
   return _mm512_scalef_ps(p, n);
 }
 
@@ -339,6 +338,30 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void PvAccumulat
   }
 }
 
+// The scores of one 32-key tile for 8 rows (row stride ld) that some row may not fully see: keys
+// past row i's causal limit (row 0 sees `keys0`, row i keys0 + i) or masked by `valid` (two
+// 16-lane masks) become kHidden; the rest update the rows' running maxima.
+// kHidden is finite, so kHidden * scale * log2 e - m stays finite and its power of two is 0 (-inf
+// would give inf - inf = NaN in the range reduction).
+constexpr float kHidden = -1e30f;
+__attribute__((target("avx512f,avx512bw,avx512vl"))) void MaskTile(float* s, int64_t ld,
+                                                                     int64_t keys0,
+                                                                     const __mmask16* valid,
+                                                                     __m512* vmax) {
+  const __m512 hidden = _mm512_set1_ps(kHidden);
+  for (int64_t i = 0; i < 8; ++i)
+    for (int64_t c = 0; c < 2; ++c) {
+      const int64_t left = keys0 + i - c * 16;
+      const __mmask16 causal = left >= 16 ? static_cast<__mmask16>(0xffff)
+                               : left > 0 ? static_cast<__mmask16>((1u << left) - 1u)
+                                          : 0;
+      float* p = s + i * ld + c * 16;
+      const __m512 x = _mm512_mask_mov_ps(hidden, valid[c] & causal, _mm512_loadu_ps(p));
+      _mm512_storeu_ps(p, x);
+      vmax[i] = _mm512_max_ps(vmax[i], x);
+    }
+}
+
 // Flash-style bf16 kernel for many queries (prefill, vision): K/V are packed once per call (K as
 // 32-key tiles [hd/2][32][2], V as key pairs [hd][2], the layouts vdpbf16ps reduces over), then
 // for each block of 8 query positions the keys are visited in blocks of kKB with an online
@@ -402,6 +425,7 @@ FusedAttentionBf16(const AttentionArgs& a) {
       const int64_t kn = std::min(kKB, lim - kb0), tiles = (kn + 31) / 32, chunks = (kn + 15) / 16;
       // Keys of the block the rows may see (causal limit and padding), as lane masks per chunk.
       __mmask16 valid_mask[kKB / 16];
+      valid_mask[chunks - 1 + (chunks & 1)] = 0;  // a tile's second half past the last key
       for (int64_t c = 0; c < chunks; ++c) {
         const int64_t left = kn - c * 16;
         const auto in_range =
@@ -412,9 +436,18 @@ FusedAttentionBf16(const AttentionArgs& a) {
           valid_mask[c] = _mm_test_epi8_mask(vb, vb);
         }
       }
+      // Keys of this block row i may see (causal limit; all kn otherwise).
+      auto row_keys = [&](int64_t i) {
+        return a.causal_offset >= 0 ? std::min(kn, a.causal_offset + q0 + i + 1 - kb0) : kn;
+      };
+      const int64_t first_row_keys = row_keys(0);
       for (int64_t h = 0; h < H; ++h) {
-        // Scores of 8 rows x 32 keys per step.
+        // Scores of 8 rows x 32 keys per step, raw (unscaled). Keys a row may not see are set to
+        // kHidden; each row's maximum is kept in registers, so the softmax below reads the
+        // scores once.
         const auto* q32 = reinterpret_cast<const int32_t*>(qb16.data() + h * kQB * hd);
+        __m512 vmax[kQB];
+        for (int64_t i = 0; i < kQB; ++i) vmax[i] = _mm512_set1_ps(kHidden);
         for (int64_t t = 0; t < tiles; ++t) {
           const uint16_t* tile = kp.data() + (kb0 + t * 32) * hd;
           __m512 acc[kQB][2];
@@ -428,47 +461,40 @@ FusedAttentionBf16(const AttentionArgs& a) {
               acc[i][1] = _mm512_dpbf16_ps(acc[i][1], qv, k1);
             }
           }
-          for (int64_t i = 0; i < qb; ++i) {
+          // Every row sees all 32 keys (the common case) unless the tile is the block's last
+          // partial one, has padding keys, or reaches past the first row's causal limit.
+          const bool full = t * 32 + 32 <= first_row_keys && valid_mask[2 * t] == 0xffff &&
+                            valid_mask[2 * t + 1] == 0xffff;
+          for (int64_t i = 0; i < kQB; ++i) {
+            if (full) vmax[i] = _mm512_max_ps(vmax[i], _mm512_max_ps(acc[i][0], acc[i][1]));
             _mm512_storeu_ps(s + i * kKB + t * 32, acc[i][0]);
             _mm512_storeu_ps(s + i * kKB + t * 32 + 16, acc[i][1]);
           }
+          if (!full) MaskTile(s + t * 32, kKB, row_keys(0) - t * 32, valid_mask + 2 * t, vmax);
         }
-        // Online softmax: rescale factor of each row's running output, bf16 probabilities.
+        // Online softmax: rescale factor of each row's running output, bf16 probabilities
+        // p = exp(scale * x - m) = 2^(x * scale * log2 e - m * log2 e), one FMA per score before
+        // the power of two (hidden keys give 2^(-huge) = 0).
         float alpha[kQB];
         float* m = mbuf.data() + h * kQB;
         float* l = lbuf.data() + h * kQB;
-        const __m512 scale = _mm512_set1_ps(a.scale);
+        const __m512 c2 = _mm512_set1_ps(a.scale * kLog2e);
         for (int64_t i = 0; i < qb; ++i) {
           float* si = s + i * kKB;
           auto* pi = reinterpret_cast<__m256i*>(pb16.data() + i * kKB);
           alpha[i] = 1.0f;
-          const int64_t rl =
-              a.causal_offset >= 0 ? std::min(kn, a.causal_offset + q0 + i + 1 - kb0) : kn;
-          __mmask16 lane[kKB / 16];
-          __m512 vmax = _mm512_set1_ps(kNegInf);
-          for (int64_t c = 0; c < chunks; ++c) {
-            const int64_t left = rl - c * 16;
-            const __mmask16 causal = left >= 16 ? static_cast<__mmask16>(0xffff)
-                                     : left > 0 ? static_cast<__mmask16>((1u << left) - 1u)
-                                                : 0;
-            lane[c] = valid_mask[c] & causal;
-            const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(si + c * 16), scale);
-            _mm512_storeu_ps(si + c * 16, x);
-            vmax = _mm512_mask_max_ps(vmax, lane[c], vmax, x);
-          }
-          const float bm = _mm512_reduce_max_ps(vmax);
-          if (bm == kNegInf) {  // nothing visible in this block: p = 0, output unchanged
+          const float bm = _mm512_reduce_max_ps(vmax[i]);
+          if (bm <= kHidden) {  // nothing visible in this block: p = 0, output unchanged
             for (int64_t c = 0; c < chunks; ++c)
               _mm256_storeu_si256(pi + c, _mm256_setzero_si256());
             continue;
           }
-          const float mnew = std::max(m[i], bm);
+          const float mnew = std::max(m[i], bm * a.scale);
           alpha[i] = m[i] == kNegInf ? 0.0f : ExpApprox(m[i] - mnew);
-          const __m512 mv = _mm512_set1_ps(mnew);
+          const __m512 mv = _mm512_set1_ps(-mnew * kLog2e);
           __m512 vsum = _mm512_setzero_ps();
           for (int64_t c = 0; c < chunks; ++c) {
-            const __m512 e = _mm512_maskz_mov_ps(
-                lane[c], Exp512NonPositive(_mm512_sub_ps(_mm512_loadu_ps(si + c * 16), mv)));
+            const __m512 e = Exp2Bf16(_mm512_fmadd_ps(_mm512_loadu_ps(si + c * 16), c2, mv));
             vsum = _mm512_add_ps(vsum, e);
             _mm256_storeu_si256(pi + c, (__m256i)_mm512_cvtneps_pbh(e));
           }
