@@ -42,16 +42,29 @@ int64_t ChunkRows(int64_t m) {
 // ---------------------------------------------------------------------------------------------
 // oneDNN matmuls, cached per shape.
 
-// kS8: s8 activations; kU8: u8 activations (q + 128, the native VNNI order; s8 weights both).
-enum class MmKind { kBF16, kS8, kU8 };
+// kS8: s8 activations; kU8: u8 activations (q + 128, the native VNNI order); kU8Blocked: u8
+// activations against weights in the blocked layout of PackQ8 (s8 weights for all three).
+enum class MmKind { kBF16, kS8, kU8, kU8Blocked };
 
 struct Dnnl {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   std::mutex mu;
   std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t>, dnnl::matmul> cache;
-  bool bf16_ok = true, s8_ok = true, u8_ok = true;
+  bool ok[4] = {true, true, true, true};
 
-  bool& Ok(MmKind kind) { return kind == MmKind::kBF16 ? bf16_ok : kind == MmKind::kS8 ? s8_ok : u8_ok; }
+  bool& Ok(MmKind kind) { return ok[static_cast<int>(kind)]; }
+
+  static dnnl::memory::data_type Src(MmKind kind) {
+    using dt = dnnl::memory::data_type;
+    return kind == MmKind::kBF16 ? dt::bf16 : kind == MmKind::kS8 ? dt::s8 : dt::u8;
+  }
+  // W^T as oneDNN sees it: [k, n], plain rows (`ba`) or the blocked layout.
+  static dnnl::memory::desc Weights(MmKind kind, int64_t n, int64_t k) {
+    using dt = dnnl::memory::data_type;
+    using tag = dnnl::memory::format_tag;
+    if (kind == MmKind::kU8Blocked) return dnnl::memory::desc({k, n}, dt::s8, tag::BA16a64b4a);
+    return dnnl::memory::desc({k, n}, kind == MmKind::kBF16 ? dt::bf16 : dt::s8, tag::ba);
+  }
 
   static Dnnl& Get() {
     static Dnnl d;
@@ -72,11 +85,10 @@ struct Dnnl {
     }
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
-    const dt in = kind == MmKind::kBF16 ? dt::bf16 : kind == MmKind::kS8 ? dt::s8 : dt::u8;
-    const dt wt = kind == MmKind::kBF16 ? dt::bf16 : dt::s8;
     const dt o = kind == MmKind::kBF16 ? dt::f32 : dt::s32;
     try {
-      dnnl::memory::desc a({m, k}, in, tag::ab), b({k, n}, wt, tag::ba), c({m, n}, o, {ldc, 1});
+      dnnl::memory::desc a({m, k}, Src(kind), tag::ab), b = Weights(kind, n, k),
+                         c({m, n}, o, {ldc, 1});
       // The caller passes the scratchpad (reused per thread; oneDNN's own is allocated per run).
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -99,11 +111,9 @@ struct Dnnl {
     if (ldc == 0) ldc = n;
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
-    const dt in = kind == MmKind::kBF16 ? dt::bf16 : kind == MmKind::kS8 ? dt::s8 : dt::u8;
-    const dt wt = kind == MmKind::kBF16 ? dt::bf16 : dt::s8;
     const dt o = kind == MmKind::kBF16 ? dt::f32 : dt::s32;
-    dnnl::memory am({{m, k}, in, tag::ab}, eng, const_cast<void*>(a));
-    dnnl::memory bm({{k, n}, wt, tag::ba}, eng, const_cast<void*>(b));
+    dnnl::memory am({{m, k}, Src(kind), tag::ab}, eng, const_cast<void*>(a));
+    dnnl::memory bm(Weights(kind, n, k), eng, const_cast<void*>(b));
     dnnl::memory cm({{m, n}, o, {ldc, 1}}, eng, c);
     Run(mm, am, bm, cm);
   }
@@ -136,66 +146,44 @@ void AddBias(float* y, const float* bias, int64_t m, int64_t n) {
 
 }  // namespace
 
-// Activations go in as u8 = q + 128 (the native VNNI operand order): the weights then need no s8
-// compensation inside oneDNN (whose reorder computing it runs at ~0.6 GB/s, 12x slower), and the
-// offset 128 * sum(w row) comes off in the rescaling pass.
+// The blocked layout (oneDNN's BA16a64b4a for W^T [k, n]): per block of 64 outputs, per group
+// of 4 inputs, 64 x 4 bytes (output-major, 4 consecutive inputs per output: one vpdpbusd operand
+// per 16 outputs); k and n padded with zeros to multiples of 64. oneDNN's brgemm reads it as
+// well as its own choice, and a decode step streams it front to back. Activations go in as u8 =
+// q + 128 (the native VNNI order): the weights need no s8 compensation (oneDNN's reorder
+// computing it runs at ~0.6 GB/s, 12x slower); 128 * sum(w row) comes off in the rescale.
 struct PackedS8 {
-  int64_t n = 0, k = 0;
-  dnnl::memory mem;  // owns the blocked weights (oneDNN allocates them aligned)
-  mutable std::mutex mu;
-  mutable std::map<int64_t, dnnl::matmul> prims;  // per number of activation rows
-
-  // The s8 matmul of m rows against these weights (one per m, created on first use).
-  dnnl::matmul Primitive(int64_t m) const {
-    std::lock_guard<std::mutex> lock(mu);
-    auto it = prims.find(m);
-    if (it != prims.end()) return it->second;
-    using dt = dnnl::memory::data_type;
-    using tag = dnnl::memory::format_tag;
-    try {
-      dnnl::primitive_attr attr;
-      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      dnnl::matmul::primitive_desc pd(
-          dnnl::matmul::desc(dnnl::memory::desc({m, k}, dt::u8, tag::ab), mem.get_desc(),
-                             dnnl::memory::desc({m, n}, dt::s32, tag::ab)),
-          attr, Dnnl::Get().eng);
-      return prims.emplace(m, dnnl::matmul(pd)).first->second;
-    } catch (const dnnl::error& e) {
-      throw Error(ErrorCode::kInternal, "oneDNN has no int8 matmul of " + std::to_string(m) +
-                                            " rows for packed weights: " + e.what());
-    }
-  }
+  int64_t n = 0, k = 0, np = 0, kp = 0;  // sizes and padded sizes
+  dnnl::memory mem;                      // owns the blocked weights (oneDNN allocates them aligned)
+  const int8_t* data() const { return static_cast<const int8_t*>(mem.get_data_handle()); }
 };
 
 size_t Q8Matrix::bytes() const {
-  return (packed ? packed->mem.get_desc().get_size() : static_cast<size_t>(n * k)) +
+  return (packed ? static_cast<size_t>(packed->np * packed->kp) : static_cast<size_t>(n * k)) +
          static_cast<size_t>(n * 8);
 }
 
-bool PackQ8ForManyRows(Q8Matrix* w, int64_t m) {
-  if (!Cpu().avx512_full() || w->q == nullptr || w->packed || m <= 0) return false;
+bool PackQ8(Q8Matrix* w) {
+  if (!Cpu().avx512_full() || w->q == nullptr || w->packed) return false;
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
   const int64_t n = w->n, k = w->k;
   try {
     Dnnl& d = Dnnl::Get();
-    dnnl::primitive_attr attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(dnnl::memory::desc({m, k}, dt::u8, tag::ab),
-                                                       dnnl::memory::desc({k, n}, dt::s8, tag::any),
-                                                       dnnl::memory::desc({m, n}, dt::s32, tag::ab)),
-                                    attr, d.eng);
-    if (std::string(pd.impl_info_str()).find("brg") == std::string::npos) return false;
+    dnnl::matmul probe;  // brgemm takes the layout (else keep the plain rows)
+    if (!d.Find(MmKind::kU8Blocked, kChunkM, n, k, &probe)) return false;
     auto p = std::make_shared<PackedS8>();
     p->n = n;
     p->k = k;
-    p->mem = dnnl::memory(pd.weights_desc(), d.eng);
+    p->np = (n + 63) / 64 * 64;
+    p->kp = (k + 63) / 64 * 64;
+    p->mem = dnnl::memory(Dnnl::Weights(MmKind::kU8Blocked, n, k), d.eng);
+    if (p->mem.get_desc().get_size() != static_cast<size_t>(p->np * p->kp)) return false;
     dnnl::memory plain({{k, n}, dt::s8, tag::ba}, d.eng, const_cast<int8_t*>(w->q));
     SyncGemmThreads();
     dnnl::stream s(d.eng);
     dnnl::reorder(plain, p->mem).execute(s, plain, p->mem);
     s.wait();
-    p->prims.emplace(m, dnnl::matmul(pd));
     w->packed = std::move(p);
   } catch (const dnnl::error&) {
     return false;
@@ -575,6 +563,76 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void Ge
   int64_t r = r0;
   for (; r + kQ8Rows <= r1; r += kQ8Rows) Q8Rows<kQ8Rows>(xu, xs, w, y, m, r);
   for (; r < r1; ++r) Q8Rows<1>(xu, xs, w, y, m, r);
+}
+
+// Small-m kernel on the blocked layout of PackQ8: 64 outputs x M activation rows per tile (4 x M
+// accumulators); each 256-byte group (64 outputs x 4 inputs) is one sequential read, 4 vpdpbusd
+// per activation row. xu: u8 activations (q + 128) with row stride kp, zero past k (the padded
+// weights are zero there too).
+constexpr int kQ8BlockGroup = 4;      // activation rows per blocked tile
+constexpr int64_t kQ8BlockAhead = 1024;  // software prefetch distance in bytes
+
+template <int M>
+__attribute__((target(PLM_AVX512 ",avx512vnni"), always_inline)) inline void Q8BlockTile(
+    const uint8_t* xu, const float* xs, const Q8Matrix& w, float* y, int64_t blk, int64_t i0) {
+  const PackedS8& p = *w.packed;
+  const int64_t kp = p.kp, n = w.n;
+  const int8_t* wb = p.data() + blk * 64 * kp;
+  __m512i acc[M][4];
+  for (int i = 0; i < M; ++i)
+    for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_setzero_si512();
+  for (int64_t g = 0; g < kp / 4; ++g) {
+    const int8_t* wg = wb + g * 256;
+    __m512i wv[4];
+    for (int c = 0; c < 4; ++c) {
+      _mm_prefetch(reinterpret_cast<const char*>(wg + kQ8BlockAhead + 64 * c), _MM_HINT_T0);
+      wv[c] = _mm512_load_si512(wg + 64 * c);
+    }
+    for (int i = 0; i < M; ++i) {
+      int32_t x4;
+      std::memcpy(&x4, xu + (i0 + i) * kp + 4 * g, 4);
+      const __m512i xv = _mm512_set1_epi32(x4);
+      for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_dpbusd_epi32(acc[i][c], xv, wv[c]);
+    }
+  }
+  for (int c = 0; c < 4; ++c) {
+    const int64_t col = blk * 64 + 16 * c;
+    if (col >= n) break;
+    const __mmask16 mk =
+        n - col >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (n - col)) - 1u);
+    const __m512i off = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mk, w.sum + col), 7);
+    const __m512 ws = _mm512_maskz_loadu_ps(mk, w.scale + col);
+    for (int i = 0; i < M; ++i) {
+      const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][c], off));
+      _mm512_mask_storeu_ps(y + (i0 + i) * n + col, mk,
+                            _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(xs[i0 + i]), ws), v));
+    }
+  }
+}
+
+// Output blocks [b0, b1) (64 outputs each) of a packed q8 matrix against m activation rows.
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void GemvQ8Blocked(
+    const uint8_t* xu, const float* xs, const Q8Matrix& w, float* y, int64_t m, int64_t b0,
+    int64_t b1) {
+  for (int64_t blk = b0; blk < b1; ++blk)
+    for (RowGroups g(m, kQ8BlockGroup); g.Next();) {
+#define PLM_CALL(M) Q8BlockTile<M>(xu, xs, w, y, blk, g.i0)
+      PLM_SWITCH_M(kQ8BlockGroup, g.size, PLM_CALL)
+#undef PLM_CALL
+    }
+}
+
+// x (m rows of k) quantized per row to u8 = q + 128 with row stride kp, zero past k.
+void QuantizeRowsU8Padded(const float* x, int64_t m, int64_t k, int64_t kp,
+                          std::vector<uint8_t>* xu, std::vector<float>* xs) {
+  thread_local std::vector<int8_t> q;
+  q.resize(static_cast<size_t>(m * k));
+  xs->resize(static_cast<size_t>(m));
+  QuantizeRows(x, m, k, q.data(), xs->data());
+  xu->assign(static_cast<size_t>(m * kp), 0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < k; ++j)
+      (*xu)[i * kp + j] = static_cast<uint8_t>(q[i * k + j] + 128);
 }
 
 // y[i, j] = xs[i] * ws[j] * (acc[i, j] - 128 * sum[j]) for rows [b, e); acc has row stride na, y
@@ -1051,19 +1109,15 @@ void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t pane
       const Int8Panel pw = panel(r0, r0 + np);
       const MmKind kind = u8 ? MmKind::kU8 : MmKind::kS8;
       dnnl::matmul prim;
+      if (packed != nullptr && !Dnnl::Get().Find(MmKind::kU8Blocked, mm, n, k, &prim))
+        throw Error(ErrorCode::kInternal, "oneDNN has no int8 matmul of " + std::to_string(mm) +
+                                              " rows for blocked weights");
       if (packed != nullptr || (fast && Dnnl::Get().Find(kind, mm, np, k, &prim))) {
         thread_local std::vector<int32_t> acc;
         acc.resize(static_cast<size_t>(mm * np));
         SyncGemmThreads();
-        if (packed != nullptr) {
-          using dt = dnnl::memory::data_type;
-          using tag = dnnl::memory::format_tag;
-          Dnnl& d = Dnnl::Get();
-          d.Run(packed->Primitive(mm), dnnl::memory({{mm, k}, dt::u8, tag::ab}, d.eng, xqp),
-                packed->mem, dnnl::memory({{mm, n}, dt::s32, tag::ab}, d.eng, acc.data()));
-        } else {
-          Dnnl::Get().Run(prim, kind, mm, np, k, xqp, pw.q, acc.data());
-        }
+        Dnnl::Get().Run(prim, packed != nullptr ? MmKind::kU8Blocked : kind, mm, np, k, xqp,
+                        packed != nullptr ? packed->data() : pw.q, acc.data());
         const int32_t* accp = acc.data();
         GemmEpilogue pe = ep;  // this panel's columns
         if (pe.gamma != nullptr) pe.gamma += r0;
@@ -1104,6 +1158,17 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
             const GemmEpilogue& ep) {
   const int64_t n = w.n, k = w.k;
   if (m == 0 || n == 0) return;
+  if (w.packed && m <= kSmallM) {
+    std::vector<uint8_t> xu;
+    std::vector<float> xs;
+    QuantizeRowsU8Padded(x, m, k, w.packed->kp, &xu, &xs);
+    float* out = ep.kind == GemmEpilogue::Kind::kAddScaled ? EpilogueScratch(m * n) : y;
+    ThreadPool::Global().ParallelFor((n + 63) / 64, [&](int64_t b, int64_t e) {
+      GemvQ8Blocked(xu.data(), xs.data(), w, out, m, b, e);
+    });
+    FinishRows(out, n, y, n, 0, m, n, bias, ep);
+    return;
+  }
   if (w.packed) {
     GemmInt8Large(
         x, m, n, k, n, [&](int64_t, int64_t) { return Int8Panel{nullptr, w.scale, w.sum}; }, bias,
@@ -1272,14 +1337,19 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
 
 bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& jobs) {
   if (jobs.empty() || m > kSmallM || m <= 0 || !Cpu().avx512_full()) return false;
-  const int kind = jobs[0].bf16 ? 0 : jobs[0].q8 ? 1 : 2;
+  // 0: bf16, 1: q8 rows, 2: q4, 3: q8 blocked (tasks of 64 outputs)
+  auto kind_of = [](const GemvJob& g) {
+    return g.bf16 ? 0 : g.q8 ? (g.q8->packed ? 3 : 1) : g.q4 ? 2 : -1;
+  };
+  const int kind = kind_of(jobs[0]);
   std::vector<int64_t> first(jobs.size() + 1, 0);  // first task of each job
   for (size_t j = 0; j < jobs.size(); ++j) {
     const GemvJob& g = jobs[j];
-    const int jk = g.bf16 ? 0 : g.q8 ? 1 : g.q4 ? 2 : -1;
-    if (jk != kind) return false;
-    if ((g.q8 && (g.q8->k != k || g.q8->packed)) || (g.q4 && g.q4->k != k)) return false;
-    first[j + 1] = first[j] + (g.n + kRowBlock - 1) / kRowBlock;
+    if (kind_of(g) != kind) return false;
+    if ((g.q8 && g.q8->k != k) || (g.q4 && g.q4->k != k)) return false;
+    if (kind == 3 && g.q8->packed->kp != jobs[0].q8->packed->kp) return false;
+    const int64_t unit = kind == 3 ? 64 : kRowBlock;
+    first[j + 1] = first[j] + (g.n + unit - 1) / unit;
   }
   thread_local std::vector<uint16_t> xb;
   thread_local std::vector<uint8_t> xu;
@@ -1290,6 +1360,8 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
     for (size_t i = 0; i < xb.size(); ++i) xb[i] = F32ToBf16(x[i]);
   } else if (kind == 2) {
     PrepareQ4Act(x, m, k, &act);
+  } else if (kind == 3) {
+    QuantizeRowsU8Padded(x, m, k, jobs[0].q8->packed->kp, &xu, &xs);
   } else {
     QuantizeRowsU8(x, m, k, &xu, &xs);
   }
@@ -1303,6 +1375,10 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
     for (int64_t t = b; t < e; ++t) {
       while (first[j + 1] <= t) ++j;
       const GemvJob& g = jobs[j];
+      if (kind == 3) {
+        GemvQ8Blocked(xup, xsp, *g.q8, g.y, m, t - first[j], t - first[j] + 1);
+        continue;
+      }
       const int64_t r0 = (t - first[j]) * kRowBlock, r1 = std::min(g.n, r0 + kRowBlock);
       if (kind == 0) {
         GemvBf16Avx512(xbp, g.bf16, g.y, m, g.n, k, r0, r1);

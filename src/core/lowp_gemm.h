@@ -43,8 +43,8 @@ void FinishRows(const float* v, int64_t nv, float* y, int64_t ny, int64_t b, int
 void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, int64_t m, int64_t n,
               int64_t k);
 
-// A Q8Matrix's weights reordered once into oneDNN's blocked layout (with its s8 compensation):
-// GEMMs over many rows run ~25 % faster than from the plain [n, k] rows (defined in lowp_gemm.cc).
+// A Q8Matrix's weights reordered once into a blocked layout that oneDNN's int8 GEMMs read ~20 %
+// faster than plain rows and the decode kernel streams front to back (defined in lowp_gemm.cc).
 struct PackedS8;
 
 // int8 weights, one f32 scale per output row (symmetric). The arrays are either owned (built by
@@ -57,8 +57,8 @@ struct Q8Matrix {
   std::vector<int8_t> q_own;
   std::vector<float> scale_own;
   std::vector<int32_t> sum_own;
-  // Set by PackQ8ForManyRows: every GEMM then runs on the packed weights through oneDNN and q is
-  // null (the plain rows are dropped; a decode-sized GEMM costs a oneDNN call).
+  // Set by PackQ8: every GEMM then runs on the blocked weights and q is null (the plain rows are
+  // dropped).
   std::shared_ptr<const PackedS8> packed;
 
   Q8Matrix() = default;
@@ -77,11 +77,11 @@ void QuantizeQ8Rows(const float* w, int64_t rows, int64_t k, int8_t* q, float* s
 Q8Matrix QuantizeQ8(const float* w, int64_t n, int64_t k);
 void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int64_t m,
             const GemmEpilogue& ep = {});
-// Reorders w's rows into oneDNN's blocked layout for GEMMs of about m rows (the vision tower:
-// one tile's tokens, never decode), then drops the owned plain rows and sets w->q to null (rows
-// borrowed from a mapping are the caller's to release). Returns false and leaves w unchanged
-// where oneDNN has no int8 brgemm for it (no AVX512-VNNI, PLM_CPU=generic).
-bool PackQ8ForManyRows(Q8Matrix* w, int64_t m);
+// Reorders w's rows into the blocked layout (oneDNN's BA16a64b4a of W^T: per 64 outputs, per 4
+// inputs, 64 x 4 bytes; k and n padded to multiples of 64), then drops the owned plain rows and
+// sets w->q to null (rows borrowed from a mapping are the caller's to release). Returns false and
+// leaves w unchanged without AVX512-VNNI (PLM_CPU=generic) or where oneDNN takes no such layout.
+bool PackQ8(Q8Matrix* w);
 
 // 4-bit weights in blocks of 32 values with an f16 scale per block (ggml Q4_0-like: value = q *
 // scale, q in [-8, 7]); k % 64 == 0. Decode (small m) unpacks nibbles in registers; large m

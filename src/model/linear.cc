@@ -117,11 +117,11 @@ Linear::Linear(const QuantizedWeight& w, const TensorView* bias)
   }
 }
 
-bool Linear::PackForManyRows(int64_t rows) {
+bool Linear::Pack() {
   if (compute_ != ComputeType::kQ8 || q8_ == nullptr) return false;
   const int8_t* plain = q8_->q;
   const bool mapped = q8_->q_own.empty();
-  if (!PackQ8ForManyRows(q8_.get(), rows)) return false;
+  if (!PackQ8(q8_.get())) return false;
   if (mapped) ReleasePages(plain, static_cast<size_t>(out_ * in_));
   return true;
 }

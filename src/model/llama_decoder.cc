@@ -69,6 +69,9 @@ LlamaDecoder::LlamaDecoder(const TextConfig& cfg, const LoadOptions& options, We
     layer.gate = lin(l + "mlp.gate_proj.weight", I, D);
     layer.up = lin(l + "mlp.up_proj.weight", I, D);
     layer.down = lin(l + "mlp.down_proj.weight", D, I);
+    // int8 weights in the blocked layout: prefill GEMMs ~20 % faster, decode streams them.
+    for (Linear* x : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down})
+      x->Pack();
     layers_.push_back(std::move(layer));
   }
   norm_ = F32Weights(ws.Get(p + "norm.weight", {D}));
@@ -83,6 +86,7 @@ LlamaDecoder::LlamaDecoder(const TextConfig& cfg, const LoadOptions& options, We
     lm_head_ = Linear(embed, nullptr, compute_);
     tied_ = false;
   }
+  lm_head_.Pack();
   inv_freq_ = LlamaInvFreq(cfg);
 }
 

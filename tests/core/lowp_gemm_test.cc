@@ -231,41 +231,67 @@ TEST_P(LowpGemm, EpiloguesMatchSeparateSteps) {
   }
 }
 
-// Weights packed into oneDNN's blocked layout (the vision tower's) give the same integer products
-// as the plain rows: bit for bit where both run oneDNN (m > kSmallM), to rounding for decode-sized
-// m (the plain rows then go through the VNNI kernel); every epilogue; any m after packing.
+// Weights packed into the blocked layout give the same integer products as the plain rows: bit
+// for bit where both run oneDNN (m > kSmallM), to rounding for decode-sized m (the blocked and
+// the row kernels); every epilogue; sizes that are not multiples of the 64 x 64 blocks (padding),
+// k not a multiple of 4; and the merged decode pass (GemvMany) over several packed matrices.
 TEST_P(LowpGemm, PackedQ8MatchesPlainRows) {
-  const int64_t n = 80, k = 192;
-  auto w = Random(n * k, 61, 0.05f), bias = Random(n, 62), gamma = Random(n, 63);
-  const Q8Matrix plain = QuantizeQ8(w.data(), n, k);
-  Q8Matrix packed = QuantizeQ8(w.data(), n, k);
-  const bool ok = PackQ8ForManyRows(&packed, 40);
-  if (!GetParam()) {  // portable path: nothing to pack into, the matrix is left as it was
-    EXPECT_FALSE(ok);
-    EXPECT_NE(packed.q, nullptr);
-    return;
-  }
-  ASSERT_TRUE(ok);
-  EXPECT_EQ(packed.q, nullptr);
-  EXPECT_TRUE(packed.q_own.empty());
-  EXPECT_GE(packed.bytes(), static_cast<size_t>(n * k));
-  for (int64_t m : {1, 5, 9, 40, 1600}) {  // 1600: two oneDNN calls of 800 rows
-    auto x = Random(m * k, 64 + m), base = Random(m * n, 65 + m);
-    GemmEpilogue gelu, add;
-    gelu.kind = GemmEpilogue::Kind::kGelu;
-    add.kind = GemmEpilogue::Kind::kAddScaled;
-    add.gamma = gamma.data();
-    for (const GemmEpilogue& ep : {GemmEpilogue{}, gelu, add}) {
-      std::vector<float> want = base, got = base;
-      GemmQ8(x.data(), plain, bias.data(), want.data(), m, ep);
-      GemmQ8(x.data(), packed, bias.data(), got.data(), m, ep);
-      const std::string what = "m=" + std::to_string(m) + " epilogue " +
-                               std::to_string(static_cast<int>(ep.kind));
-      if (m > kSmallM) {
-        EXPECT_EQ(got, want) << what;
-      } else {
-        EXPECT_LT(RelErr(got, want), 1e-6) << what;
+  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{{80, 192}, {37, 100}, {128, 64}}) {
+    auto w = Random(n * k, 61, 0.05f), bias = Random(n, 62), gamma = Random(n, 63);
+    const Q8Matrix plain = QuantizeQ8(w.data(), n, k);
+    Q8Matrix packed = QuantizeQ8(w.data(), n, k);
+    const bool ok = PackQ8(&packed);
+    if (!GetParam()) {  // portable path: nothing to pack into, the matrix is left as it was
+      EXPECT_FALSE(ok);
+      EXPECT_NE(packed.q, nullptr);
+      return;
+    }
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(packed.q, nullptr);
+    EXPECT_TRUE(packed.q_own.empty());
+    EXPECT_EQ(packed.bytes(), static_cast<size_t>((n + 63) / 64 * 64 * ((k + 63) / 64 * 64) + 8 * n));
+    for (int64_t m : {1, 3, 5, 8, 9, 40, 1600}) {  // 1600: two oneDNN calls of 800 rows
+      auto x = Random(m * k, 64 + m), base = Random(m * n, 65 + m);
+      GemmEpilogue gelu, add;
+      gelu.kind = GemmEpilogue::Kind::kGelu;
+      add.kind = GemmEpilogue::Kind::kAddScaled;
+      add.gamma = gamma.data();
+      for (const GemmEpilogue& ep : {GemmEpilogue{}, gelu, add}) {
+        std::vector<float> want = base, got = base;
+        GemmQ8(x.data(), plain, bias.data(), want.data(), m, ep);
+        GemmQ8(x.data(), packed, bias.data(), got.data(), m, ep);
+        const std::string what = "n=" + std::to_string(n) + " k=" + std::to_string(k) + " m=" +
+                                 std::to_string(m) + " epilogue " +
+                                 std::to_string(static_cast<int>(ep.kind));
+        if (m > kSmallM) {
+          EXPECT_EQ(got, want) << what;
+        } else {
+          EXPECT_LT(RelErr(got, want), 1e-6) << what;
+        }
       }
+      if (m > kSmallM) continue;
+      // Two packed matrices over the same input in one pass == one GEMM each.
+      const Q8Matrix plain2 = QuantizeQ8(Random(n * k, 66, 0.05f).data(), n, k);
+      Q8Matrix packed2 = QuantizeQ8(Random(n * k, 66, 0.05f).data(), n, k);
+      ASSERT_TRUE(PackQ8(&packed2));
+      std::vector<float> y1(m * n), y2(m * n), w1(m * n), w2(m * n);
+      GemvJob j1, j2;
+      j1.q8 = &packed;
+      j1.n = n;
+      j1.bias = bias.data();
+      j1.y = y1.data();
+      j2.q8 = &packed2;
+      j2.n = n;
+      j2.y = y2.data();
+      ASSERT_TRUE(GemvMany(x.data(), m, k, {j1, j2}));
+      GemmQ8(x.data(), plain, bias.data(), w1.data(), m);
+      GemmQ8(x.data(), plain2, nullptr, w2.data(), m);
+      EXPECT_LT(RelErr(y1, w1), 1e-6) << "GemvMany n=" << n << " m=" << m;
+      EXPECT_LT(RelErr(y2, w2), 1e-6) << "GemvMany n=" << n << " m=" << m;
+      // A packed and a plain matrix cannot share one pass.
+      GemvJob j3 = j2;
+      j3.q8 = &plain2;
+      EXPECT_FALSE(GemvMany(x.data(), m, k, {j1, j3}));
     }
   }
 }
