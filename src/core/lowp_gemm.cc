@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -154,8 +155,8 @@ void AddBias(float* y, const float* bias, int64_t m, int64_t n) {
 // computing it runs at ~0.6 GB/s, 12x slower); 128 * sum(w row) comes off in the rescale.
 struct PackedS8 {
   int64_t n = 0, k = 0, np = 0, kp = 0;  // sizes and padded sizes
-  dnnl::memory mem;                      // owns the blocked weights (oneDNN allocates them aligned)
-  const int8_t* data() const { return static_cast<const int8_t*>(mem.get_data_handle()); }
+  const int8_t* data = nullptr;          // np * kp bytes, 64-byte aligned
+  std::unique_ptr<int8_t, decltype(&std::free)> owned{nullptr, &std::free};
 };
 
 size_t Q8Matrix::bytes() const {
@@ -163,33 +164,72 @@ size_t Q8Matrix::bytes() const {
          static_cast<size_t>(n * 8);
 }
 
-bool PackQ8(Q8Matrix* w) {
-  if (!Cpu().avx512_full() || w->q == nullptr || w->packed) return false;
-  using dt = dnnl::memory::data_type;
-  using tag = dnnl::memory::format_tag;
-  const int64_t n = w->n, k = w->k;
-  try {
-    Dnnl& d = Dnnl::Get();
-    dnnl::matmul probe;  // brgemm takes the layout (else keep the plain rows)
-    if (!d.Find(MmKind::kU8Blocked, kChunkM, n, k, &probe)) return false;
-    auto p = std::make_shared<PackedS8>();
-    p->n = n;
-    p->k = k;
-    p->np = (n + 63) / 64 * 64;
-    p->kp = (k + 63) / 64 * 64;
-    p->mem = dnnl::memory(Dnnl::Weights(MmKind::kU8Blocked, n, k), d.eng);
-    if (p->mem.get_desc().get_size() != static_cast<size_t>(p->np * p->kp)) return false;
-    dnnl::memory plain({{k, n}, dt::s8, tag::ba}, d.eng, const_cast<int8_t*>(w->q));
-    SyncGemmThreads();
-    dnnl::stream s(d.eng);
-    dnnl::reorder(plain, p->mem).execute(s, plain, p->mem);
-    s.wait();
-    w->packed = std::move(p);
-  } catch (const dnnl::error&) {
-    return false;
+int64_t Q8BlockedBytes(int64_t n, int64_t k) { return (n + 63) / 64 * 64 * ((k + 63) / 64 * 64); }
+
+void BlockQ8Rows(const int8_t* q, int64_t n, int64_t k, int64_t b0, int64_t b1, int8_t* out) {
+  const int64_t kp = (k + 63) / 64 * 64;
+  for (int64_t b = b0; b < b1; ++b) {
+    int8_t* ob = out + b * 64 * kp;
+    std::memset(ob, 0, static_cast<size_t>(64 * kp));  // padding
+    for (int64_t j = 0; j < 64 && b * 64 + j < n; ++j) {
+      const int8_t* row = q + (b * 64 + j) * k;
+      int64_t g = 0;
+      for (; 4 * g + 4 <= k; ++g) std::memcpy(ob + g * 256 + j * 4, row + 4 * g, 4);
+      for (int64_t c = 4 * g; c < k; ++c) ob[g * 256 + j * 4 + c % 4] = row[c];
+    }
   }
+}
+
+void UnblockQ8(const int8_t* blocked, int64_t n, int64_t k, int8_t* q) {
+  const int64_t kp = (k + 63) / 64 * 64;
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c)
+      q[r * k + c] = blocked[(r / 64) * 64 * kp + (c / 4) * 256 + (r % 64) * 4 + c % 4];
+}
+
+bool BlockedQ8Usable(int64_t n, int64_t k) {
+  if (!Cpu().avx512_full()) return false;
+  dnnl::matmul probe;  // oneDNN's brgemm takes the layout
+  return Dnnl::Get().Find(MmKind::kU8Blocked, kChunkM, n, k, &probe);
+}
+
+namespace {
+
+// Points w at blocked weights (owned: moved into the matrix) and drops its plain rows.
+void SetBlocked(Q8Matrix* w, const int8_t* blocked,
+                std::unique_ptr<int8_t, decltype(&std::free)> owned) {
+  auto p = std::make_shared<PackedS8>();
+  p->n = w->n;
+  p->k = w->k;
+  p->np = (w->n + 63) / 64 * 64;
+  p->kp = (w->k + 63) / 64 * 64;
+  p->data = blocked;
+  p->owned = std::move(owned);
+  w->packed = std::move(p);
   w->q = nullptr;
   std::vector<int8_t>().swap(w->q_own);
+}
+
+}  // namespace
+
+bool UseBlockedQ8(Q8Matrix* w, const int8_t* blocked) {
+  if (w->packed || !BlockedQ8Usable(w->n, w->k)) return false;
+  if (reinterpret_cast<uintptr_t>(blocked) % 64 != 0)
+    throw Error(ErrorCode::kInvalidArgument, "blocked int8 weights must be 64-byte aligned");
+  SetBlocked(w, blocked, {nullptr, &std::free});
+  return true;
+}
+
+bool PackQ8(Q8Matrix* w) {
+  if (w->q == nullptr || w->packed || !BlockedQ8Usable(w->n, w->k)) return false;
+  const int64_t n = w->n, k = w->k;
+  void* mem = std::aligned_alloc(64, static_cast<size_t>(Q8BlockedBytes(n, k)));
+  if (mem == nullptr) throw std::bad_alloc();
+  std::unique_ptr<int8_t, decltype(&std::free)> owned(static_cast<int8_t*>(mem), &std::free);
+  const int8_t* q = w->q;
+  int8_t* out = owned.get();
+  ParallelForOmp((n + 63) / 64, [&](int64_t b0, int64_t b1) { BlockQ8Rows(q, n, k, b0, b1, out); });
+  SetBlocked(w, out, std::move(owned));
   return true;
 }
 
@@ -577,7 +617,7 @@ __attribute__((target(PLM_AVX512 ",avx512vnni"), always_inline)) inline void Q8B
     const uint8_t* xu, const float* xs, const Q8Matrix& w, float* y, int64_t blk, int64_t i0) {
   const PackedS8& p = *w.packed;
   const int64_t kp = p.kp, n = w.n;
-  const int8_t* wb = p.data() + blk * 64 * kp;
+  const int8_t* wb = p.data + blk * 64 * kp;
   __m512i acc[M][4];
   for (int i = 0; i < M; ++i)
     for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_setzero_si512();
@@ -1117,7 +1157,7 @@ void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t pane
         acc.resize(static_cast<size_t>(mm * np));
         SyncGemmThreads();
         Dnnl::Get().Run(prim, packed != nullptr ? MmKind::kU8Blocked : kind, mm, np, k, xqp,
-                        packed != nullptr ? packed->data() : pw.q, acc.data());
+                        packed != nullptr ? packed->data : pw.q, acc.data());
         const int32_t* accp = acc.data();
         GemmEpilogue pe = ep;  // this panel's columns
         if (pe.gamma != nullptr) pe.gamma += r0;

@@ -100,9 +100,17 @@ Linear::Linear(const QuantizedWeight& w, const TensorView* bias)
     auto q = std::make_shared<Q8Matrix>();
     q->n = w.n;
     q->k = w.k;
-    q->q = static_cast<const int8_t*>(w.q);
     q->scale = static_cast<const float*>(w.scale);
     q->sum = static_cast<const int32_t*>(w.aux);
+    if (!w.blocked) {
+      q->q = static_cast<const int8_t*>(w.q);
+    } else if (!UseBlockedQ8(q.get(), static_cast<const int8_t*>(w.q))) {
+      // No AVX512-VNNI here: the plain rows the portable kernels read, rebuilt once.
+      q->q_own.resize(static_cast<size_t>(w.n * w.k));
+      UnblockQ8(static_cast<const int8_t*>(w.q), w.n, w.k, q->q_own.data());
+      q->q = q->q_own.data();
+      ReleasePages(w.q, static_cast<size_t>(Q8BlockedBytes(w.n, w.k)));
+    }
     q8_ = std::move(q);
   } else if (w.format == ComputeType::kQ4) {
     auto q = std::make_shared<Q4Matrix>();

@@ -17,6 +17,8 @@ Projector::Projector(const PerceptionLMConfig& cfg, const LoadOptions& options, 
   reduced_ = ct != ComputeType::kF32;
   linear_1_ = LoadLinear(ws, p + "linear_1.weight", dt, dv, p + "linear_1.bias", ct);
   linear_2_ = LoadLinear(ws, p + "linear_2.weight", dt, dt, p + "linear_2.bias", ct);
+  linear_1_.Pack();  // int8: the blocked layout (small matrices, packed at load)
+  linear_2_.Pack();
 }
 
 namespace {

@@ -78,6 +78,7 @@ struct OutTensor {
   std::vector<int64_t> shape;
   size_t nbytes = 0;
   uint64_t offset = 0;
+  bool blocked = false;  // q8 rows in the blocked layout
 };
 
 class Writer {
@@ -115,10 +116,16 @@ class Writer {
 
 QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& out_dir,
                                  ComputeType dtype,
-                                 const std::function<void(const std::string&)>& progress) {
+                                 const std::function<void(const std::string&)>& progress,
+                                 int format_version) {
   if (dtype != ComputeType::kQ8 && dtype != ComputeType::kQ4)
     throw Error(ErrorCode::kInvalidArgument,
                 std::string("plm quantize writes q8 or q4, not ") + ComputeTypeName(dtype));
+  if (format_version != 1 && format_version != 2)
+    throw Error(ErrorCode::kInvalidArgument,
+                "quantized checkpoint format version " + std::to_string(format_version) +
+                    " (1 or 2)");
+  const bool blocked = format_version >= 2;
   auto say = [&](const std::string& s) {
     if (progress) progress(s);
   };
@@ -144,14 +151,24 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
   std::map<std::string, Source> plan;
   std::map<std::string, std::string> meta = {{"format", "pt"},
                                              {kQuantMetaFormat, ComputeTypeName(dtype)},
-                                             {kQuantMetaVersion, kQuantVersion}};
+                                             {kQuantMetaVersion, std::to_string(format_version)}};
   std::vector<OutTensor> outs;
   auto add_quant = [&](const std::string& out_name, const std::string& in_name, int64_t n,
                        int64_t k) {
     const ComputeType f = FormatFor(out_name, dtype, k);
     plan[out_name] = {in_name, f};
-    meta[kQuantMetaTensorPrefix + out_name] = ComputeTypeName(f);
-    if (f == ComputeType::kQ8) {
+    meta[kQuantMetaTensorPrefix + out_name] =
+        f == ComputeType::kQ8 && blocked ? "q8b" : ComputeTypeName(f);
+    if (f == ComputeType::kQ8 && blocked) {
+      outs.push_back({out_name,
+                      DType::kI8,
+                      {(n + 63) / 64, (k + 63) / 64 * 16, 64, 4},
+                      static_cast<size_t>(Q8BlockedBytes(n, k)),
+                      0,
+                      true});
+      outs.push_back({out_name + kQuantScaleSuffix, DType::kF32, {n}, static_cast<size_t>(n) * 4});
+      outs.push_back({out_name + kQuantAuxSuffix, DType::kI32, {n}, static_cast<size_t>(n) * 4});
+    } else if (f == ComputeType::kQ8) {
       outs.push_back({out_name, DType::kI8, {n, k}, static_cast<size_t>(n * k)});
       outs.push_back({out_name + kQuantScaleSuffix, DType::kF32, {n}, static_cast<size_t>(n) * 4});
       outs.push_back({out_name + kQuantAuxSuffix, DType::kI32, {n}, static_cast<size_t>(n) * 4});
@@ -186,8 +203,10 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
     }
   }
 
-  // 4-byte (and wider) types first, then 2-byte, then 1-byte: every array stays aligned.
+  // Blocked arrays first (64-byte aligned: sizes multiples of 4096), then 4-byte (and wider)
+  // types, 2-byte, 1-byte: every array stays aligned.
   std::stable_sort(outs.begin(), outs.end(), [](const OutTensor& x, const OutTensor& y) {
+    if (x.blocked != y.blocked) return x.blocked;
     const size_t ax = std::min<size_t>(DTypeSize(x.dtype), 4),
                  ay = std::min<size_t>(DTypeSize(y.dtype), 4);
     if (ax != ay) return ax > ay;
@@ -233,7 +252,13 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
                   "quantize: " + name + " came out as " + ComputeTypeName(lin.compute()));
     if (src.format == ComputeType::kQ8) {
       const Q8Matrix& m = *lin.q8();
-      w.PWrite(m.q, q.nbytes, base + q.offset);
+      if (q.blocked) {
+        std::vector<int8_t> b(q.nbytes);
+        BlockQ8Rows(m.q, m.n, m.k, 0, (m.n + 63) / 64, b.data());
+        w.PWrite(b.data(), q.nbytes, base + q.offset);
+      } else {
+        w.PWrite(m.q, q.nbytes, base + q.offset);
+      }
       w.PWrite(m.scale, s.nbytes, base + s.offset);
       w.PWrite(m.sum, x.nbytes, base + x.offset);
     } else {

@@ -2,16 +2,21 @@
 // and processor files copied unchanged) whose model.safetensors holds the Linear weights in our
 // q8/q4 formats, loaded in place by mmap (no re-quantizing at load).
 //
-// Layout (format version 1). For a Linear weight `W` of shape [n, k]:
-//   q8: `W` I8 [n, k] (int8 per output row), `W.qscale` F32 [n], `W.qaux` I32 [n] (row sums);
-//   q4: `W` U8 [n, k/2] (per 64 values: byte j = (q[j]+8) | (q[j+32]+8) << 4),
-//       `W.qscale` F16 [n, k/32] (one scale per block of 32), `W.qaux` F32 [n]
-//       (128 * sum_b scale_b * sum(q_b), the VNNI offset compensation).
+// Layout (format version 2). For a Linear weight `W` of shape [n, k]:
+//   q8b: `W` I8 [ceil(n/64), ceil(k/64)*16, 64, 4]: the int8 rows in the blocked layout of
+//        core/lowp_gemm.h (per 64 outputs, per 4 inputs, 64 x 4 bytes; zero padding), used in
+//        place by the int8 GEMMs (rows are rebuilt at load on CPUs without AVX512-VNNI);
+//        `W.qscale` F32 [n], `W.qaux` I32 [n] (row sums);
+//   q4:  `W` U8 [n, k/2] (per 64 values: byte j = (q[j]+8) | (q[j+32]+8) << 4),
+//        `W.qscale` F16 [n, k/32] (one scale per block of 32), `W.qaux` F32 [n]
+//        (128 * sum_b scale_b * sum(q_b), the VNNI offset compensation).
+// Version 1 (still read) stored q8 as `W` I8 [n, k] rows (format name "q8").
 // `__metadata__`: "plm.quantization" = "q8"|"q4" (what was asked), "plm.quantization_version" =
-// "1", and "plm.q:W" = the format of each quantized tensor. The vision tower is stored q8 when
+// "2", and "plm.q:W" = the format of each quantized tensor. The vision tower is stored q8 when
 // q4 is asked (it is compute-bound); a tied LM head is stored as a quantized `lm_head.weight`
-// next to the unchanged embedding table. Every other tensor is copied as is. Tensors are laid
-// out 4-byte types first, then 2-byte, then 1-byte, so every array is aligned for in-place use.
+// next to the unchanged embedding table. Every other tensor is copied as is. Blocked tensors
+// come first (64-byte aligned: their sizes are multiples of 4096), then the others 4-byte types
+// first, then 2-byte, then 1-byte, so every array is aligned for in-place use.
 #pragma once
 
 #include <functional>
@@ -23,7 +28,7 @@ namespace plm {
 
 inline constexpr const char* kQuantMetaFormat = "plm.quantization";
 inline constexpr const char* kQuantMetaVersion = "plm.quantization_version";
-inline constexpr const char* kQuantVersion = "1";
+inline constexpr const char* kQuantVersion = "2";  // written; "1" is read too
 inline constexpr const char* kQuantMetaTensorPrefix = "plm.q:";
 inline constexpr const char* kQuantScaleSuffix = ".qscale";
 inline constexpr const char* kQuantAuxSuffix = ".qaux";
@@ -36,8 +41,10 @@ struct QuantizeStats {
 // Writes the quantized checkpoint of the (unquantized) PerceptionLM folder `in_dir` to `out_dir`
 // (created if needed; its model.safetensors is replaced). `dtype`: kQ8 or kQ4. The quantized
 // arrays are produced by the same code as quantizing at load, so both give identical outputs.
+// `format_version`: 2, or 1 (q8 as rows; kept so that reading old folders stays tested).
 QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& out_dir,
                                  ComputeType dtype,
-                                 const std::function<void(const std::string&)>& progress = {});
+                                 const std::function<void(const std::string&)>& progress = {},
+                                 int format_version = 2);
 
 }  // namespace plm

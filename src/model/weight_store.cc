@@ -73,11 +73,11 @@ WeightStore WeightStore::Open(const std::string& model_dir) {
   auto q = ws.metadata_.find(kQuantMetaFormat);
   if (q != ws.metadata_.end()) {
     auto ver = ws.metadata_.find(kQuantMetaVersion);
-    if (ver == ws.metadata_.end() || ver->second != kQuantVersion)
+    if (ver == ws.metadata_.end() || (ver->second != "1" && ver->second != kQuantVersion))
       throw Error(ErrorCode::kUnsupported,
                   model_dir + ": quantized checkpoint of format version \"" +
                       (ver == ws.metadata_.end() ? std::string("?") : ver->second) +
-                      "\" (this build reads version " + kQuantVersion + ")");
+                      "\" (this build reads versions 1 and " + kQuantVersion + ")");
     if (q->second == "q8") {
       ws.quantization_ = ComputeType::kQ8;
     } else if (q->second == "q4") {
@@ -103,10 +103,17 @@ std::optional<QuantizedWeight> WeightStore::GetQuantized(
   w.k = k;
   DType qt, st, at;
   std::vector<int64_t> qs, ss, as;
+  size_t q_align = 1;
   if (fmt->second == "q8") {
     w.format = ComputeType::kQ8;
     qt = DType::kI8, st = DType::kF32, at = DType::kI32;
     qs = {n, k}, ss = {n}, as = {n};
+  } else if (fmt->second == "q8b") {
+    w.format = ComputeType::kQ8;
+    w.blocked = true;
+    qt = DType::kI8, st = DType::kF32, at = DType::kI32;
+    qs = {(n + 63) / 64, (k + 63) / 64 * 16, 64, 4}, ss = {n}, as = {n};
+    q_align = 64;
   } else if (fmt->second == "q4") {
     if (k % 64 != 0)
       throw Error(ErrorCode::kCorrupt, what + " is q4 but its input size " + std::to_string(k) +
@@ -131,7 +138,7 @@ std::optional<QuantizedWeight> WeightStore::GetQuantized(
                                            std::to_string(align) + "-byte aligned in the file");
     return static_cast<const void*>(v.data);
   };
-  w.q = part(name, qt, qs, 1);
+  w.q = part(name, qt, qs, q_align);
   w.scale = part(name + kQuantScaleSuffix, st, ss, DTypeSize(st));
   w.aux = part(name + kQuantAuxSuffix, at, as, 4);
   return w;

@@ -11,6 +11,7 @@
 #include <iterator>
 #include <string>
 
+#include "core/cpu_features.h"
 #include "core/json.h"
 #include "io/safetensors.h"
 #include "plm/error.h"
@@ -72,6 +73,44 @@ TEST(QuantizedCheckpoint, LoadsBitIdenticalToQuantizingAtLoad) {
         EXPECT_TRUE(ra.logits.data == rb.logits.data)
             << m << " " << ComputeTypeName(ct) << " " << golden;
       }
+      if (ct == ComputeType::kQ8) {
+        // Version 2 stores the int8 matrices blocked, 64-byte aligned, used in place; version 1
+        // folders (rows) still load, and on CPUs without AVX512-VNNI the blocked ones are turned
+        // back into rows: the same logits every way.
+        SafetensorsFile f(out + "/model.safetensors");
+        int blocked = 0;
+        for (const auto& [name, fmt] : f.metadata())
+          if (fmt == "q8b") {
+            const TensorView& v = f.tensors().at(name.substr(std::string(kQuantMetaTensorPrefix).size()));
+            EXPECT_EQ(v.shape.size(), 4u) << name;
+            EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data) % 64, 0u) << name;
+            ++blocked;
+          }
+        EXPECT_EQ(blocked, s.quantized_tensors) << m;
+        EXPECT_EQ(f.metadata().at(kQuantMetaVersion), "2");
+        const std::string v1 = test::MakeTempDir();
+        QuantizeCheckpoint(dir, v1, ct, {}, 1);
+        auto c = PerceptionLMForConditionalGeneration::FromPretrained(v1);
+        const CpuFeatures native = Cpu();
+        SetCpuFeaturesForTesting(CpuFeatures{});
+        auto generic_a = PerceptionLMForConditionalGeneration::FromPretrained(dir, on_the_fly);
+        auto generic_b = PerceptionLMForConditionalGeneration::FromPretrained(out);
+        for (const auto& golden : Goldens(m)) {
+          SafetensorsFile g(golden);
+          std::vector<float> pix, vid;
+          const ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
+          EXPECT_TRUE(generic_a->Forward(in).logits.data == generic_b->Forward(in).logits.data)
+              << m << " generic CPU " << golden;
+        }
+        SetCpuFeaturesForTesting(native);
+        for (const auto& golden : Goldens(m)) {
+          SafetensorsFile g(golden);
+          std::vector<float> pix, vid;
+          const ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
+          EXPECT_TRUE(a->Forward(in).logits.data == c->Forward(in).logits.data)
+              << m << " version 1 " << golden;
+        }
+      }
       // Quantizing a quantized folder is refused.
       try {
         QuantizeCheckpoint(out, test::MakeTempDir(), ct);
@@ -130,6 +169,15 @@ TEST(QuantizedCheckpoint, DamagedOrMismatchedFilesGiveClearErrors) {
     EditHeader(d + "/model.safetensors", [](Json* j) {
       (*j)["__metadata__"][std::string(kQuantMetaTensorPrefix) +
                            "model.language_model.layers.0.mlp.up_proj.weight"] = "q8";
+    });
+    EXPECT_EQ(LoadError(d, &msg), ErrorCode::kCorrupt);
+    EXPECT_NE(msg.find("up_proj"), std::string::npos) << msg;
+  }
+  {  // declared blocked int8 but stored as 4-bit rows
+    const std::string d = fresh();
+    EditHeader(d + "/model.safetensors", [](Json* j) {
+      (*j)["__metadata__"][std::string(kQuantMetaTensorPrefix) +
+                           "model.language_model.layers.0.mlp.up_proj.weight"] = "q8b";
     });
     EXPECT_EQ(LoadError(d, &msg), ErrorCode::kCorrupt);
     EXPECT_NE(msg.find("up_proj"), std::string::npos) << msg;
