@@ -20,6 +20,7 @@
 #include "core/attention.h"
 #include "core/cpu_features.h"
 #include "core/dtype.h"
+#include "core/ops.h"
 #include "core/parallel.h"
 #include "core/thread_pool.h"
 #include "plm/error.h"
@@ -45,18 +46,19 @@ int64_t ChunkRows(int64_t m) {
 
 // kS8: s8 activations; kU8: u8 activations (q + 128, the native VNNI order); kU8Blocked: u8
 // activations against weights in the blocked layout of PackQ8 (s8 weights for all three).
-enum class MmKind { kBF16, kS8, kU8, kU8Blocked };
+enum class MmKind { kBF16, kS8, kU8, kU8Blocked, kF32 };
 
 struct Dnnl {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   std::mutex mu;
   std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t>, dnnl::matmul> cache;
-  bool ok[4] = {true, true, true, true};
+  bool ok[5] = {true, true, true, true, true};
 
   bool& Ok(MmKind kind) { return ok[static_cast<int>(kind)]; }
 
   static dnnl::memory::data_type Src(MmKind kind) {
     using dt = dnnl::memory::data_type;
+    if (kind == MmKind::kF32) return dt::f32;
     return kind == MmKind::kBF16 ? dt::bf16 : kind == MmKind::kS8 ? dt::s8 : dt::u8;
   }
   // W^T as oneDNN sees it: [k, n], plain rows (`ba`) or the blocked layout.
@@ -64,7 +66,7 @@ struct Dnnl {
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
     if (kind == MmKind::kU8Blocked) return dnnl::memory::desc({k, n}, dt::s8, tag::BA16a64b4a);
-    return dnnl::memory::desc({k, n}, kind == MmKind::kBF16 ? dt::bf16 : dt::s8, tag::ba);
+    return dnnl::memory::desc({k, n}, kind == MmKind::kF32 ? Src(kind) : kind == MmKind::kBF16 ? dt::bf16 : dt::s8, tag::ba);
   }
 
   static Dnnl& Get() {
@@ -86,7 +88,7 @@ struct Dnnl {
     }
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
-    const dt o = kind == MmKind::kBF16 ? dt::f32 : dt::s32;
+    const dt o = kind == MmKind::kBF16 || kind == MmKind::kF32 ? dt::f32 : dt::s32;
     try {
       dnnl::memory::desc a({m, k}, Src(kind), tag::ab), b = Weights(kind, n, k),
                          c({m, n}, o, {ldc, 1});
@@ -112,7 +114,7 @@ struct Dnnl {
     if (ldc == 0) ldc = n;
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
-    const dt o = kind == MmKind::kBF16 ? dt::f32 : dt::s32;
+    const dt o = kind == MmKind::kBF16 || kind == MmKind::kF32 ? dt::f32 : dt::s32;
     dnnl::memory am({{m, k}, Src(kind), tag::ab}, eng, const_cast<void*>(a));
     dnnl::memory bm(Weights(kind, n, k), eng, const_cast<void*>(b));
     dnnl::memory cm({{m, n}, o, {ldc, 1}}, eng, c);
@@ -1042,6 +1044,23 @@ void SyncGemmThreads() {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+void GemmF32Omp(const float* x, const float* w, const float* bias, float* y, int64_t m, int64_t n,
+                int64_t k) {
+  dnnl::matmul prim;
+  if (m == 0 || n == 0 || !Cpu().avx512_full() ||
+      !Dnnl::Get().Find(MmKind::kF32, m, n, k, &prim)) {
+    GemmF32(x, w, bias, y, m, n, k);
+    return;
+  }
+  SyncGemmThreads();
+  Dnnl::Get().Run(prim, MmKind::kF32, m, n, k, x, w, y);
+  if (bias != nullptr)
+    ParallelForOmp(m, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        for (int64_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
+    });
+}
 
 void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, int64_t m, int64_t n,
               int64_t k) {

@@ -39,6 +39,12 @@ struct GemmEpilogue {
 void FinishRows(const float* v, int64_t nv, float* y, int64_t ny, int64_t b, int64_t e, int64_t n,
                 const float* bias, const GemmEpilogue& ep);
 
+// y = x W^T + b in float32 through oneDNN on the OpenMP team the other GEMMs use (GemmF32 =
+// OpenBLAS otherwise: its own worker threads keep polling with sched_yield after each call and
+// take CPU time from the OpenMP threads that run next).
+void GemmF32Omp(const float* x, const float* w, const float* bias, float* y, int64_t m, int64_t n,
+                int64_t k);
+
 // y = x W^T + b with W bf16 [n, k].
 void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, int64_t m, int64_t n,
               int64_t k);

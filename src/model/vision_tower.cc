@@ -199,8 +199,9 @@ void VisionTower::ForwardTile(const float* pixels, float* z, std::vector<Tensor>
           std::copy(src, src + ps, dst + (ch * ps + ky) * ps);
         }
     }
-  GemmF32(cols, patch_w_.data(), patch_b_.empty() ? nullptr : patch_b_.data(), z + prefix * D, N, D,
-          K);
+  // The reduced-precision paths keep to the OpenMP team (see GemmF32Omp).
+  (compute_ == ComputeType::kF32 ? GemmF32 : GemmF32Omp)(
+      cols, patch_w_.data(), patch_b_.empty() ? nullptr : patch_b_.data(), z + prefix * D, N, D, K);
   if (prefix) std::copy(cls_.begin(), cls_.end(), z);
   for (int64_t i = 0; i < T * D; ++i) z[i] += pos_[i];
   if (cfg_.use_pre_transformer_norm)

@@ -9,6 +9,7 @@
 #include <exception>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "commands.h"
 #include "plm/error.h"
@@ -20,16 +21,25 @@ namespace {
 // wants one of the cores, while passive waiting costs at most a few percent on an idle machine
 // (docs/PERFORMANCE.md, "OpenMP wait policy"). So unless the user chose a policy, choose passive
 // and re-execute once; if that fails the run simply goes on with the default.
-void PreferPassiveOpenMpWaits(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  ::setenv("OMP_WAIT_POLICY", "passive", 1);
-  ::execv("/proc/self/exe", argv);
+// OpenBLAS (the float32 reference path's GEMM) starts its worker threads when it is loaded, and
+// they poll with sched_yield for 2^28 cycles (~70 ms) at start and after every call, taking CPU
+// time from the OpenMP threads of the vision tower and prefill; OPENBLAS_THREAD_TIMEOUT=4 (2^4
+// cycles) makes them sleep at once. Each is set unless the user chose it.
+void PreferPassiveWaits(char** argv) {
+  bool changed = false;
+  for (const auto& [name, value] : {std::pair{"OMP_WAIT_POLICY", "passive"},
+                                    std::pair{"OPENBLAS_THREAD_TIMEOUT", "4"}}) {
+    if (std::getenv(name) != nullptr) continue;  // the user's choice
+    ::setenv(name, value, 1);
+    changed = true;
+  }
+  if (changed) ::execv("/proc/self/exe", argv);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  PreferPassiveOpenMpWaits(argv);
+  PreferPassiveWaits(argv);
   CLI::App app{"plm — PerceptionLM inference on the CPU (images, multi-image prompts, videos)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("plm ") + PLM_VERSION);
