@@ -136,7 +136,7 @@ constexpr float kLog2e = 1.44269504088896341f;
 __attribute__((target("avx512f,fma"))) inline __m512 Exp2Bf16(__m512 x) {
   const __m512 n = _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   const __m512 f = _mm512_sub_ps(x, n);
-  __m512 p = _mm512_set1_ps(9.6181291e-3f);  // ln2^4 / 24
+  __m512 p = _mm512_set1_ps(9.6181291e-3f);                  // ln2^4 / 24
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504109e-2f));  // ln2^3 / 6
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022651e-1f));  // ln2^2 / 2
   p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));  // ln2
@@ -345,9 +345,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void PvAccumulat
 // would give inf - inf = NaN in the range reduction).
 constexpr float kHidden = -1e30f;
 __attribute__((target("avx512f,avx512bw,avx512vl"))) void MaskTile(float* s, int64_t ld,
-                                                                     int64_t keys0,
-                                                                     const __mmask16* valid,
-                                                                     __m512* vmax) {
+                                                                   int64_t keys0,
+                                                                   const __mmask16* valid,
+                                                                   __m512* vmax) {
   const __m512 hidden = _mm512_set1_ps(kHidden);
   for (int64_t i = 0; i < 8; ++i)
     for (int64_t c = 0; c < 2; ++c) {

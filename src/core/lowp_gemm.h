@@ -106,6 +106,7 @@ bool UseBlockedQ8(Q8Matrix* w, const int8_t* blocked);
 // expands panels of rows to per-row int8 on the fly (an extra rounding, documented) and runs the
 // int8 GEMM, so no int8 copy of the matrix is kept.
 inline constexpr int64_t kQ4Block = 32;
+struct PackedQ4;  // the blocked layout of PackQ4 (lowp_gemm.cc)
 struct Q4Matrix {
   int64_t n = 0, k = 0;
   // Per row, per group of 64 values: 32 bytes, byte j = (q[j] + 8) | (q[j + 32] + 8) << 4.
@@ -115,6 +116,10 @@ struct Q4Matrix {
   std::vector<uint8_t> q_own;
   std::vector<uint16_t> scale_own;
   std::vector<float> comp_own;
+  // Set by PackQ4: the weights in a blocked layout (per 64 outputs and 32 inputs: the scales,
+  // then the nibbles in vpdpbusd order), one sequential stream for decode; q and scale are then
+  // null (comp is kept).
+  std::shared_ptr<const PackedQ4> packed;
 
   Q4Matrix() = default;
   Q4Matrix(const Q4Matrix&) = delete;
@@ -129,7 +134,10 @@ void QuantizeQ4Rows(const float* w, int64_t rows, int64_t k, uint8_t* q, uint16_
 Q4Matrix QuantizeQ4(const float* w, int64_t n, int64_t k);
 void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int64_t m,
             const GemmEpilogue& ep = {});
-// Dequantized value of one weight (tests, slow).
+// Reorders w into the blocked layout and drops its owned rows (rows borrowed from a mapping are
+// the caller's to release). Returns false (w unchanged) without AVX512-VNNI.
+bool PackQ4(Q4Matrix* w);
+// Dequantized value of one weight (tests, slow; rows only).
 float Q4Value(const Q4Matrix& w, int64_t row, int64_t col);
 // Rows [r0, r1) of a q4 matrix as per-row int8 (what the large-m path multiplies): q [rows, k],
 // scale [rows]. Exposed for tests.

@@ -31,7 +31,9 @@ void ReleasePages(const void* data, size_t nbytes) {
   const uintptr_t pb = (b + page - 1) / page * page, pe = e / page * page;
   if (pe > pb) ::madvise(reinterpret_cast<void*>(pb), pe - pb, MADV_DONTNEED);
 }
-void ReleasePages(const TensorView& t) { ReleasePages(t.data, t.nbytes); }
+void ReleasePages(const TensorView& t) {
+  ReleasePages(t.data, t.nbytes);
+}
 
 }  // namespace
 
@@ -126,6 +128,17 @@ Linear::Linear(const QuantizedWeight& w, const TensorView* bias)
 }
 
 bool Linear::Pack() {
+  if (compute_ == ComputeType::kQ4 && q4_ != nullptr) {
+    const uint8_t* plain = q4_->q;
+    const uint16_t* scales = q4_->scale;
+    const bool mapped = q4_->q_own.empty();
+    if (!PackQ4(q4_.get())) return false;
+    if (mapped) {
+      ReleasePages(plain, static_cast<size_t>(out_ * in_ / 2));
+      ReleasePages(scales, static_cast<size_t>(out_ * (in_ / kQ4Block) * 2));
+    }
+    return true;
+  }
   if (compute_ != ComputeType::kQ8 || q8_ == nullptr) return false;
   const int8_t* plain = q8_->q;
   const bool mapped = q8_->q_own.empty();

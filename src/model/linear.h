@@ -38,9 +38,10 @@ class Linear {
   static void ForwardMany(const float* x, int64_t rows, const std::vector<const Linear*>& layers,
                           const std::vector<float*>& ys);
 
-  // q8 only: reorders the weights into the blocked layout (PackQ8: int8 GEMMs ~20 % faster, a
-  // sequential stream for decode) and drops the plain rows, releasing their checkpoint pages when
-  // mapped. Returns false (unchanged) where unavailable.
+  // q8 / q4: reorders the weights into their blocked layout (PackQ8: int8 GEMMs ~20 % faster and
+  // one sequential stream for decode; PackQ4: a decode stream with the scales in place) and drops
+  // the plain rows, releasing their checkpoint pages when mapped. Returns false (unchanged) where
+  // unavailable (other formats, no AVX512-VNNI).
   bool Pack();
 
   int64_t in_features() const { return in_; }

@@ -122,9 +122,8 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
     throw Error(ErrorCode::kInvalidArgument,
                 std::string("plm quantize writes q8 or q4, not ") + ComputeTypeName(dtype));
   if (format_version != 1 && format_version != 2)
-    throw Error(ErrorCode::kInvalidArgument,
-                "quantized checkpoint format version " + std::to_string(format_version) +
-                    " (1 or 2)");
+    throw Error(ErrorCode::kInvalidArgument, "quantized checkpoint format version " +
+                                                 std::to_string(format_version) + " (1 or 2)");
   const bool blocked = format_version >= 2;
   auto say = [&](const std::string& s) {
     if (progress) progress(s);

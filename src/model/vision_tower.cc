@@ -280,8 +280,7 @@ Tensor VisionTower::Forward(const float* pixels, int64_t n_tiles,
   // dropped (other callers wait here until it is done).
   std::call_once(packed_, [&] {
     for (const Block& b : blocks_)
-      for (const Linear* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2})
-        const_cast<Linear*>(l)->Pack();
+      for (const Linear* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) const_cast<Linear*>(l)->Pack();
   });
   Tensor out({n_tiles, T, D});
   if (block_outputs != nullptr) block_outputs->assign(blocks_.size(), Tensor());

@@ -2,6 +2,7 @@
 // AVX-512 path and on the portable fallback, for decode-sized (m <= 8) and prefill-sized m.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <string>
@@ -236,7 +237,8 @@ TEST_P(LowpGemm, EpiloguesMatchSeparateSteps) {
 // the row kernels); every epilogue; sizes that are not multiples of the 64 x 64 blocks (padding),
 // k not a multiple of 4; and the merged decode pass (GemvMany) over several packed matrices.
 TEST_P(LowpGemm, PackedQ8MatchesPlainRows) {
-  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{{80, 192}, {37, 100}, {128, 64}}) {
+  for (const auto& [n, k] :
+       std::vector<std::pair<int64_t, int64_t>>{{80, 192}, {37, 100}, {128, 64}}) {
     auto w = Random(n * k, 61, 0.05f), bias = Random(n, 62), gamma = Random(n, 63);
     const Q8Matrix plain = QuantizeQ8(w.data(), n, k);
     Q8Matrix packed = QuantizeQ8(w.data(), n, k);
@@ -249,7 +251,8 @@ TEST_P(LowpGemm, PackedQ8MatchesPlainRows) {
     ASSERT_TRUE(ok);
     EXPECT_EQ(packed.q, nullptr);
     EXPECT_TRUE(packed.q_own.empty());
-    EXPECT_EQ(packed.bytes(), static_cast<size_t>((n + 63) / 64 * 64 * ((k + 63) / 64 * 64) + 8 * n));
+    EXPECT_EQ(packed.bytes(),
+              static_cast<size_t>((n + 63) / 64 * 64 * ((k + 63) / 64 * 64) + 8 * n));
     for (int64_t m : {1, 3, 5, 8, 9, 40, 1600}) {  // 1600: two oneDNN calls of 800 rows
       auto x = Random(m * k, 64 + m), base = Random(m * n, 65 + m);
       GemmEpilogue gelu, add;
@@ -260,8 +263,8 @@ TEST_P(LowpGemm, PackedQ8MatchesPlainRows) {
         std::vector<float> want = base, got = base;
         GemmQ8(x.data(), plain, bias.data(), want.data(), m, ep);
         GemmQ8(x.data(), packed, bias.data(), got.data(), m, ep);
-        const std::string what = "n=" + std::to_string(n) + " k=" + std::to_string(k) + " m=" +
-                                 std::to_string(m) + " epilogue " +
+        const std::string what = "n=" + std::to_string(n) + " k=" + std::to_string(k) +
+                                 " m=" + std::to_string(m) + " epilogue " +
                                  std::to_string(static_cast<int>(ep.kind));
         if (m > kSmallM) {
           EXPECT_EQ(got, want) << what;
@@ -291,6 +294,74 @@ TEST_P(LowpGemm, PackedQ8MatchesPlainRows) {
       // A packed and a plain matrix cannot share one pass.
       GemvJob j3 = j2;
       j3.q8 = &plain2;
+      EXPECT_FALSE(GemvMany(x.data(), m, k, {j1, j3}));
+    }
+  }
+}
+
+// q4 packed into its blocked layout: every m runs the blocked kernel (the same integer block
+// sums as the row kernels: to rounding against them for decode-sized m; large m against the
+// plain rows' int8 expansion, which rounds each weight once more); sizes not a multiple of the
+// 64-output blocks; every epilogue; the merged decode pass over several packed matrices.
+TEST_P(LowpGemm, PackedQ4MatchesPlainRows) {
+  for (const auto& [n, k] :
+       std::vector<std::pair<int64_t, int64_t>>{{80, 192}, {37, 64}, {128, 256}}) {
+    auto w = Random(n * k, 71, 0.05f), bias = Random(n, 72), gamma = Random(n, 73);
+    const Q4Matrix plain = QuantizeQ4(w.data(), n, k);
+    Q4Matrix packed = QuantizeQ4(w.data(), n, k);
+    const bool ok = PackQ4(&packed);
+    if (!GetParam()) {
+      EXPECT_FALSE(ok);
+      EXPECT_NE(packed.q, nullptr);
+      return;
+    }
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(packed.q, nullptr);
+    for (int64_t m : {1, 2, 3, 8, 9, 40}) {
+      auto x = Random(m * k, 74 + m), base = Random(m * n, 75 + m);
+      GemmEpilogue gelu, add;
+      gelu.kind = GemmEpilogue::Kind::kGelu;
+      add.kind = GemmEpilogue::Kind::kAddScaled;
+      add.gamma = gamma.data();
+      for (const GemmEpilogue& ep : {GemmEpilogue{}, gelu, add}) {
+        std::vector<float> want = base, got = base;
+        GemmQ4(x.data(), plain, bias.data(), want.data(), m, ep);
+        GemmQ4(x.data(), packed, bias.data(), got.data(), m, ep);
+        const std::string what = "n=" + std::to_string(n) + " k=" + std::to_string(k) +
+                                 " m=" + std::to_string(m) + " epilogue " +
+                                 std::to_string(static_cast<int>(ep.kind));
+        // Large m: near the plain rows (whose int8 expansion rounds once more), and each row
+        // exactly what the decode-sized call gives for it alone.
+        EXPECT_LT(RelErr(got, want), m > kSmallM ? 2e-2 : 1e-6) << what;
+        if (m > kSmallM && ep.kind != GemmEpilogue::Kind::kAddScaled) {
+          for (int64_t i = 0; i < m; ++i) {
+            std::vector<float> one(n);
+            GemmQ4(x.data() + i * k, packed, bias.data(), one.data(), 1, ep);
+            ASSERT_TRUE(std::equal(one.begin(), one.end(), got.begin() + i * n))
+                << what << " row " << i;
+          }
+        }
+      }
+      if (m > kSmallM) continue;
+      Q4Matrix packed2 = QuantizeQ4(Random(n * k, 76, 0.05f).data(), n, k);
+      const Q4Matrix plain2 = QuantizeQ4(Random(n * k, 76, 0.05f).data(), n, k);
+      ASSERT_TRUE(PackQ4(&packed2));
+      std::vector<float> y1(m * n), y2(m * n), w1(m * n), w2(m * n);
+      GemvJob j1, j2;
+      j1.q4 = &packed;
+      j1.n = n;
+      j1.bias = bias.data();
+      j1.y = y1.data();
+      j2.q4 = &packed2;
+      j2.n = n;
+      j2.y = y2.data();
+      ASSERT_TRUE(GemvMany(x.data(), m, k, {j1, j2}));
+      GemmQ4(x.data(), plain, bias.data(), w1.data(), m);
+      GemmQ4(x.data(), plain2, nullptr, w2.data(), m);
+      EXPECT_LT(RelErr(y1, w1), 1e-6) << "GemvMany n=" << n << " m=" << m;
+      EXPECT_LT(RelErr(y2, w2), 1e-6) << "GemvMany n=" << n << " m=" << m;
+      GemvJob j3 = j2;
+      j3.q4 = &plain2;
       EXPECT_FALSE(GemvMany(x.data(), m, k, {j1, j3}));
     }
   }

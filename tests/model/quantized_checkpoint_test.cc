@@ -81,7 +81,8 @@ TEST(QuantizedCheckpoint, LoadsBitIdenticalToQuantizingAtLoad) {
         int blocked = 0;
         for (const auto& [name, fmt] : f.metadata())
           if (fmt == "q8b") {
-            const TensorView& v = f.tensors().at(name.substr(std::string(kQuantMetaTensorPrefix).size()));
+            const TensorView& v =
+                f.tensors().at(name.substr(std::string(kQuantMetaTensorPrefix).size()));
             EXPECT_EQ(v.shape.size(), 4u) << name;
             EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data) % 64, 0u) << name;
             ++blocked;

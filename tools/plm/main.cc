@@ -27,8 +27,8 @@ namespace {
 // cycles) makes them sleep at once. Each is set unless the user chose it.
 void PreferPassiveWaits(char** argv) {
   bool changed = false;
-  for (const auto& [name, value] : {std::pair{"OMP_WAIT_POLICY", "passive"},
-                                    std::pair{"OPENBLAS_THREAD_TIMEOUT", "4"}}) {
+  for (const auto& [name, value] :
+       {std::pair{"OMP_WAIT_POLICY", "passive"}, std::pair{"OPENBLAS_THREAD_TIMEOUT", "4"}}) {
     if (std::getenv(name) != nullptr) continue;  // the user's choice
     ::setenv(name, value, 1);
     changed = true;
