@@ -1491,25 +1491,65 @@ __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"))) void GemvQ4Blocked(const 
 
 }  // namespace
 
-bool PackQ4(Q4Matrix* w) {
-  if (w->q == nullptr || w->packed || !Cpu().avx512_full()) return false;
-  const int64_t nblk = (w->n + 63) / 64, bytes = nblk * (w->k / kQ4Block) * kQ4BlockedBytes;
-  void* mem = std::aligned_alloc(64, static_cast<size_t>(bytes));
-  if (mem == nullptr) throw std::bad_alloc();
+int64_t Q4BlockedBytes(int64_t n, int64_t k) {
+  return (n + 63) / 64 * (k / kQ4Block) * kQ4BlockedBytes;
+}
+
+void BlockQ4(const Q4Matrix& w, uint8_t* out) {
+  ParallelForOmp((w.n + 63) / 64, [&](int64_t b0, int64_t b1) { BlockQ4Rows(w, b0, b1, out); });
+}
+
+void UnblockQ4(const uint8_t* blocked, int64_t n, int64_t k, uint8_t* q, uint16_t* scale) {
+  const int64_t nb = k / kQ4Block;
+  std::memset(q, 0, static_cast<size_t>(n * k / 2));
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t b = r / 64, o = r % 64;
+    for (int64_t s = 0; s < nb; ++s) {
+      const uint8_t* blk = blocked + (b * nb + s) * kQ4BlockedBytes;
+      std::memcpy(scale + r * nb + s, blk + 2 * o, 2);
+      uint8_t* dst = q + r * (k / 2) + (s / 2) * 32;  // low (even s) or high nibbles
+      for (int64_t i = 0; i < kQ4Block; ++i) {
+        const uint8_t byte = blk[128 + (i / 8) * 256 + (o / 16) * 64 + (o % 16) * 4 + i % 4];
+        const uint8_t nib = i % 8 < 4 ? (byte & 0x0f) : (byte >> 4);
+        dst[i] |= static_cast<uint8_t>(s % 2 == 0 ? nib : nib << 4);
+      }
+    }
+  }
+}
+
+namespace {
+
+void SetBlockedQ4(Q4Matrix* w, const uint8_t* blocked,
+                  std::unique_ptr<uint8_t, decltype(&std::free)> owned) {
   auto p = std::make_shared<PackedQ4>();
-  p->owned.reset(static_cast<uint8_t*>(mem));
   p->n = w->n;
   p->k = w->k;
-  p->np = nblk * 64;
-  p->data = p->owned.get();
-  uint8_t* out = p->owned.get();
-  const Q4Matrix& src = *w;
-  ParallelForOmp(nblk, [&](int64_t b0, int64_t b1) { BlockQ4Rows(src, b0, b1, out); });
+  p->np = (w->n + 63) / 64 * 64;
+  p->data = blocked;
+  p->owned = std::move(owned);
   w->packed = std::move(p);
   w->q = nullptr;
   w->scale = nullptr;
   std::vector<uint8_t>().swap(w->q_own);
   std::vector<uint16_t>().swap(w->scale_own);
+}
+
+}  // namespace
+
+bool PackQ4(Q4Matrix* w) {
+  if (w->q == nullptr || w->packed || !Cpu().avx512_full()) return false;
+  void* mem = std::aligned_alloc(64, static_cast<size_t>(Q4BlockedBytes(w->n, w->k)));
+  if (mem == nullptr) throw std::bad_alloc();
+  std::unique_ptr<uint8_t, decltype(&std::free)> owned(static_cast<uint8_t*>(mem), &std::free);
+  BlockQ4(*w, owned.get());
+  uint8_t* out = owned.get();
+  SetBlockedQ4(w, out, std::move(owned));
+  return true;
+}
+
+bool UseBlockedQ4(Q4Matrix* w, const uint8_t* blocked) {
+  if (w->packed || !Cpu().avx512_full()) return false;
+  SetBlockedQ4(w, blocked, {nullptr, &std::free});
   return true;
 }
 

@@ -134,9 +134,20 @@ void QuantizeQ4Rows(const float* w, int64_t rows, int64_t k, uint8_t* q, uint16_
 Q4Matrix QuantizeQ4(const float* w, int64_t n, int64_t k);
 void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int64_t m,
             const GemmEpilogue& ep = {});
+// The blocked q4 layout: per block of 64 outputs (n padded with zeros), per block of 32 inputs,
+// 1152 bytes: the 64 outputs' f16 scales, then 4 groups of 8 inputs x 4 chunks of 16 outputs x
+// 64 bytes, output o's bytes t = 0..3 holding q[o][8g + t] + 8 (low nibble) and q[o][8g + 4 + t]
+// + 8 (high nibble): the vpdpbusd operand order. Q4BlockedBytes: its size; BlockQ4: w's rows
+// into `out`; UnblockQ4: back to rows (q [n, k / 2], scale [n, k / 32]).
+int64_t Q4BlockedBytes(int64_t n, int64_t k);
+void BlockQ4(const Q4Matrix& w, uint8_t* out);
+void UnblockQ4(const uint8_t* blocked, int64_t n, int64_t k, uint8_t* q, uint16_t* scale);
 // Reorders w into the blocked layout and drops its owned rows (rows borrowed from a mapping are
 // the caller's to release). Returns false (w unchanged) without AVX512-VNNI.
 bool PackQ4(Q4Matrix* w);
+// Points w (n, k and comp set) at blocked weights kept by the caller (a mapped checkpoint).
+// Returns false (w unchanged) without AVX512-VNNI.
+bool UseBlockedQ4(Q4Matrix* w, const uint8_t* blocked);
 // Dequantized value of one weight (tests, slow; rows only).
 float Q4Value(const Q4Matrix& w, int64_t row, int64_t col);
 // Rows [r0, r1) of a q4 matrix as per-row int8 (what the large-m path multiplies): q [rows, k],

@@ -118,9 +118,19 @@ Linear::Linear(const QuantizedWeight& w, const TensorView* bias)
     auto q = std::make_shared<Q4Matrix>();
     q->n = w.n;
     q->k = w.k;
-    q->q = static_cast<const uint8_t*>(w.q);
-    q->scale = static_cast<const uint16_t*>(w.scale);
     q->comp = static_cast<const float*>(w.aux);
+    if (!w.blocked) {
+      q->q = static_cast<const uint8_t*>(w.q);
+      q->scale = static_cast<const uint16_t*>(w.scale);
+    } else if (!UseBlockedQ4(q.get(), static_cast<const uint8_t*>(w.q))) {
+      // No AVX512-VNNI here: the rows the portable kernels read, rebuilt once.
+      q->q_own.resize(static_cast<size_t>(w.n * w.k / 2));
+      q->scale_own.resize(static_cast<size_t>(w.n * (w.k / kQ4Block)));
+      UnblockQ4(static_cast<const uint8_t*>(w.q), w.n, w.k, q->q_own.data(), q->scale_own.data());
+      q->q = q->q_own.data();
+      q->scale = q->scale_own.data();
+      ReleasePages(w.q, static_cast<size_t>(Q4BlockedBytes(w.n, w.k)));
+    }
     q4_ = std::move(q);
   } else {
     throw Error(ErrorCode::kInternal, "Linear: quantized weight of an unquantized format");

@@ -78,7 +78,7 @@ struct OutTensor {
   std::vector<int64_t> shape;
   size_t nbytes = 0;
   uint64_t offset = 0;
-  bool blocked = false;  // q8 rows in the blocked layout
+  bool blocked = false;  // q8b / q4b: the blocked layouts (64-byte aligned)
 };
 
 class Writer {
@@ -156,8 +156,9 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
                        int64_t k) {
     const ComputeType f = FormatFor(out_name, dtype, k);
     plan[out_name] = {in_name, f};
-    meta[kQuantMetaTensorPrefix + out_name] =
-        f == ComputeType::kQ8 && blocked ? "q8b" : ComputeTypeName(f);
+    meta[kQuantMetaTensorPrefix + out_name] = !blocked                ? ComputeTypeName(f)
+                                              : f == ComputeType::kQ8 ? "q8b"
+                                                                      : "q4b";
     if (f == ComputeType::kQ8 && blocked) {
       outs.push_back({out_name,
                       DType::kI8,
@@ -171,6 +172,14 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
       outs.push_back({out_name, DType::kI8, {n, k}, static_cast<size_t>(n * k)});
       outs.push_back({out_name + kQuantScaleSuffix, DType::kF32, {n}, static_cast<size_t>(n) * 4});
       outs.push_back({out_name + kQuantAuxSuffix, DType::kI32, {n}, static_cast<size_t>(n) * 4});
+    } else if (blocked) {  // scales inside the blocks
+      outs.push_back({out_name,
+                      DType::kU8,
+                      {(n + 63) / 64, k / kQ4Block, 1152},
+                      static_cast<size_t>(Q4BlockedBytes(n, k)),
+                      0,
+                      true});
+      outs.push_back({out_name + kQuantAuxSuffix, DType::kF32, {n}, static_cast<size_t>(n) * 4});
     } else {
       outs.push_back({out_name, DType::kU8, {n, k / 2}, static_cast<size_t>(n * k / 2)});
       outs.push_back({out_name + kQuantScaleSuffix,
@@ -202,7 +211,7 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
     }
   }
 
-  // Blocked arrays first (64-byte aligned: sizes multiples of 4096), then 4-byte (and wider)
+  // Blocked arrays first (64-byte aligned: sizes multiples of 64), then 4-byte (and wider)
   // types, 2-byte, 1-byte: every array stays aligned.
   std::stable_sort(outs.begin(), outs.end(), [](const OutTensor& x, const OutTensor& y) {
     if (x.blocked != y.blocked) return x.blocked;
@@ -244,7 +253,8 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
         std::to_string(stats.quantized_tensors) + ")");
     const Linear lin(v, nullptr, src.format);
     const OutTensor& q = *by_name.at(name);
-    const OutTensor& s = *by_name.at(name + kQuantScaleSuffix);
+    const auto sit = by_name.find(name + kQuantScaleSuffix);  // none for q4b
+    const OutTensor* s = sit != by_name.end() ? sit->second : nullptr;
     const OutTensor& x = *by_name.at(name + kQuantAuxSuffix);
     if (lin.compute() != src.format)
       throw Error(ErrorCode::kInternal,
@@ -258,12 +268,18 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
       } else {
         w.PWrite(m.q, q.nbytes, base + q.offset);
       }
-      w.PWrite(m.scale, s.nbytes, base + s.offset);
+      w.PWrite(m.scale, s->nbytes, base + s->offset);
       w.PWrite(m.sum, x.nbytes, base + x.offset);
     } else {
       const Q4Matrix& m = *lin.q4();
-      w.PWrite(m.q, q.nbytes, base + q.offset);
-      w.PWrite(m.scale, s.nbytes, base + s.offset);
+      if (q.blocked) {
+        std::vector<uint8_t> b(q.nbytes);
+        BlockQ4(m, b.data());
+        w.PWrite(b.data(), q.nbytes, base + q.offset);
+      } else {
+        w.PWrite(m.q, q.nbytes, base + q.offset);
+        w.PWrite(m.scale, s->nbytes, base + s->offset);
+      }
       w.PWrite(m.comp, x.nbytes, base + x.offset);
     }
   }

@@ -7,16 +7,20 @@
 //        core/lowp_gemm.h (per 64 outputs, per 4 inputs, 64 x 4 bytes; zero padding), used in
 //        place by the int8 GEMMs (rows are rebuilt at load on CPUs without AVX512-VNNI);
 //        `W.qscale` F32 [n], `W.qaux` I32 [n] (row sums);
-//   q4:  `W` U8 [n, k/2] (per 64 values: byte j = (q[j]+8) | (q[j+32]+8) << 4),
-//        `W.qscale` F16 [n, k/32] (one scale per block of 32), `W.qaux` F32 [n]
-//        (128 * sum_b scale_b * sum(q_b), the VNNI offset compensation).
-// Version 1 (still read) stored q8 as `W` I8 [n, k] rows (format name "q8").
+//   q4b: `W` U8 [ceil(n/64), k/32, 1152]: the blocked q4 layout of core/lowp_gemm.h (per 64
+//        outputs and 32 inputs: 64 F16 scales, then the nibbles in vpdpbusd order; zero
+//        padding), used in place (rows are rebuilt at load on CPUs without AVX512-VNNI);
+//        `W.qaux` F32 [n] (128 * sum_b scale_b * sum(q_b), the offset compensation of the row
+//        kernels).
+// Version 1 (still read) stored q8 as `W` I8 [n, k] rows (format name "q8") and q4 as `W` U8
+// [n, k/2] (per 64 values: byte j = (q[j]+8) | (q[j+32]+8) << 4) with `W.qscale` F16 [n, k/32]
+// (format name "q4").
 // `__metadata__`: "plm.quantization" = "q8"|"q4" (what was asked), "plm.quantization_version" =
 // "2", and "plm.q:W" = the format of each quantized tensor. The vision tower is stored q8 when
 // q4 is asked (it is compute-bound); a tied LM head is stored as a quantized `lm_head.weight`
 // next to the unchanged embedding table. Every other tensor is copied as is. Blocked tensors
-// come first (64-byte aligned: their sizes are multiples of 4096), then the others 4-byte types
-// first, then 2-byte, then 1-byte, so every array is aligned for in-place use.
+// come first (64-byte aligned: their sizes are multiples of 64), then 4-byte types, 2-byte, then
+// 1-byte, so every array is aligned for in-place use.
 #pragma once
 
 #include <functional>

@@ -114,6 +114,15 @@ std::optional<QuantizedWeight> WeightStore::GetQuantized(
     qt = DType::kI8, st = DType::kF32, at = DType::kI32;
     qs = {(n + 63) / 64, (k + 63) / 64 * 16, 64, 4}, ss = {n}, as = {n};
     q_align = 64;
+  } else if (fmt->second == "q4b") {
+    if (k % 64 != 0)
+      throw Error(ErrorCode::kCorrupt, what + " is q4 but its input size " + std::to_string(k) +
+                                           " is not a multiple of 64");
+    w.format = ComputeType::kQ4;
+    w.blocked = true;
+    qt = DType::kU8, st = DType::kF16, at = DType::kF32;
+    qs = {(n + 63) / 64, k / kQ4Block, 1152}, as = {n};
+    q_align = 64;
   } else if (fmt->second == "q4") {
     if (k % 64 != 0)
       throw Error(ErrorCode::kCorrupt, what + " is q4 but its input size " + std::to_string(k) +
@@ -139,7 +148,8 @@ std::optional<QuantizedWeight> WeightStore::GetQuantized(
     return static_cast<const void*>(v.data);
   };
   w.q = part(name, qt, qs, q_align);
-  w.scale = part(name + kQuantScaleSuffix, st, ss, DTypeSize(st));
+  if (fmt->second != "q4b")  // q4b keeps its scales inside the blocks
+    w.scale = part(name + kQuantScaleSuffix, st, ss, DTypeSize(st));
   w.aux = part(name + kQuantAuxSuffix, at, as, 4);
   return w;
 }

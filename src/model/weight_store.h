@@ -19,7 +19,7 @@ namespace plm {
 struct QuantizedWeight {
   ComputeType format = ComputeType::kQ8;  // kQ8 or kQ4
   int64_t n = 0, k = 0;
-  bool blocked = false;         // q8 in the blocked layout (format "q8b")
+  bool blocked = false;         // the blocked layout (formats "q8b", "q4b")
   const void* q = nullptr;      // q8: int8 [n, k] or blocked; q4: packed nibbles [n, k / 2]
   const void* scale = nullptr;  // q8: f32 [n]; q4: f16 [n, k / 32]
   const void* aux = nullptr;    // q8: int32 row sums [n]; q4: f32 offset compensation [n]

@@ -73,20 +73,21 @@ TEST(QuantizedCheckpoint, LoadsBitIdenticalToQuantizingAtLoad) {
         EXPECT_TRUE(ra.logits.data == rb.logits.data)
             << m << " " << ComputeTypeName(ct) << " " << golden;
       }
-      if (ct == ComputeType::kQ8) {
-        // Version 2 stores the int8 matrices blocked, 64-byte aligned, used in place; version 1
-        // folders (rows) still load, and on CPUs without AVX512-VNNI the blocked ones are turned
-        // back into rows: the same logits every way.
+      {
+        // Version 2 stores the matrices in the blocked layouts (64-byte aligned, used in place);
+        // version 1 folders (rows) still load, and on CPUs without AVX512-VNNI the blocked
+        // matrices are turned back into rows: the same logits every way.
         SafetensorsFile f(out + "/model.safetensors");
         int blocked = 0;
-        for (const auto& [name, fmt] : f.metadata())
-          if (fmt == "q8b") {
-            const TensorView& v =
-                f.tensors().at(name.substr(std::string(kQuantMetaTensorPrefix).size()));
-            EXPECT_EQ(v.shape.size(), 4u) << name;
-            EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data) % 64, 0u) << name;
-            ++blocked;
-          }
+        for (const auto& [key, fmt] : f.metadata()) {
+          if (key.rfind(kQuantMetaTensorPrefix, 0) != 0) continue;
+          const TensorView& v =
+              f.tensors().at(key.substr(std::string(kQuantMetaTensorPrefix).size()));
+          EXPECT_TRUE(fmt == "q8b" || fmt == "q4b") << key << " " << fmt;
+          EXPECT_EQ(v.shape.size(), fmt == "q8b" ? 4u : 3u) << key;
+          EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data) % 64, 0u) << key;
+          ++blocked;
+        }
         EXPECT_EQ(blocked, s.quantized_tensors) << m;
         EXPECT_EQ(f.metadata().at(kQuantMetaVersion), "2");
         const std::string v1 = test::MakeTempDir();
@@ -101,7 +102,7 @@ TEST(QuantizedCheckpoint, LoadsBitIdenticalToQuantizingAtLoad) {
           std::vector<float> pix, vid;
           const ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
           EXPECT_TRUE(generic_a->Forward(in).logits.data == generic_b->Forward(in).logits.data)
-              << m << " generic CPU " << golden;
+              << m << " " << ComputeTypeName(ct) << " generic CPU " << golden;
         }
         SetCpuFeaturesForTesting(native);
         for (const auto& golden : Goldens(m)) {
@@ -109,7 +110,7 @@ TEST(QuantizedCheckpoint, LoadsBitIdenticalToQuantizingAtLoad) {
           std::vector<float> pix, vid;
           const ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
           EXPECT_TRUE(a->Forward(in).logits.data == c->Forward(in).logits.data)
-              << m << " version 1 " << golden;
+              << m << " " << ComputeTypeName(ct) << " version 1 " << golden;
         }
       }
       // Quantizing a quantized folder is refused.
