@@ -46,19 +46,20 @@ int64_t ChunkRows(int64_t m) {
 
 // kS8: s8 activations; kU8: u8 activations (q + 128, the native VNNI order); kU8Blocked: u8
 // activations against weights in the blocked layout of PackQ8 (s8 weights for all three).
-enum class MmKind { kBF16, kS8, kU8, kU8Blocked, kF32 };
+enum class MmKind { kBF16, kS8, kU8, kU8Blocked, kF32, kBF16Blocked };
 
 struct Dnnl {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   std::mutex mu;
   std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t>, dnnl::matmul> cache;
-  bool ok[5] = {true, true, true, true, true};
+  bool ok[6] = {true, true, true, true, true, true};
 
   bool& Ok(MmKind kind) { return ok[static_cast<int>(kind)]; }
 
   static dnnl::memory::data_type Src(MmKind kind) {
     using dt = dnnl::memory::data_type;
     if (kind == MmKind::kF32) return dt::f32;
+    if (kind == MmKind::kBF16Blocked) return dt::bf16;
     return kind == MmKind::kBF16 ? dt::bf16 : kind == MmKind::kS8 ? dt::s8 : dt::u8;
   }
   // W^T as oneDNN sees it: [k, n], plain rows (`ba`) or the blocked layout.
@@ -66,6 +67,7 @@ struct Dnnl {
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
     if (kind == MmKind::kU8Blocked) return dnnl::memory::desc({k, n}, dt::s8, tag::BA16a64b4a);
+    if (kind == MmKind::kBF16Blocked) return dnnl::memory::desc({k, n}, dt::bf16, tag::BA16a64b2a);
     return dnnl::memory::desc({k, n},
                               kind == MmKind::kF32    ? Src(kind)
                               : kind == MmKind::kBF16 ? dt::bf16
@@ -92,7 +94,9 @@ struct Dnnl {
     }
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
-    const dt o = kind == MmKind::kBF16 || kind == MmKind::kF32 ? dt::f32 : dt::s32;
+    const dt o = kind == MmKind::kBF16 || kind == MmKind::kF32 || kind == MmKind::kBF16Blocked
+                     ? dt::f32
+                     : dt::s32;
     try {
       dnnl::memory::desc a({m, k}, Src(kind), tag::ab), b = Weights(kind, n, k),
                                                         c({m, n}, o, {ldc, 1});
@@ -118,7 +122,9 @@ struct Dnnl {
     if (ldc == 0) ldc = n;
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
-    const dt o = kind == MmKind::kBF16 || kind == MmKind::kF32 ? dt::f32 : dt::s32;
+    const dt o = kind == MmKind::kBF16 || kind == MmKind::kF32 || kind == MmKind::kBF16Blocked
+                     ? dt::f32
+                     : dt::s32;
     dnnl::memory am({{m, k}, Src(kind), tag::ab}, eng, const_cast<void*>(a));
     dnnl::memory bm(Weights(kind, n, k), eng, const_cast<void*>(b));
     dnnl::memory cm({{m, n}, o, {ldc, 1}}, eng, c);
@@ -1066,6 +1072,143 @@ void GemmF32Omp(const float* x, const float* w, const float* bias, float* y, int
     });
 }
 
+// ---------------------------------------------------------------------------------------------
+// bf16 in oneDNN's BA16a64b2a layout of W^T: per 64 outputs, per 2 inputs, 64 x 2 values (one
+// vdpbf16ps operand per 16 outputs); k padded to 32 and n to 64 with zeros.
+
+struct PackedBf16 {
+  int64_t n = 0, k = 0, np = 0, kp = 0;
+  const uint16_t* data = nullptr;
+  std::unique_ptr<uint16_t, decltype(&std::free)> owned{nullptr, &std::free};
+};
+
+namespace {
+
+template <int M>
+__attribute__((target(PLM_AVX512 ",avx512bf16"), always_inline)) inline void Bf16BlockTile(
+    const uint16_t* xb, const PackedBf16& w, float* y, int64_t blk, int64_t i0) {
+  const int64_t kp = w.kp, n = w.n;
+  const uint16_t* wb = w.data + blk * 64 * kp;
+  __m512 acc[M][4];
+  for (int i = 0; i < M; ++i)
+    for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < kp / 2; ++g) {
+    const uint16_t* wg = wb + g * 128;
+    __m512bh wv[4];
+    for (int c = 0; c < 4; ++c) {
+      _mm_prefetch(reinterpret_cast<const char*>(wg + 512 + 32 * c), _MM_HINT_T0);
+      wv[c] = (__m512bh)_mm512_load_si512(wg + 32 * c);
+    }
+    for (int i = 0; i < M; ++i) {
+      int32_t x2;
+      std::memcpy(&x2, xb + (i0 + i) * kp + 2 * g, 4);
+      const __m512bh xv = (__m512bh)_mm512_set1_epi32(x2);
+      for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_dpbf16_ps(acc[i][c], xv, wv[c]);
+    }
+  }
+  for (int c = 0; c < 4; ++c) {
+    const int64_t col = blk * 64 + 16 * c;
+    if (col >= n) break;
+    const __mmask16 mk = n - col >= 16 ? static_cast<__mmask16>(0xffff)
+                                       : static_cast<__mmask16>((1u << (n - col)) - 1u);
+    for (int i = 0; i < M; ++i) _mm512_mask_storeu_ps(y + (i0 + i) * n + col, mk, acc[i][c]);
+  }
+}
+
+constexpr int kBf16BlockGroup = 4;  // activation rows per blocked bf16 tile
+
+// Output blocks [b0, b1) of packed bf16 weights against m rows of bf16 x (row stride kp, zero
+// past k).
+__attribute__((target(PLM_AVX512 ",avx512bf16"))) void GemvBf16Blocked(const uint16_t* xb,
+                                                                       const PackedBf16& w,
+                                                                       float* y, int64_t m,
+                                                                       int64_t b0, int64_t b1) {
+  for (int64_t blk = b0; blk < b1; ++blk)
+    for (RowGroups g(m, kBf16BlockGroup); g.Next();) {
+#define PLM_CALL(M) Bf16BlockTile<M>(xb, w, y, blk, g.i0)
+      PLM_SWITCH_M(kBf16BlockGroup, g.size, PLM_CALL)
+#undef PLM_CALL
+    }
+}
+
+// x (m rows of k) as bf16 with row stride kp, zero past k.
+void ToBf16Padded(const float* x, int64_t m, int64_t k, int64_t kp, std::vector<uint16_t>* xb) {
+  xb->assign(static_cast<size_t>(m * kp), 0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < k; ++j) (*xb)[i * kp + j] = F32ToBf16(x[i * k + j]);
+}
+
+}  // namespace
+
+std::shared_ptr<const PackedBf16> PackBf16(const uint16_t* w, int64_t n, int64_t k) {
+  dnnl::matmul probe;
+  if (w == nullptr || !Cpu().avx512_full() ||
+      !Dnnl::Get().Find(MmKind::kBF16Blocked, kChunkM, n, k, &probe))
+    return nullptr;
+  auto p = std::make_shared<PackedBf16>();
+  p->n = n;
+  p->k = k;
+  p->np = (n + 63) / 64 * 64;
+  p->kp = (k + 31) / 32 * 32;
+  void* mem = std::aligned_alloc(64, static_cast<size_t>(p->np * p->kp * 2));
+  if (mem == nullptr) throw std::bad_alloc();
+  p->owned.reset(static_cast<uint16_t*>(mem));
+  p->data = p->owned.get();
+  uint16_t* out = p->owned.get();
+  const int64_t kp = p->kp;
+  ParallelForOmp(p->np / 64, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      uint16_t* ob = out + b * 64 * kp;
+      std::memset(ob, 0, static_cast<size_t>(64 * kp * 2));
+      for (int64_t o = 0; o < 64 && b * 64 + o < n; ++o) {
+        const uint16_t* row = w + (b * 64 + o) * k;
+        for (int64_t c = 0; c < k; ++c) ob[(c / 2) * 128 + o * 2 + c % 2] = row[c];
+      }
+    }
+  });
+  return p;
+}
+
+size_t PackedBf16Bytes(const PackedBf16& w) {
+  return static_cast<size_t>(w.np * w.kp * 2);
+}
+
+void GemmBF16Packed(const float* x, const PackedBf16& w, const float* bias, float* y, int64_t m) {
+  const int64_t n = w.n, k = w.k;
+  if (m == 0 || n == 0) return;
+  if (m <= kSmallM) {
+    thread_local std::vector<uint16_t> xb;
+    ToBf16Padded(x, m, k, w.kp, &xb);
+    const uint16_t* xp = xb.data();
+    ThreadPool::Global().ParallelFor(
+        w.np / 64, [&](int64_t b, int64_t e) { GemvBf16Blocked(xp, w, y, m, b, e); });
+    AddBias(y, bias, m, n);
+    return;
+  }
+  const int64_t chunk = ChunkRows(m);
+  for (int64_t i0 = 0; i0 < m; i0 += chunk) {
+    const int64_t mm = std::min(chunk, m - i0);
+    dnnl::matmul prim;
+    if (!Dnnl::Get().Find(MmKind::kBF16Blocked, mm, n, k, &prim))
+      throw Error(ErrorCode::kInternal, "oneDNN has no bf16 matmul of " + std::to_string(mm) +
+                                            " rows for blocked weights");
+    thread_local std::vector<uint16_t> xb;
+    xb.resize(static_cast<size_t>(mm * k));
+    const float* xs = x + i0 * k;
+    uint16_t* xbp = xb.data();
+    ParallelForOmp(mm, [&](int64_t b, int64_t e) {
+      for (int64_t i = b * k; i < e * k; ++i) xbp[i] = F32ToBf16(xs[i]);
+    });
+    SyncGemmThreads();
+    Dnnl::Get().Run(prim, MmKind::kBF16Blocked, mm, n, k, xb.data(), w.data, y + i0 * n);
+  }
+  if (bias != nullptr)
+    ParallelForOmp(m, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i)
+        for (int64_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
+    });
+}
+
 void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, int64_t m, int64_t n,
               int64_t k) {
   if (m == 0 || n == 0) return;
@@ -1638,9 +1781,13 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
 bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& jobs) {
   if (jobs.empty() || m > kSmallM || m <= 0 || !Cpu().avx512_full()) return false;
   // 0: bf16, 1: q8 rows, 2: q4, 3: q8 blocked (tasks of 64 outputs)
-  // 4: q4 blocked (tasks of 64 outputs)
+  // 4: q4 blocked, 5: bf16 blocked (tasks of 64 outputs)
   auto kind_of = [](const GemvJob& g) {
-    return g.bf16 ? 0 : g.q8 ? (g.q8->packed ? 3 : 1) : g.q4 ? (g.q4->packed ? 4 : 2) : -1;
+    return g.bf16p  ? 5
+           : g.bf16 ? 0
+           : g.q8   ? (g.q8->packed ? 3 : 1)
+           : g.q4   ? (g.q4->packed ? 4 : 2)
+                    : -1;
   };
   const int kind = kind_of(jobs[0]);
   std::vector<int64_t> first(jobs.size() + 1, 0);  // first task of each job
@@ -1649,6 +1796,7 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
     if (kind_of(g) != kind) return false;
     if ((g.q8 && g.q8->k != k) || (g.q4 && g.q4->k != k)) return false;
     if (kind == 3 && g.q8->packed->kp != jobs[0].q8->packed->kp) return false;
+    if (kind == 5 && (g.bf16p->k != k || g.bf16p->kp != jobs[0].bf16p->kp)) return false;
     const int64_t unit = kind >= 3 ? 64 : kRowBlock;
     first[j + 1] = first[j] + (g.n + unit - 1) / unit;
   }
@@ -1666,6 +1814,8 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
     QuantizeRowsU8Padded(x, m, k, jobs[0].q8->packed->kp, &xu, &xs);
   } else if (kind == 4) {
     PrepareQ4BlockedAct(x, m, k, &bact);
+  } else if (kind == 5) {
+    ToBf16Padded(x, m, k, jobs[0].bf16p->kp, &xb);
   } else {
     QuantizeRowsU8(x, m, k, &xu, &xs);
   }
@@ -1686,6 +1836,10 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
       }
       if (kind == 4) {
         GemvQ4Blocked(ba, *g.q4, g.y, m, t - first[j], t - first[j] + 1);
+        continue;
+      }
+      if (kind == 5) {
+        GemvBf16Blocked(xbp, *g.bf16p, g.y, m, t - first[j], t - first[j] + 1);
         continue;
       }
       const int64_t r0 = (t - first[j]) * kRowBlock, r1 = std::min(g.n, r0 + kRowBlock);

@@ -45,6 +45,15 @@ void FinishRows(const float* v, int64_t nv, float* y, int64_t ny, int64_t b, int
 void GemmF32Omp(const float* x, const float* w, const float* bias, float* y, int64_t m, int64_t n,
                 int64_t k);
 
+// bf16 weights in oneDNN's blocked BA16a64b2a layout of W^T (per 64 outputs, per 2 inputs, 64 x 2
+// values; k padded to 32, n to 64): its brgemm reads it faster than rows for many rows, and the
+// decode kernel streams it front to back. PackBf16 copies w [n, k] into it (null without
+// AVX512-BF16 or where oneDNN takes no such layout).
+struct PackedBf16;
+std::shared_ptr<const PackedBf16> PackBf16(const uint16_t* w, int64_t n, int64_t k);
+size_t PackedBf16Bytes(const PackedBf16& w);
+void GemmBF16Packed(const float* x, const PackedBf16& w, const float* bias, float* y, int64_t m);
+
 // y = x W^T + b with W bf16 [n, k].
 void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, int64_t m, int64_t n,
               int64_t k);
@@ -156,9 +165,10 @@ void ExpandQ4Rows(const Q4Matrix& w, int64_t r0, int64_t r1, int8_t* q, float* s
 
 // Several small-m products over the same input x [m, k] (m <= kSmallM; q/k/v or gate/up of a
 // decode step) in one parallel pass over all their weight rows: the input is converted once and
-// the threads meet once. Every job must have the same format (one of bf16 / q8 / q4 set).
+// the threads meet once. Every job must have the same format (one of bf16 / bf16p / q8 / q4 set).
 struct GemvJob {
   const uint16_t* bf16 = nullptr;  // [n, k]
+  const PackedBf16* bf16p = nullptr;
   const Q8Matrix* q8 = nullptr;
   const Q4Matrix* q4 = nullptr;
   int64_t n = 0;

@@ -138,6 +138,17 @@ Linear::Linear(const QuantizedWeight& w, const TensorView* bias)
 }
 
 bool Linear::Pack() {
+  if (compute_ == ComputeType::kBF16 && bf16_ != nullptr) {
+    bf16_packed_ = PackBf16(bf16_, out_, in_);
+    if (bf16_packed_ == nullptr) return false;
+    if (bf16_owned_.empty()) {
+      ReleasePages(bf16_, static_cast<size_t>(out_ * in_ * 2));
+    } else {
+      std::vector<uint16_t>().swap(bf16_owned_);
+    }
+    bf16_ = nullptr;
+    return true;
+  }
   if (compute_ == ComputeType::kQ4 && q4_ != nullptr) {
     const uint8_t* plain = q4_->q;
     const uint16_t* scales = q4_->scale;
@@ -180,6 +191,8 @@ void Linear::Forward(const float* x, int64_t rows, float* y, const GemmEpilogue&
   }
   if (compute_ == ComputeType::kF32) {
     GemmF32(x, w_.data(), bias, out, rows, out_, in_);
+  } else if (bf16_packed_ != nullptr) {
+    GemmBF16Packed(x, *bf16_packed_, bias, out, rows);
   } else {
     GemmBF16(x, bf16_, bias, out, rows, out_, in_);
   }
@@ -219,6 +232,7 @@ void Linear::ForwardMany(const float* x, int64_t rows, const std::vector<const L
       }
       GemvJob j;
       j.bf16 = l.compute_ == ComputeType::kBF16 ? l.bf16_ : nullptr;
+      j.bf16p = l.bf16_packed_.get();
       j.q8 = l.q8_.get();
       j.q4 = l.q4_.get();
       j.n = l.out_;

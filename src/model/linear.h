@@ -38,10 +38,10 @@ class Linear {
   static void ForwardMany(const float* x, int64_t rows, const std::vector<const Linear*>& layers,
                           const std::vector<float*>& ys);
 
-  // q8 / q4: reorders the weights into their blocked layout (PackQ8: int8 GEMMs ~20 % faster and
-  // one sequential stream for decode; PackQ4: a decode stream with the scales in place) and drops
-  // the plain rows, releasing their checkpoint pages when mapped. Returns false (unchanged) where
-  // unavailable (other formats, no AVX512-VNNI).
+  // bf16 / q8 / q4: reorders the weights into their blocked layout (PackBf16 / PackQ8: oneDNN's
+  // GEMMs read it faster and decode streams it front to back; PackQ4: a decode stream with the
+  // scales in place) and drops the plain rows, releasing their checkpoint pages when mapped.
+  // Returns false (unchanged) where unavailable (f32, no AVX-512 BF16/VNNI).
   bool Pack();
 
   int64_t in_features() const { return in_; }
@@ -59,8 +59,9 @@ class Linear {
   int64_t in_ = 0, out_ = 0;
   ComputeType compute_ = ComputeType::kF32;
   F32Weights w_, b_;
-  const uint16_t* bf16_ = nullptr;  // kBF16: in the mapping or in bf16_owned_
+  const uint16_t* bf16_ = nullptr;  // kBF16: in the mapping or in bf16_owned_ (null once packed)
   std::vector<uint16_t> bf16_owned_;
+  std::shared_ptr<const PackedBf16> bf16_packed_;  // kBF16 after Pack()
   std::shared_ptr<Q8Matrix> q8_;
   std::shared_ptr<Q4Matrix> q4_;
 };

@@ -86,7 +86,10 @@ LlamaDecoder::LlamaDecoder(const TextConfig& cfg, const LoadOptions& options, We
     lm_head_ = Linear(embed, nullptr, compute_);
     tied_ = false;
   }
-  lm_head_.Pack();
+  // A bf16 LM head tied to the embeddings reads the embedding table in place: a packed copy would
+  // double those 0.5 GB once a long prompt's lookups fault the table back in.
+  const bool shares_embeddings = !ws.Has(lm_head) && compute_ == ComputeType::kBF16;
+  if (!shares_embeddings) lm_head_.Pack();
   inv_freq_ = LlamaInvFreq(cfg);
 }
 
