@@ -209,19 +209,21 @@ bool BlockedQ8Usable(int64_t n, int64_t k) {
 
 namespace {
 
-// Points w at blocked weights (owned: moved into the matrix) and drops its plain rows.
-void SetBlocked(Q8Matrix* w, const int8_t* blocked,
-                std::unique_ptr<int8_t, decltype(&std::free)> owned) {
-  auto p = std::make_shared<PackedS8>();
+// Points a Q8Matrix / Q4Matrix at blocked weights of layout Packed (owned: moved in; null when
+// they belong to a mapping) and drops its plain rows.
+template <typename Packed, typename Matrix, typename T>
+void SetBlocked(Matrix* w, const T* blocked, std::unique_ptr<T, decltype(&std::free)> owned,
+                int64_t k_align) {
+  auto p = std::make_shared<Packed>();
   p->n = w->n;
   p->k = w->k;
   p->np = (w->n + 63) / 64 * 64;
-  p->kp = (w->k + 63) / 64 * 64;
+  p->kp = (w->k + k_align - 1) / k_align * k_align;
   p->data = blocked;
   p->owned = std::move(owned);
   w->packed = std::move(p);
   w->q = nullptr;
-  std::vector<int8_t>().swap(w->q_own);
+  std::vector<T>().swap(w->q_own);
 }
 
 }  // namespace
@@ -230,7 +232,8 @@ bool UseBlockedQ8(Q8Matrix* w, const int8_t* blocked) {
   if (w->packed || !BlockedQ8Usable(w->n, w->k)) return false;
   if (reinterpret_cast<uintptr_t>(blocked) % 64 != 0)
     throw Error(ErrorCode::kInvalidArgument, "blocked int8 weights must be 64-byte aligned");
-  SetBlocked(w, blocked, {nullptr, &std::free});
+  SetBlocked<PackedS8>(w, blocked,
+                       std::unique_ptr<int8_t, decltype(&std::free)>(nullptr, &std::free), 64);
   return true;
 }
 
@@ -243,7 +246,7 @@ bool PackQ8(Q8Matrix* w) {
   const int8_t* q = w->q;
   int8_t* out = owned.get();
   ParallelForOmp((n + 63) / 64, [&](int64_t b0, int64_t b1) { BlockQ8Rows(q, n, k, b0, b1, out); });
-  SetBlocked(w, out, std::move(owned));
+  SetBlocked<PackedS8>(w, out, std::move(owned), 64);
   return true;
 }
 
@@ -1491,7 +1494,7 @@ void ExpandQ4Rows(const Q4Matrix& w, int64_t r0, int64_t r1, int8_t* q, float* s
 // back, scales with their nibbles.
 
 struct PackedQ4 {
-  int64_t n = 0, k = 0, np = 0;  // np: n padded to 64
+  int64_t n = 0, k = 0, np = 0, kp = 0;  // np: n padded to 64 (kp = k)
   const uint8_t* data = nullptr;
   std::unique_ptr<uint8_t, decltype(&std::free)> owned{nullptr, &std::free};
 };
@@ -1660,25 +1663,6 @@ void UnblockQ4(const uint8_t* blocked, int64_t n, int64_t k, uint8_t* q, uint16_
   }
 }
 
-namespace {
-
-void SetBlockedQ4(Q4Matrix* w, const uint8_t* blocked,
-                  std::unique_ptr<uint8_t, decltype(&std::free)> owned) {
-  auto p = std::make_shared<PackedQ4>();
-  p->n = w->n;
-  p->k = w->k;
-  p->np = (w->n + 63) / 64 * 64;
-  p->data = blocked;
-  p->owned = std::move(owned);
-  w->packed = std::move(p);
-  w->q = nullptr;
-  w->scale = nullptr;
-  std::vector<uint8_t>().swap(w->q_own);
-  std::vector<uint16_t>().swap(w->scale_own);
-}
-
-}  // namespace
-
 bool PackQ4(Q4Matrix* w) {
   if (w->q == nullptr || w->packed || !Cpu().avx512_full()) return false;
   void* mem = std::aligned_alloc(64, static_cast<size_t>(Q4BlockedBytes(w->n, w->k)));
@@ -1686,13 +1670,18 @@ bool PackQ4(Q4Matrix* w) {
   std::unique_ptr<uint8_t, decltype(&std::free)> owned(static_cast<uint8_t*>(mem), &std::free);
   BlockQ4(*w, owned.get());
   uint8_t* out = owned.get();
-  SetBlockedQ4(w, out, std::move(owned));
+  SetBlocked<PackedQ4>(w, out, std::move(owned), kQ4Block);
+  w->scale = nullptr;
+  std::vector<uint16_t>().swap(w->scale_own);
   return true;
 }
 
 bool UseBlockedQ4(Q4Matrix* w, const uint8_t* blocked) {
   if (w->packed || !Cpu().avx512_full()) return false;
-  SetBlockedQ4(w, blocked, {nullptr, &std::free});
+  SetBlocked<PackedQ4>(
+      w, blocked, std::unique_ptr<uint8_t, decltype(&std::free)>(nullptr, &std::free), kQ4Block);
+  w->scale = nullptr;
+  std::vector<uint16_t>().swap(w->scale_own);
   return true;
 }
 
