@@ -196,10 +196,52 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow
 
 // out[i] = p[i] · V for up to 4 probability rows (row stride ld, keys [0, keys)), V rows of
 // float32 or bf16 values (widened in registers), 64 dims per pass; hd % 16 == 0.
+// out[i] = sum_j p[i, j] v[j] for R rows (compile time: the 4 x R accumulators stay in
+// registers), hd a multiple of 64.
+template <int R, typename T>
+__attribute__((target("avx512f,avx512bw,fma"), always_inline)) inline void ProbsTimesValuesR(
+    const float* p, int64_t ld, int64_t keys, const T* v, int64_t v_stride, int64_t hd, float* out,
+    int64_t out_stride) {
+  for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+    __m512 o[R][4];
+    for (int i = 0; i < R; ++i)
+      for (int c = 0; c < 4; ++c) o[i][c] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < keys; ++j) {
+      const T* vj = v + j * v_stride + d0;
+      __m512 vv[4];
+      for (int c = 0; c < 4; ++c) {
+        if constexpr (std::is_same_v<T, uint16_t>) {
+          vv[c] = LoadBf16(vj + 16 * c);
+        } else {
+          vv[c] = _mm512_loadu_ps(vj + 16 * c);
+        }
+      }
+      for (int i = 0; i < R; ++i) {
+        const __m512 pj = _mm512_set1_ps(p[i * ld + j]);
+        for (int c = 0; c < 4; ++c) o[i][c] = _mm512_fmadd_ps(pj, vv[c], o[i][c]);
+      }
+    }
+    for (int i = 0; i < R; ++i)
+      for (int c = 0; c < 4; ++c) _mm512_storeu_ps(out + i * out_stride + d0 + 16 * c, o[i][c]);
+  }
+}
+
 template <typename T>
 __attribute__((target("avx512f,avx512bw,fma"))) inline void ProbsTimesValues(
     const float* p, int64_t ld, int64_t rows, int64_t keys, const T* v, int64_t v_stride,
     int64_t hd, float* out, int64_t out_stride) {
+  if (hd % 64 == 0 && rows >= 1 && rows <= 4) {
+    switch (rows) {
+      case 1:
+        return ProbsTimesValuesR<1>(p, ld, keys, v, v_stride, hd, out, out_stride);
+      case 2:
+        return ProbsTimesValuesR<2>(p, ld, keys, v, v_stride, hd, out, out_stride);
+      case 3:
+        return ProbsTimesValuesR<3>(p, ld, keys, v, v_stride, hd, out, out_stride);
+      default:
+        return ProbsTimesValuesR<4>(p, ld, keys, v, v_stride, hd, out, out_stride);
+    }
+  }
   for (int64_t d0 = 0; d0 < hd; d0 += 64) {
     const int64_t nv = std::min<int64_t>(64, hd - d0) / 16;
     __m512 o[4][4];
@@ -570,11 +612,15 @@ __attribute__((target("avx512f"))) inline __m512 SumLanes16(const float* v) {
 // Scores s[i * ld + j] (unscaled) of up to 4 query rows against keys [0, lim) of a bf16 cache with
 // bf16 products (f32 accumulation): each key row is loaded once for the 4 rows, vdpbf16ps over
 // dimension pairs, 16 keys' partial vectors folded together. hd % 32 == 0, hd <= 256.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void ScoresKV16Bf16(
-    const AttentionArgs& a, int64_t q0, int64_t qb, int64_t lim, float* s, int64_t ld) {
+// NC = hd / 32 at compile time where it is 2 or 4 (head_dim 64 / 128), so the query registers
+// stay registers; 0 = read it from the arguments.
+template <int NC>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), always_inline)) inline void
+ScoresKV16Bf16N(const AttentionArgs& a, int64_t q0, int64_t qb, int64_t lim, float* s, int64_t ld) {
   constexpr int64_t kQB = 4;
-  const int64_t hd = a.hd, nc = hd / 32, ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
-  __m512bh qv[kQB][8];
+  const int64_t hd = a.hd, nc = NC > 0 ? NC : hd / 32,
+                ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
+  __m512bh qv[kQB][NC > 0 ? NC : 8];
   for (int64_t i = 0; i < kQB; ++i) {
     const float* row = a.q + (q0 + std::min(i, qb - 1)) * a.q_stride;
     for (int64_t c = 0; c < nc; ++c)
@@ -590,7 +636,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void ScoresKV16B
         continue;
       }
       const uint16_t* kj = a.k16 + (j0 + jj) * ks;
-      __m512bh kc[8];
+      __m512bh kc[NC > 0 ? NC : 8];
       for (int64_t c = 0; c < nc; ++c) kc[c] = (__m512bh)_mm512_loadu_si512(kj + 32 * c);
       for (int64_t i = 0; i < kQB; ++i) {
         __m512 acc = _mm512_setzero_ps();
@@ -600,6 +646,13 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void ScoresKV16B
     }
     for (int64_t i = 0; i < qb; ++i) _mm512_storeu_ps(s + i * ld + j0, SumLanes16(part[i]));
   }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void ScoresKV16Bf16(
+    const AttentionArgs& a, int64_t q0, int64_t qb, int64_t lim, float* s, int64_t ld) {
+  if (a.hd == 64) return ScoresKV16Bf16N<2>(a, q0, qb, lim, s, ld);
+  if (a.hd == 128) return ScoresKV16Bf16N<4>(a, q0, qb, lim, s, ld);
+  ScoresKV16Bf16N<0>(a, q0, qb, lim, s, ld);
 }
 
 // The same with float32 queries and products on keys widened in registers (a.bf16 unset).
