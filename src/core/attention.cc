@@ -196,56 +196,18 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow
 
 // out[i] = p[i] · V for up to 4 probability rows (row stride ld, keys [0, keys)), V rows of
 // float32 or bf16 values (widened in registers), 64 dims per pass; hd % 16 == 0.
-// out[i] = sum_j p[i, j] v[j] for R rows (compile time: the 4 x R accumulators stay in
-// registers), hd a multiple of 64.
+// out[i] = sum_j p[i, j] v[j] for `rows` rows. R > 0: rows == R and hd % 64 == 0 at compile
+// time, so the 4 x R accumulators stay in registers (with both at run time they went to the
+// stack); R == 0: any rows <= 4 and head size.
 template <int R, typename T>
-__attribute__((target("avx512f,avx512bw,fma"), always_inline)) inline void ProbsTimesValuesR(
-    const float* p, int64_t ld, int64_t keys, const T* v, int64_t v_stride, int64_t hd, float* out,
-    int64_t out_stride) {
-  for (int64_t d0 = 0; d0 < hd; d0 += 64) {
-    __m512 o[R][4];
-    for (int i = 0; i < R; ++i)
-      for (int c = 0; c < 4; ++c) o[i][c] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < keys; ++j) {
-      const T* vj = v + j * v_stride + d0;
-      __m512 vv[4];
-      for (int c = 0; c < 4; ++c) {
-        if constexpr (std::is_same_v<T, uint16_t>) {
-          vv[c] = LoadBf16(vj + 16 * c);
-        } else {
-          vv[c] = _mm512_loadu_ps(vj + 16 * c);
-        }
-      }
-      for (int i = 0; i < R; ++i) {
-        const __m512 pj = _mm512_set1_ps(p[i * ld + j]);
-        for (int c = 0; c < 4; ++c) o[i][c] = _mm512_fmadd_ps(pj, vv[c], o[i][c]);
-      }
-    }
-    for (int i = 0; i < R; ++i)
-      for (int c = 0; c < 4; ++c) _mm512_storeu_ps(out + i * out_stride + d0 + 16 * c, o[i][c]);
-  }
-}
-
-template <typename T>
-__attribute__((target("avx512f,avx512bw,fma"))) inline void ProbsTimesValues(
-    const float* p, int64_t ld, int64_t rows, int64_t keys, const T* v, int64_t v_stride,
+__attribute__((target("avx512f,avx512bw,fma"), always_inline)) inline void ProbsTimesValuesN(
+    const float* p, int64_t ld, int64_t rows_arg, int64_t keys, const T* v, int64_t v_stride,
     int64_t hd, float* out, int64_t out_stride) {
-  if (hd % 64 == 0 && rows >= 1 && rows <= 4) {
-    switch (rows) {
-      case 1:
-        return ProbsTimesValuesR<1>(p, ld, keys, v, v_stride, hd, out, out_stride);
-      case 2:
-        return ProbsTimesValuesR<2>(p, ld, keys, v, v_stride, hd, out, out_stride);
-      case 3:
-        return ProbsTimesValuesR<3>(p, ld, keys, v, v_stride, hd, out, out_stride);
-      default:
-        return ProbsTimesValuesR<4>(p, ld, keys, v, v_stride, hd, out, out_stride);
-    }
-  }
+  const int64_t rows = R > 0 ? R : rows_arg;
   for (int64_t d0 = 0; d0 < hd; d0 += 64) {
-    const int64_t nv = std::min<int64_t>(64, hd - d0) / 16;
-    __m512 o[4][4];
-    for (int64_t i = 0; i < 4; ++i)
+    const int64_t nv = R > 0 ? 4 : std::min<int64_t>(64, hd - d0) / 16;
+    __m512 o[R > 0 ? R : 4][4];
+    for (int64_t i = 0; i < rows; ++i)
       for (int64_t c = 0; c < 4; ++c) o[i][c] = _mm512_setzero_ps();
     for (int64_t j = 0; j < keys; ++j) {
       const T* vj = v + j * v_stride + d0;
@@ -266,6 +228,25 @@ __attribute__((target("avx512f,avx512bw,fma"))) inline void ProbsTimesValues(
       for (int64_t c = 0; c < nv; ++c)
         _mm512_storeu_ps(out + i * out_stride + d0 + 16 * c, o[i][c]);
   }
+}
+
+template <typename T>
+__attribute__((target("avx512f,avx512bw,fma"))) inline void ProbsTimesValues(
+    const float* p, int64_t ld, int64_t rows, int64_t keys, const T* v, int64_t v_stride,
+    int64_t hd, float* out, int64_t out_stride) {
+  if (hd % 64 == 0) {
+    switch (rows) {
+      case 1:
+        return ProbsTimesValuesN<1>(p, ld, 1, keys, v, v_stride, hd, out, out_stride);
+      case 2:
+        return ProbsTimesValuesN<2>(p, ld, 2, keys, v, v_stride, hd, out, out_stride);
+      case 3:
+        return ProbsTimesValuesN<3>(p, ld, 3, keys, v, v_stride, hd, out, out_stride);
+      case 4:
+        return ProbsTimesValuesN<4>(p, ld, 4, keys, v, v_stride, hd, out, out_stride);
+    }
+  }
+  ProbsTimesValuesN<0>(p, ld, rows, keys, v, v_stride, hd, out, out_stride);
 }
 
 // Register-blocked AVX-512 kernel for many queries with transposed keys: scores of 8 queries x

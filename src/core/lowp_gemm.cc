@@ -157,6 +157,12 @@ void AddBias(float* y, const float* bias, int64_t m, int64_t n) {
     for (int64_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
 }
 
+// The same over row ranges on the OpenMP team (after a oneDNN GEMM of many rows).
+void AddBiasParallel(float* y, const float* bias, int64_t m, int64_t n) {
+  if (bias == nullptr) return;
+  ParallelForOmp(m, [&](int64_t b, int64_t e) { AddBias(y + b * n, bias, e - b, n); });
+}
+
 }  // namespace
 
 // The blocked layout (oneDNN's BA16a64b4a for W^T [k, n]): per block of 64 outputs, per group
@@ -201,13 +207,14 @@ void UnblockQ8(const int8_t* blocked, int64_t n, int64_t k, int8_t* q) {
       q[r * k + c] = blocked[(r / 64) * 64 * kp + (c / 4) * 256 + (r % 64) * 4 + c % 4];
 }
 
+namespace {
+
+// Whether this CPU and oneDNN run the blocked int8 layout (AVX512-VNNI; not PLM_CPU=generic).
 bool BlockedQ8Usable(int64_t n, int64_t k) {
   if (!Cpu().avx512_full()) return false;
   dnnl::matmul probe;  // oneDNN's brgemm takes the layout
   return Dnnl::Get().Find(MmKind::kU8Blocked, kChunkM, n, k, &probe);
 }
-
-namespace {
 
 // Points a Q8Matrix / Q4Matrix at blocked weights of layout Packed (owned: moved in; null when
 // they belong to a mapping) and drops its plain rows.
@@ -743,12 +750,7 @@ __attribute__((target_clones("avx512f", "default"))) void ToU8(int8_t* q, int64_
 // x (m rows) quantized to u8 = q + 128 for VNNI (u8 x s8).
 void QuantizeRowsU8(const float* x, int64_t m, int64_t k, std::vector<uint8_t>* xu,
                     std::vector<float>* xs) {
-  thread_local std::vector<int8_t> q;
-  q.resize(static_cast<size_t>(m * k));
-  xs->resize(static_cast<size_t>(m));
-  QuantizeRows(x, m, k, q.data(), xs->data());
-  xu->resize(q.size());
-  for (size_t i = 0; i < q.size(); ++i) (*xu)[i] = static_cast<uint8_t>(q[i] + 128);
+  QuantizeRowsU8Padded(x, m, k, k, xu, xs);
 }
 
 // q4 GEMV activations: each row quantized to int8 once (x stays signed: vpdpbusd multiplies the
@@ -1068,11 +1070,7 @@ void GemmF32Omp(const float* x, const float* w, const float* bias, float* y, int
   }
   SyncGemmThreads();
   Dnnl::Get().Run(prim, MmKind::kF32, m, n, k, x, w, y);
-  if (bias != nullptr)
-    ParallelForOmp(m, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i)
-        for (int64_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
-    });
+  AddBiasParallel(y, bias, m, n);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1205,11 +1203,7 @@ void GemmBF16Packed(const float* x, const PackedBf16& w, const float* bias, floa
     SyncGemmThreads();
     Dnnl::Get().Run(prim, MmKind::kBF16Blocked, mm, n, k, xb.data(), w.data, y + i0 * n);
   }
-  if (bias != nullptr)
-    ParallelForOmp(m, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i)
-        for (int64_t j = 0; j < n; ++j) y[i * n + j] += bias[j];
-    });
+  AddBiasParallel(y, bias, m, n);
 }
 
 void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, int64_t m, int64_t n,

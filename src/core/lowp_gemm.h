@@ -1,19 +1,20 @@
 // Reduced-precision GEMMs for Linear layers: y[m, n] = x[m, k] · W[n, k]^T (+ bias), float32
 // activations in and out, float32 accumulation.
 //
-//   bf16: W in bf16 (used in place from the checkpoint mapping when it is stored as bf16).
-//         m >= kSmallM: oneDNN matmul (AVX512-BF16 brgemm); small m (decode): our own
-//         AVX512-BF16 dot-product kernel, memory-bound. Without AVX512-BF16 both fall back to
-//         converting W panels to f32 (AVX2/FMA via OpenBLAS).
+//   bf16: W in bf16. Rows (in place from the checkpoint mapping): oneDNN matmul for m > kSmallM,
+//         our AVX512-BF16 dot-product kernel for decode. Packed (PackBf16, what the models use
+//         on AVX512-BF16 CPUs): oneDNN's blocked layout for both. Without AVX512-BF16 W panels
+//         are converted to f32 (AVX2/FMA via OpenBLAS).
 //   q8:   W int8, one scale per output row (symmetric); x quantized per row to int8 on the fly.
-//         Large m: oneDNN s8·s8→s32 matmul then rescale; small m: our own VNNI kernel.
-//   q4:   W 4-bit in blocks of 32 with an f16 scale per block; small m: VNNI kernel that unpacks
-//         nibbles in registers; large m: panels of W are expanded on the fly into per-row int8
-//         (an extra rounding, documented) for the int8 GEMM.
+//         Packed (PackQ8) or rows: oneDNN u8·s8→s32 matmul then rescale for large m, our own
+//         VNNI kernels for small m.
+//   q4:   W 4-bit in blocks of 32 with an f16 scale per block. Packed (PackQ4): one VNNI kernel
+//         for every m. Rows: small m unpacks nibbles in registers; large m expands panels of W
+//         on the fly into per-row int8 (an extra rounding, documented) for the int8 GEMM.
 //
-// The small-m kernels (m <= kSmallM) work on register tiles of a few weight rows x up to 8
-// activation rows, so each weight is read from memory once per call whatever m is (a batched
-// decode step costs about one weight read where the weights stream from DRAM).
+// The small-m kernels (m <= kSmallM) work on register tiles of a few weight rows (or 64-output
+// blocks) x up to 8 activation rows, so each weight is read from memory once per call whatever
+// m is (a batched decode step costs about one weight read where the weights stream from DRAM).
 #pragma once
 
 #include <cstddef>
@@ -100,8 +101,6 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
 int64_t Q8BlockedBytes(int64_t n, int64_t k);
 void BlockQ8Rows(const int8_t* q, int64_t n, int64_t k, int64_t b0, int64_t b1, int8_t* out);
 void UnblockQ8(const int8_t* blocked, int64_t n, int64_t k, int8_t* q);
-// Whether this CPU and oneDNN run the blocked layout (AVX512-VNNI; not with PLM_CPU=generic).
-bool BlockedQ8Usable(int64_t n, int64_t k);
 // Packs w's rows into the blocked layout, then drops the owned plain rows and sets w->q to null
 // (rows borrowed from a mapping are the caller's to release). Returns false and leaves w
 // unchanged where the layout is not usable.
@@ -111,9 +110,9 @@ bool PackQ8(Q8Matrix* w);
 bool UseBlockedQ8(Q8Matrix* w, const int8_t* blocked);
 
 // 4-bit weights in blocks of 32 values with an f16 scale per block (ggml Q4_0-like: value = q *
-// scale, q in [-8, 7]); k % 64 == 0. Decode (small m) unpacks nibbles in registers; large m
-// expands panels of rows to per-row int8 on the fly (an extra rounding, documented) and runs the
-// int8 GEMM, so no int8 copy of the matrix is kept.
+// scale, q in [-8, 7]); k % 64 == 0. Packed (PackQ4): one kernel for every m. As rows: decode
+// (small m) unpacks nibbles in registers; large m expands panels of rows to per-row int8 on the
+// fly (an extra rounding, documented) and runs the int8 GEMM, so no int8 copy is kept.
 inline constexpr int64_t kQ4Block = 32;
 struct PackedQ4;  // the blocked layout of PackQ4 (lowp_gemm.cc)
 struct Q4Matrix {

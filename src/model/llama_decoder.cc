@@ -69,7 +69,7 @@ LlamaDecoder::LlamaDecoder(const TextConfig& cfg, const LoadOptions& options, We
     layer.gate = lin(l + "mlp.gate_proj.weight", I, D);
     layer.up = lin(l + "mlp.up_proj.weight", I, D);
     layer.down = lin(l + "mlp.down_proj.weight", D, I);
-    // int8 weights in the blocked layout: prefill GEMMs ~20 % faster, decode streams them.
+    // bf16/q8/q4 weights in their blocked layouts: faster prefill GEMMs, decode streams them.
     for (Linear* x : {&layer.q, &layer.k, &layer.v, &layer.o, &layer.gate, &layer.up, &layer.down})
       x->Pack();
     layers_.push_back(std::move(layer));

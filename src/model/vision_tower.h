@@ -56,8 +56,8 @@ class VisionTower {
   F32Weights patch_w_, patch_b_, cls_, pos_, norm_pre_w_, norm_pre_b_, norm_w_, norm_b_;
   std::vector<Block> blocks_;
   std::vector<float> rope_cos_, rope_sin_;  // [patches, head_dim / 2]: one angle per adjacent pair
-  // The int8 block weights go to oneDNN's blocked layout on the first Forward (the tower never
-  // decodes), so loading stays a mapping and text-only use never pays for it.
+  // The bf16/int8 block weights go to their blocked layouts on the first Forward, so loading
+  // stays a mapping and text-only use never pays for it.
   mutable std::once_flag packed_;
 };
 
