@@ -30,6 +30,7 @@ struct Case {
   float q_scale;          // large values make the online-softmax rescaling matter
   bool padding;           // some keys invalid, and query 0 sees none of its keys
   bool bf16_cache;        // k16/v16 instead of f32 k/v
+  int64_t left_pad = 0;   // keys [0, left_pad) invalid too (a left-padded batch row)
 };
 
 // out[h][i][d] for queries laid out [nq][heads][hd] (as the decoder's q rows).
@@ -83,6 +84,7 @@ void RunCase(const Case& c, uint32_t seed) {
     valid[0] = 0;  // with causal offset 0, query 0 sees only key 0: no visible key
     for (int64_t j = 37; j < c.nk; j += 53) valid[j] = 0;
   }
+  for (int64_t j = 0; j < std::min(c.left_pad, c.nk); ++j) valid[j] = 0;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   std::vector<float> got(q.size(), 0.0f), one_by_one(q.size(), 0.0f);
   AttentionArgs a;
@@ -163,6 +165,8 @@ TEST(FusedAttentionFew, DecodeStepsOnBf16Cache) {
   RunCase({1, 4, 333, 128, -1, 1.0f, true, true}, 12);
   RunCase({1, 7, 90, 64, 0, 1.0f, true, true}, 13);
   RunCase({1, 5, 61, 96, 56, 1.0f, false, true}, 14);
+  // Whole key chunks hidden before the first visible key (left padding longer than a chunk).
+  RunCase({1, 4, 1000, 64, -1, 8.0f, true, true, 600}, 15);
 }
 
 TEST(FusedAttentionMany, BidirectionalVisionTile) {
