@@ -153,13 +153,19 @@ __attribute__((target("avx512f,avx512bw"))) inline __m512 LoadBf16(const uint16_
 // invalid and causally hidden keys masked. Returns how many leading entries hold probabilities
 // (the rest are 0 by definition). A row with no visible key attends uniformly to all nk keys, as
 // the reference's finfo.min masking gives. `si` must have room up to rl rounded up to 16.
+// inv_sum == nullptr: the probabilities are normalised. Otherwise they are left unnormalised and
+// *inv_sum = 1 / their sum (the caller scales the row's output once instead of every entry), and
+// with Fast the exponentials are Exp2Bf16's (4e-5 relative; the bf16 paths' products carry 3.9e-3).
+template <bool Fast>
 __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow(
-    const AttentionArgs& a, float* si, int64_t qi) {
+    const AttentionArgs& a, float* si, int64_t qi, float* inv_sum = nullptr) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const int64_t nk = a.nk;
   const int64_t rl = a.causal_offset >= 0 ? std::min(nk, a.causal_offset + qi + 1) : nk;
   const int64_t chunks = (rl + 15) / 16;
-  const __m512 scale = _mm512_set1_ps(a.scale), neg_inf = _mm512_set1_ps(kNegInf);
+  // Fast: scores in units of log2 e, so that p = 2^(x - max).
+  const __m512 scale = _mm512_set1_ps(Fast ? a.scale * kLog2e : a.scale),
+               neg_inf = _mm512_set1_ps(kNegInf);
   __m512 vmax = neg_inf;
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t left = rl - c * 16;
@@ -176,21 +182,28 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow
   const float mx = _mm512_reduce_max_ps(vmax);
   if (mx == kNegInf) {
     std::fill_n(si, nk, 1.0f / static_cast<float>(nk));
+    if (inv_sum != nullptr) *inv_sum = 1.0f;
     return nk;
   }
   const __m512 mv = _mm512_set1_ps(mx);
   __m512 vsum = _mm512_setzero_ps();
   for (int64_t c = 0; c < chunks; ++c) {
     const __m512 x = _mm512_loadu_ps(si + c * 16);
-    // exp(-inf - mx) must be 0 (Exp512 clamps to ~1e-38): masked keys stay out.
-    const __m512 p = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, neg_inf, _CMP_NEQ_OQ),
-                                         Exp512(_mm512_sub_ps(x, mv)));
+    // exp(-inf - mx) must be 0 (Exp512 clamps to ~1e-38; Exp2Bf16 gives NaN): masked keys stay
+    // out.
+    const __m512 e = Fast ? Exp2Bf16(_mm512_sub_ps(x, mv)) : Exp512(_mm512_sub_ps(x, mv));
+    const __m512 p = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, neg_inf, _CMP_NEQ_OQ), e);
     _mm512_storeu_ps(si + c * 16, p);
     vsum = _mm512_add_ps(vsum, p);
   }
-  const __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+  const float inv = 1.0f / _mm512_reduce_add_ps(vsum);
+  if (inv_sum != nullptr) {
+    *inv_sum = inv;
+    return rl;
+  }
+  const __m512 vinv = _mm512_set1_ps(inv);
   for (int64_t c = 0; c < chunks; ++c)
-    _mm512_storeu_ps(si + c * 16, _mm512_mul_ps(_mm512_loadu_ps(si + c * 16), inv));
+    _mm512_storeu_ps(si + c * 16, _mm512_mul_ps(_mm512_loadu_ps(si + c * 16), vinv));
   return rl;
 }
 
@@ -301,7 +314,7 @@ __attribute__((target("avx512f,fma"))) void FusedAttentionAvx512(const Attention
     }
     // Softmax per row (masked entries get probability 0).
     int64_t row_lim[kQB];
-    for (int64_t i = 0; i < qb; ++i) row_lim[i] = SoftmaxScoreRow(a, s + i * ld, q0 + i);
+    for (int64_t i = 0; i < qb; ++i) row_lim[i] = SoftmaxScoreRow<false>(a, s + i * ld, q0 + i);
     int64_t block_lim = 0;
     for (int64_t i = 0; i < qb; ++i) block_lim = std::max(block_lim, row_lim[i]);
     for (int64_t i = 0; i < qb; ++i)
@@ -693,14 +706,23 @@ FusedAttentionKV16(const AttentionArgs& a) {
       ScoresKV16F32(a, q0, qb, lim, s, ld);
     }
     int64_t row_lim[kQB], block_lim = 0;
+    float inv[kQB];
     for (int64_t i = 0; i < qb; ++i) {
-      row_lim[i] = SoftmaxScoreRow(a, s + i * ld, q0 + i);
+      // The cheaper exp where the scores are bf16 products anyway.
+      row_lim[i] = bf16_scores ? SoftmaxScoreRow<true>(a, s + i * ld, q0 + i, inv + i)
+                               : SoftmaxScoreRow<false>(a, s + i * ld, q0 + i, inv + i);
       block_lim = std::max(block_lim, row_lim[i]);
     }
     for (int64_t i = 0; i < qb; ++i)
       for (int64_t j = row_lim[i]; j < block_lim; ++j) s[i * ld + j] = 0.0f;
-    ProbsTimesValues(s, ld, qb, block_lim, a.v16, a.kv_stride, hd, a.out + q0 * a.out_stride,
-                     a.out_stride);
+    float* out = a.out + q0 * a.out_stride;
+    ProbsTimesValues(s, ld, qb, block_lim, a.v16, a.kv_stride, hd, out, a.out_stride);
+    for (int64_t i = 0; i < qb; ++i) {  // normalise the rows once
+      const __m512 v = _mm512_set1_ps(inv[i]);
+      for (int64_t d = 0; d < hd; d += 16)
+        _mm512_storeu_ps(out + i * a.out_stride + d,
+                         _mm512_mul_ps(_mm512_loadu_ps(out + i * a.out_stride + d), v));
+    }
   }
 }
 
