@@ -684,17 +684,104 @@ __attribute__((target("avx512f,avx512bw,fma"))) void ScoresKV16F32(const Attenti
   }
 }
 
+// One step of PvPairs: keys a and b (b null: a zero row) interleaved per dimension with
+// unpacklo/hi, so each vdpbf16ps adds both keys' products into 16 output lanes.
+template <int R, int NZ>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), always_inline)) inline void
+PvPairStep(__m512 (&acc)[R][4], const int32_t* p, int64_t p_stride, const uint16_t* va,
+           const uint16_t* vb) {
+  __m512bh x[2 * NZ];
+  for (int z = 0; z < NZ; ++z) {
+    const __m512i a = _mm512_loadu_si512(va + 32 * z);
+    const __m512i b = vb != nullptr ? _mm512_loadu_si512(vb + 32 * z) : _mm512_setzero_si512();
+    x[2 * z] = (__m512bh)_mm512_unpacklo_epi16(a, b);
+    x[2 * z + 1] = (__m512bh)_mm512_unpackhi_epi16(a, b);
+  }
+  for (int i = 0; i < R; ++i) {
+    const __m512bh pv = (__m512bh)_mm512_set1_epi32(p[i * p_stride]);
+    for (int c = 0; c < 2 * NZ; ++c) acc[i][c] = _mm512_dpbf16_ps(acc[i][c], pv, x[c]);
+  }
+}
+
+// o[i] = sum_j p[i, j] v[j] for R rows with bf16 probabilities `p` (key pairs as int32, row
+// stride p_stride) on bf16 values read in place, keys [0, n): half the instructions of widening
+// the values to f32. o (row stride hd) comes out in "pair order": within each 32 dims, 128-bit
+// block b of the first vector holds dims 8b..8b+3 and of the second 8b+4..8b+7
+// (UnpermutePairOrder restores it). hd % 32 == 0.
+template <int R>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void PvPairs(
+    const int32_t* p, int64_t p_stride, int64_t n, const uint16_t* v, int64_t v_stride, int64_t hd,
+    float* o) {
+  const int64_t pairs = n / 2;
+  for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+    const bool two = hd - d0 >= 64;  // 64 dims (two vectors of bf16 per key) or 32
+    __m512 acc[R][4];
+    for (int i = 0; i < R; ++i)
+      for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_setzero_ps();
+    for (int64_t jp = 0; jp < pairs; ++jp) {
+      const uint16_t* va = v + 2 * jp * v_stride + d0;
+      if (2 * jp + kAheadRows + 1 < n) {
+        const char* f = reinterpret_cast<const char*>(va + kAheadRows * v_stride);
+        _mm_prefetch(f, _MM_HINT_T0);
+        _mm_prefetch(f + 2 * v_stride, _MM_HINT_T0);
+        if (two) {
+          _mm_prefetch(f + 64, _MM_HINT_T0);
+          _mm_prefetch(f + 2 * v_stride + 64, _MM_HINT_T0);
+        }
+      }
+      if (two) {
+        PvPairStep<R, 2>(acc, p + jp, p_stride, va, va + v_stride);
+      } else {
+        PvPairStep<R, 1>(acc, p + jp, p_stride, va, va + v_stride);
+      }
+    }
+    if (n % 2 != 0) {  // the last key alone
+      const uint16_t* va = v + (n - 1) * v_stride + d0;
+      if (two) {
+        PvPairStep<R, 2>(acc, p + pairs, p_stride, va, nullptr);
+      } else {
+        PvPairStep<R, 1>(acc, p + pairs, p_stride, va, nullptr);
+      }
+    }
+    for (int i = 0; i < R; ++i)
+      for (int c = 0; c < (two ? 4 : 2); ++c) _mm512_storeu_ps(o + i * hd + d0 + 16 * c, acc[i][c]);
+  }
+}
+
+// out[d] = o[d] * scale for one row in PvPairs' pair order.
+__attribute__((target("avx512f"))) void UnpermutePairOrder(const float* o, int64_t hd, float scale,
+                                                           float* out) {
+  // Dims 4t..4t+3 of a 32-dim group are block t / 2 of the first vector (t even) or the second.
+  alignas(64) static constexpr int32_t kLo[16] = {0, 1, 2, 3, 16, 17, 18, 19,
+                                                  4, 5, 6, 7, 20, 21, 22, 23};
+  alignas(64) static constexpr int32_t kHi[16] = {8,  9,  10, 11, 24, 25, 26, 27,
+                                                  12, 13, 14, 15, 28, 29, 30, 31};
+  const __m512i i0 = _mm512_load_si512(kLo), i1 = _mm512_load_si512(kHi);
+  const __m512 sc = _mm512_set1_ps(scale);
+  for (int64_t d = 0; d < hd; d += 32) {
+    const __m512 a = _mm512_loadu_ps(o + d), b = _mm512_loadu_ps(o + d + 16);
+    _mm512_storeu_ps(out + d, _mm512_mul_ps(_mm512_permutex2var_ps(a, i0, b), sc));
+    _mm512_storeu_ps(out + d + 16, _mm512_mul_ps(_mm512_permutex2var_ps(a, i1, b), sc));
+  }
+}
+
 // Few queries (decode) against bf16 keys/values read in place: scores as above, softmax in f32
-// (vectorised), P·V on values widened in registers; 4 query rows share each key and value load.
+// (vectorised), then P·V — with bf16 probabilities on value pairs (PvPairs) where the scores are
+// bf16 products, else on values widened to f32; 4 query rows share each key and value load.
 // hd % 16 == 0.
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma"))) void
 FusedAttentionKV16(const AttentionArgs& a) {
   const int64_t hd = a.hd, nk = a.nk;
   constexpr int64_t kQB = 4;
   const bool bf16_scores = a.bf16 && hd % 32 == 0 && hd <= 256;
-  const int64_t ld = (nk + 15) / 16 * 16;
-  thread_local std::vector<float> sbuf;
+  const int64_t ld = (nk + 31) / 32 * 32;  // whole 32-key groups for the bf16 pair conversion
+  thread_local std::vector<float> sbuf, obuf;
+  thread_local std::vector<int32_t> pb;
   if (sbuf.size() < static_cast<size_t>(kQB * ld)) sbuf.resize(kQB * ld);
+  if (bf16_scores) {
+    if (pb.size() < static_cast<size_t>(kQB * ld / 2)) pb.resize(kQB * ld / 2);
+    if (obuf.size() < static_cast<size_t>(kQB * hd)) obuf.resize(kQB * hd);
+  }
   float* s = sbuf.data();
   for (int64_t q0 = 0; q0 < a.nq; q0 += kQB) {
     const int64_t qb = std::min(kQB, a.nq - q0);
@@ -716,6 +803,33 @@ FusedAttentionKV16(const AttentionArgs& a) {
     for (int64_t i = 0; i < qb; ++i)
       for (int64_t j = row_lim[i]; j < block_lim; ++j) s[i * ld + j] = 0.0f;
     float* out = a.out + q0 * a.out_stride;
+    if (bf16_scores) {
+      // Probabilities to bf16 key pairs (entries past block_lim are finite and meet zero rows).
+      const int64_t pairs = (block_lim + 1) / 2;
+      for (int64_t i = 0; i < qb; ++i)
+        for (int64_t j = 0; j < 2 * pairs; j += 32)
+          _mm512_storeu_si512(pb.data() + i * (ld / 2) + j / 2,
+                              (__m512i)_mm512_cvtne2ps_pbh(_mm512_loadu_ps(s + i * ld + j + 16),
+                                                           _mm512_loadu_ps(s + i * ld + j)));
+      float* ob = obuf.data();
+      switch (qb) {
+        case 1:
+          PvPairs<1>(pb.data(), ld / 2, block_lim, a.v16, a.kv_stride, hd, ob);
+          break;
+        case 2:
+          PvPairs<2>(pb.data(), ld / 2, block_lim, a.v16, a.kv_stride, hd, ob);
+          break;
+        case 3:
+          PvPairs<3>(pb.data(), ld / 2, block_lim, a.v16, a.kv_stride, hd, ob);
+          break;
+        default:
+          PvPairs<4>(pb.data(), ld / 2, block_lim, a.v16, a.kv_stride, hd, ob);
+          break;
+      }
+      for (int64_t i = 0; i < qb; ++i)
+        UnpermutePairOrder(ob + i * hd, hd, inv[i], out + i * a.out_stride);
+      continue;
+    }
     ProbsTimesValues(s, ld, qb, block_lim, a.v16, a.kv_stride, hd, out, a.out_stride);
     for (int64_t i = 0; i < qb; ++i) {  // normalise the rows once
       const __m512 v = _mm512_set1_ps(inv[i]);
