@@ -243,7 +243,9 @@ TEST_P(LowpGemm, PackedQ8MatchesPlainRows) {
     const Q8Matrix plain = QuantizeQ8(w.data(), n, k);
     Q8Matrix packed = QuantizeQ8(w.data(), n, k);
     const bool ok = PackQ8(&packed);
-    if (!GetParam()) {  // portable path: nothing to pack into, the matrix is left as it was
+    // Portable path (or a CPU without the AVX-512 kernels, e.g. PLM_CPU=generic): nothing to
+    // pack into, the matrix is left as it was.
+    if (!Cpu().avx512_full()) {
       EXPECT_FALSE(ok);
       EXPECT_NE(packed.q, nullptr);
       return;
@@ -310,7 +312,7 @@ TEST_P(LowpGemm, PackedQ4MatchesPlainRows) {
     const Q4Matrix plain = QuantizeQ4(w.data(), n, k);
     Q4Matrix packed = QuantizeQ4(w.data(), n, k);
     const bool ok = PackQ4(&packed);
-    if (!GetParam()) {
+    if (!Cpu().avx512_full()) {  // nothing to pack into (as above)
       EXPECT_FALSE(ok);
       EXPECT_NE(packed.q, nullptr);
       return;
@@ -377,7 +379,7 @@ TEST_P(LowpGemm, PackedBf16MatchesRows) {
     std::vector<uint16_t> wb(w.size());
     for (size_t i = 0; i < w.size(); ++i) wb[i] = F32ToBf16(w[i]);
     const auto packed = PackBf16(wb.data(), n, k);
-    if (!GetParam()) {
+    if (!Cpu().avx512_full()) {  // nothing to pack into (as above)
       EXPECT_EQ(packed, nullptr);
       return;
     }
