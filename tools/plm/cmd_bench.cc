@@ -340,13 +340,26 @@ int Run(const BenchArgs& a) {
     step.logits_to_keep = 1;
     step.input_ids = {128000};
     model->Forward(step, &cache);  // first step not timed
-    // This machine's read bandwidth can move by half within a minute (shared memory system):
-    // probe right before and after the decode steps and relate them to the better of the two.
-    const double bw_before = MeasureReadBandwidthInChild(threads);
-    t0 = Now();
-    for (int64_t i = 1; i < a.decode_tokens; ++i) model->Forward(step, &cache);
-    const double tps = static_cast<double>(a.decode_tokens - 1) / (Now() - t0);
-    const double bw_near = std::max(bw_before, MeasureReadBandwidthInChild(threads));
+    // This machine's read bandwidth can move by half within seconds (shared memory system): the
+    // steps run in segments of kDecodeSegment with a probe before, between and after them; each
+    // segment is related to the better of its two probes, and the bandwidth reported is their
+    // average weighted by the segments' times.
+    constexpr int64_t kDecodeSegment = 8;
+    const int64_t steps = a.decode_tokens - 1;
+    double probe = MeasureReadBandwidthInChild(threads), decode_s = 0, bw_s = 0;
+    for (int64_t done = 0; done < steps;) {
+      const int64_t n = std::min(kDecodeSegment, steps - done);
+      t0 = Now();
+      for (int64_t i = 0; i < n; ++i) model->Forward(step, &cache);
+      const double dt = Now() - t0;
+      const double next = MeasureReadBandwidthInChild(threads);
+      decode_s += dt;
+      bw_s += dt * std::max(probe, next);
+      probe = next;
+      done += n;
+    }
+    const double tps = static_cast<double>(steps) / decode_s;
+    const double bw_near = bw_s / decode_s;
     bandwidth = std::max(bandwidth, bw_near);
     near_bw[std::to_string(L)] = bw_near;
     // Keys and values of every layer over `positions` (bf16 cache on the reduced-precision
@@ -419,8 +432,10 @@ Command RegisterBench(CLI::App& app) {
   sub->add_option("--tiles", a->tiles, "vision tiles to time")->default_val(2);
   sub->add_option("--prefill", a->prefill, "prompt lengths (each followed by decode)")
       ->delimiter(',');
-  sub->add_option("--decode-tokens", a->decode_tokens, "tokens decoded per context")
-      ->default_val(16);
+  sub->add_option("--decode-tokens", a->decode_tokens,
+                  "tokens decoded per context (the first is not timed)")
+      ->default_val(16)
+      ->check(CLI::Range(int64_t{2}, int64_t{1} << 20));
   sub->add_option("--prefill-chunk", a->prefill_chunk,
                   "prompt tokens per decoder pass of a long prefill (0: one pass)")
       ->default_val(a->prefill_chunk);
