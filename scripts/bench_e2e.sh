@@ -27,7 +27,7 @@ fi
 # The random checkpoint (plm bench writes and caches it), with the fixture tokenizer and chat
 # template and a processor allowing 36 tiles.
 "$BUILD/plm" bench --config "$CONFIG" --dtype bf16 --threads "$THREADS" --tiles 0 --prefill 16 \
-  --decode-tokens 1 --cache-dir "$WORK" > /dev/null
+  --decode-tokens 2 --cache-dir "$WORK" > /dev/null
 ckpt=$WORK/plm-bench-$(basename "$CONFIG")
 tiny=${TOKENIZER_DIR:-$FIXTURES/models/plm-tiny}  # tokenizer, chat template, processor
 make_folder() {  # $1 = folder, $2 = checkpoint folder
