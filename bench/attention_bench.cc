@@ -4,10 +4,13 @@
 // counter counts the useful multiply-adds of QK^T and P·V (causal: only the visible half).
 #include <benchmark/benchmark.h>
 
+#include <immintrin.h>
+
 #include <random>
 #include <vector>
 
 #include "core/attention.h"
+#include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/thread_pool.h"
 
@@ -83,6 +86,26 @@ BENCHMARK(BM_FusedAttentionMany)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// The decoder's call for one KV head in a decode step: its `heads` query heads (one new position
+// each, rows of q and out) against `nk` cached bf16 keys/values, bf16 products.
+plm::AttentionArgs DecodeArgs(const float* q, const uint16_t* k16, const uint16_t* v16, float* out,
+                              int64_t heads, int64_t nk, int64_t hd) {
+  plm::AttentionArgs a;
+  a.q = q;
+  a.q_stride = hd;
+  a.k16 = k16;
+  a.v16 = v16;
+  a.kv_stride = hd;
+  a.out = out;
+  a.out_stride = hd;
+  a.nq = heads;
+  a.nk = nk;
+  a.hd = hd;
+  a.scale = 0.125f;
+  a.bf16 = true;
+  return a;
+}
+
 // One decode step against a bf16 KV cache of `tokens` positions: the 4 query heads of one KV head
 // (one new position each), as LlamaDecoder calls it. Per token, a PLM-1B step makes 16 layers x 8
 // KV heads of these calls (spread over the threads).
@@ -91,19 +114,8 @@ void BM_FusedAttentionDecode(benchmark::State& st) {
   auto q = Random(static_cast<size_t>(heads * hd), 1);
   const KeysValues kv(nk, hd);
   std::vector<float> out(q.size());
-  plm::AttentionArgs a;
-  a.q = q.data();
-  a.q_stride = hd;
-  a.k16 = kv.k16.data();
-  a.v16 = kv.v16.data();
-  a.kv_stride = hd;
-  a.out = out.data();
-  a.out_stride = hd;
-  a.nq = heads;
-  a.nk = nk;
-  a.hd = hd;
-  a.scale = 0.125f;
-  a.bf16 = true;
+  const plm::AttentionArgs a =
+      DecodeArgs(q.data(), kv.k16.data(), kv.v16.data(), out.data(), heads, nk, hd);
   for (auto _ : st) {
     plm::FusedAttention(a);
     benchmark::DoNotOptimize(out.data());
@@ -140,20 +152,9 @@ void BM_FusedAttentionDecodeFromMemory(benchmark::State& st) {
     for (int64_t layer = 0; layer < layers; ++layer)
       pool.ParallelFor(kv_heads, [&](int64_t h0, int64_t h1) {
         for (int64_t kh = h0; kh < h1; ++kh) {
-          plm::AttentionArgs a;
-          a.q = q.data() + kh * rep * hd;
-          a.q_stride = hd;
-          a.k16 = k16.data() + (layer * kv_heads + kh) * per_head;
-          a.v16 = v16.data() + (layer * kv_heads + kh) * per_head;
-          a.kv_stride = hd;
-          a.out = out.data() + kh * rep * hd;
-          a.out_stride = hd;
-          a.nq = rep;
-          a.nk = nk;
-          a.hd = hd;
-          a.scale = 0.125f;
-          a.bf16 = true;
-          plm::FusedAttention(a);
+          const size_t at = (layer * kv_heads + kh) * per_head;
+          plm::FusedAttention(DecodeArgs(q.data() + kh * rep * hd, k16.data() + at, v16.data() + at,
+                                         out.data() + kh * rep * hd, rep, nk, hd));
         }
       });
     benchmark::DoNotOptimize(out.data());
@@ -195,6 +196,46 @@ void BM_ReadBandwidth(benchmark::State& st) {
 }
 
 BENCHMARK(BM_ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Throughput of independent vdpbf16ps (32 bf16 multiply-adds each) and f32 FMAs on one core:
+// the ceiling for decode attention, which does 2 multiply-adds per byte of bf16 K/V at 4 query
+// heads per KV head. range(0): 0 = vdpbf16ps, 1 = vfmadd (zmm).
+__attribute__((target("avx512f,avx512bf16"))) void DotProductLoop(int64_t iters, bool bf16,
+                                                                  float* sink) {
+  __m512 acc[16];
+  for (int i = 0; i < 16; ++i) acc[i] = _mm512_set1_ps(static_cast<float>(i));
+  __m512 x = _mm512_set1_ps(1.0001f);
+  const __m512 y = _mm512_set1_ps(0.9999f);
+  for (int64_t it = 0; it < iters; ++it) {
+    for (int i = 0; i < 16; ++i)
+      acc[i] =
+          bf16 ? _mm512_dpbf16_ps(acc[i], (__m512bh)x, (__m512bh)y) : _mm512_fmadd_ps(acc[i], x, y);
+    __asm__ volatile("" : "+v"(x));  // keeps the loop from being folded
+  }
+  alignas(64) float lanes[16];
+  for (int i = 1; i < 16; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
+  _mm512_store_ps(lanes, acc[0]);
+  *sink = lanes[0];
+}
+
+void BM_DotProductThroughput(benchmark::State& st) {
+  const bool bf16 = st.range(0) == 0;
+  if (!plm::Cpu().avx512_full()) {
+    st.SkipWithError("needs AVX-512 BF16");
+    return;
+  }
+  constexpr int64_t kIters = 1 << 16;
+  float sink = 0;
+  for (auto _ : st) DotProductLoop(kIters, bf16, &sink);
+  benchmark::DoNotOptimize(sink);
+  st.counters["instr"] = benchmark::Counter(16.0 * kIters * static_cast<double>(st.iterations()),
+                                            benchmark::Counter::kIsRate);
+  st.counters["mac"] = benchmark::Counter(
+      (bf16 ? 32.0 : 16.0) * 16.0 * kIters * static_cast<double>(st.iterations()),
+      benchmark::Counter::kIsRate);
+}
+
+BENCHMARK(BM_DotProductThroughput)->ArgNames({"fma"})->Arg(0)->Arg(1)->UseRealTime();
 
 }  // namespace
 

@@ -104,6 +104,9 @@ std::optional<QuantizedWeight> WeightStore::GetQuantized(
   DType qt, st, at;
   std::vector<int64_t> qs, ss, as;
   size_t q_align = 1;
+  if ((fmt->second == "q4" || fmt->second == "q4b") && k % 64 != 0)
+    throw Error(ErrorCode::kCorrupt, what + " is q4 but its input size " + std::to_string(k) +
+                                         " is not a multiple of 64");
   if (fmt->second == "q8") {
     w.format = ComputeType::kQ8;
     qt = DType::kI8, st = DType::kF32, at = DType::kI32;
@@ -115,18 +118,12 @@ std::optional<QuantizedWeight> WeightStore::GetQuantized(
     qs = {(n + 63) / 64, (k + 63) / 64 * 16, 64, 4}, ss = {n}, as = {n};
     q_align = 64;
   } else if (fmt->second == "q4b") {
-    if (k % 64 != 0)
-      throw Error(ErrorCode::kCorrupt, what + " is q4 but its input size " + std::to_string(k) +
-                                           " is not a multiple of 64");
     w.format = ComputeType::kQ4;
     w.blocked = true;
     qt = DType::kU8, st = DType::kF16, at = DType::kF32;
     qs = {(n + 63) / 64, k / kQ4Block, 1152}, as = {n};
     q_align = 64;
   } else if (fmt->second == "q4") {
-    if (k % 64 != 0)
-      throw Error(ErrorCode::kCorrupt, what + " is q4 but its input size " + std::to_string(k) +
-                                           " is not a multiple of 64");
     w.format = ComputeType::kQ4;
     qt = DType::kU8, st = DType::kF16, at = DType::kF32;
     qs = {n, k / 2}, ss = {n, k / kQ4Block}, as = {n};

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/attention.h"
@@ -232,6 +233,73 @@ TEST_P(LowpGemm, EpiloguesMatchSeparateSteps) {
   }
 }
 
+// No epilogue, GELU, and a scaled add with gamma: the epilogues the packed paths must all honour.
+std::vector<GemmEpilogue> EveryEpilogue(const float* gamma) {
+  GemmEpilogue gelu, add;
+  gelu.kind = GemmEpilogue::Kind::kGelu;
+  add.kind = GemmEpilogue::Kind::kAddScaled;
+  add.gamma = gamma;
+  return {GemmEpilogue{}, gelu, add};
+}
+
+std::string Describe(int64_t n, int64_t k, int64_t m, const GemmEpilogue& ep) {
+  return "n=" + std::to_string(n) + " k=" + std::to_string(k) + " m=" + std::to_string(m) +
+         " epilogue " + std::to_string(static_cast<int>(ep.kind));
+}
+
+// Two packed matrices (`packed`, and a second one quantized from seed `seed2`) over the same
+// input in one GemvMany pass == one GEMM each on the plain rows; a packed and a plain matrix
+// cannot share one pass. Matrix: Q8Matrix or Q4Matrix.
+template <typename Matrix>
+void ExpectGemvManyOfPacked(const std::vector<float>& x, int64_t m, int64_t n, int64_t k,
+                            const Matrix& plain, const Matrix& packed,
+                            const std::vector<float>& bias, uint32_t seed2) {
+  constexpr bool kQ8 = std::is_same_v<Matrix, Q8Matrix>;
+  auto quantize = [&] {
+    const auto w = Random(n * k, seed2, 0.05f);
+    if constexpr (kQ8) {
+      return QuantizeQ8(w.data(), n, k);
+    } else {
+      return QuantizeQ4(w.data(), n, k);
+    }
+  };
+  auto gemm = [&](const Matrix& w, const float* b, float* y) {
+    if constexpr (kQ8) {
+      GemmQ8(x.data(), w, b, y, m);
+    } else {
+      GemmQ4(x.data(), w, b, y, m);
+    }
+  };
+  auto job = [&](const Matrix& w, const float* b, float* y) {
+    GemvJob j;
+    if constexpr (kQ8) {
+      j.q8 = &w;
+    } else {
+      j.q4 = &w;
+    }
+    j.n = n;
+    j.bias = b;
+    j.y = y;
+    return j;
+  };
+  const Matrix plain2 = quantize();
+  Matrix packed2 = quantize();
+  if constexpr (kQ8) {
+    ASSERT_TRUE(PackQ8(&packed2));
+  } else {
+    ASSERT_TRUE(PackQ4(&packed2));
+  }
+  std::vector<float> y1(m * n), y2(m * n), w1(m * n), w2(m * n);
+  ASSERT_TRUE(GemvMany(x.data(), m, k,
+                       {job(packed, bias.data(), y1.data()), job(packed2, nullptr, y2.data())}));
+  gemm(plain, bias.data(), w1.data());
+  gemm(plain2, nullptr, w2.data());
+  EXPECT_LT(RelErr(y1, w1), 1e-6) << "GemvMany n=" << n << " m=" << m;
+  EXPECT_LT(RelErr(y2, w2), 1e-6) << "GemvMany n=" << n << " m=" << m;
+  EXPECT_FALSE(GemvMany(x.data(), m, k,
+                        {job(packed, bias.data(), y1.data()), job(plain2, nullptr, y2.data())}));
+}
+
 // Weights packed into the blocked layout give the same integer products as the plain rows: bit
 // for bit where both run oneDNN (m > kSmallM), to rounding for decode-sized m (the blocked and
 // the row kernels); every epilogue; sizes that are not multiples of the 64 x 64 blocks (padding),
@@ -257,17 +325,11 @@ TEST_P(LowpGemm, PackedQ8MatchesPlainRows) {
               static_cast<size_t>((n + 63) / 64 * 64 * ((k + 63) / 64 * 64) + 8 * n));
     for (int64_t m : {1, 3, 5, 8, 9, 40, 1600}) {  // 1600: two oneDNN calls of 800 rows
       auto x = Random(m * k, 64 + m), base = Random(m * n, 65 + m);
-      GemmEpilogue gelu, add;
-      gelu.kind = GemmEpilogue::Kind::kGelu;
-      add.kind = GemmEpilogue::Kind::kAddScaled;
-      add.gamma = gamma.data();
-      for (const GemmEpilogue& ep : {GemmEpilogue{}, gelu, add}) {
+      for (const GemmEpilogue& ep : EveryEpilogue(gamma.data())) {
         std::vector<float> want = base, got = base;
         GemmQ8(x.data(), plain, bias.data(), want.data(), m, ep);
         GemmQ8(x.data(), packed, bias.data(), got.data(), m, ep);
-        const std::string what = "n=" + std::to_string(n) + " k=" + std::to_string(k) +
-                                 " m=" + std::to_string(m) + " epilogue " +
-                                 std::to_string(static_cast<int>(ep.kind));
+        const std::string what = Describe(n, k, m, ep);
         if (m > kSmallM) {
           EXPECT_EQ(got, want) << what;
         } else {
@@ -275,28 +337,7 @@ TEST_P(LowpGemm, PackedQ8MatchesPlainRows) {
         }
       }
       if (m > kSmallM) continue;
-      // Two packed matrices over the same input in one pass == one GEMM each.
-      const Q8Matrix plain2 = QuantizeQ8(Random(n * k, 66, 0.05f).data(), n, k);
-      Q8Matrix packed2 = QuantizeQ8(Random(n * k, 66, 0.05f).data(), n, k);
-      ASSERT_TRUE(PackQ8(&packed2));
-      std::vector<float> y1(m * n), y2(m * n), w1(m * n), w2(m * n);
-      GemvJob j1, j2;
-      j1.q8 = &packed;
-      j1.n = n;
-      j1.bias = bias.data();
-      j1.y = y1.data();
-      j2.q8 = &packed2;
-      j2.n = n;
-      j2.y = y2.data();
-      ASSERT_TRUE(GemvMany(x.data(), m, k, {j1, j2}));
-      GemmQ8(x.data(), plain, bias.data(), w1.data(), m);
-      GemmQ8(x.data(), plain2, nullptr, w2.data(), m);
-      EXPECT_LT(RelErr(y1, w1), 1e-6) << "GemvMany n=" << n << " m=" << m;
-      EXPECT_LT(RelErr(y2, w2), 1e-6) << "GemvMany n=" << n << " m=" << m;
-      // A packed and a plain matrix cannot share one pass.
-      GemvJob j3 = j2;
-      j3.q8 = &plain2;
-      EXPECT_FALSE(GemvMany(x.data(), m, k, {j1, j3}));
+      ExpectGemvManyOfPacked<Q8Matrix>(x, m, n, k, plain, packed, bias, 66);
     }
   }
 }
@@ -321,17 +362,11 @@ TEST_P(LowpGemm, PackedQ4MatchesPlainRows) {
     EXPECT_EQ(packed.q, nullptr);
     for (int64_t m : {1, 2, 3, 8, 9, 40}) {
       auto x = Random(m * k, 74 + m), base = Random(m * n, 75 + m);
-      GemmEpilogue gelu, add;
-      gelu.kind = GemmEpilogue::Kind::kGelu;
-      add.kind = GemmEpilogue::Kind::kAddScaled;
-      add.gamma = gamma.data();
-      for (const GemmEpilogue& ep : {GemmEpilogue{}, gelu, add}) {
+      for (const GemmEpilogue& ep : EveryEpilogue(gamma.data())) {
         std::vector<float> want = base, got = base;
         GemmQ4(x.data(), plain, bias.data(), want.data(), m, ep);
         GemmQ4(x.data(), packed, bias.data(), got.data(), m, ep);
-        const std::string what = "n=" + std::to_string(n) + " k=" + std::to_string(k) +
-                                 " m=" + std::to_string(m) + " epilogue " +
-                                 std::to_string(static_cast<int>(ep.kind));
+        const std::string what = Describe(n, k, m, ep);
         // Large m: near the plain rows (whose int8 expansion rounds once more), and each row
         // exactly what the decode-sized call gives for it alone.
         EXPECT_LT(RelErr(got, want), m > kSmallM ? 2e-2 : 1e-6) << what;
@@ -345,26 +380,7 @@ TEST_P(LowpGemm, PackedQ4MatchesPlainRows) {
         }
       }
       if (m > kSmallM) continue;
-      Q4Matrix packed2 = QuantizeQ4(Random(n * k, 76, 0.05f).data(), n, k);
-      const Q4Matrix plain2 = QuantizeQ4(Random(n * k, 76, 0.05f).data(), n, k);
-      ASSERT_TRUE(PackQ4(&packed2));
-      std::vector<float> y1(m * n), y2(m * n), w1(m * n), w2(m * n);
-      GemvJob j1, j2;
-      j1.q4 = &packed;
-      j1.n = n;
-      j1.bias = bias.data();
-      j1.y = y1.data();
-      j2.q4 = &packed2;
-      j2.n = n;
-      j2.y = y2.data();
-      ASSERT_TRUE(GemvMany(x.data(), m, k, {j1, j2}));
-      GemmQ4(x.data(), plain, bias.data(), w1.data(), m);
-      GemmQ4(x.data(), plain2, nullptr, w2.data(), m);
-      EXPECT_LT(RelErr(y1, w1), 1e-6) << "GemvMany n=" << n << " m=" << m;
-      EXPECT_LT(RelErr(y2, w2), 1e-6) << "GemvMany n=" << n << " m=" << m;
-      GemvJob j3 = j2;
-      j3.q4 = &plain2;
-      EXPECT_FALSE(GemvMany(x.data(), m, k, {j1, j3}));
+      ExpectGemvManyOfPacked<Q4Matrix>(x, m, n, k, plain, packed, bias, 76);
     }
   }
 }

@@ -48,6 +48,19 @@ ErrorCode LoadError(const std::string& dir, std::string* msg) {
   return static_cast<ErrorCode>(0);
 }
 
+// Every golden input of fixture model `m` gives bit-identical logits through models a and b.
+void ExpectSameLogits(const std::string& m, PerceptionLMForConditionalGeneration& a,
+                      PerceptionLMForConditionalGeneration& b, const std::string& what) {
+  for (const auto& golden : Goldens(m)) {
+    SafetensorsFile g(golden);
+    std::vector<float> pix, vid;
+    const ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
+    const ForwardOutputs ra = a.Forward(in), rb = b.Forward(in);
+    ASSERT_EQ(ra.logits.data.size(), rb.logits.data.size()) << what << " " << golden;
+    EXPECT_TRUE(ra.logits.data == rb.logits.data) << m << " " << what << " " << golden;
+  }
+}
+
 TEST(QuantizedCheckpoint, LoadsBitIdenticalToQuantizingAtLoad) {
   const auto models = Models();
   ASSERT_FALSE(models.empty());
@@ -64,15 +77,7 @@ TEST(QuantizedCheckpoint, LoadsBitIdenticalToQuantizingAtLoad) {
       auto a = PerceptionLMForConditionalGeneration::FromPretrained(dir, on_the_fly);
       // Default options (f32): the quantized folder selects its own compute type.
       auto b = PerceptionLMForConditionalGeneration::FromPretrained(out);
-      for (const auto& golden : Goldens(m)) {
-        SafetensorsFile g(golden);
-        std::vector<float> pix, vid;
-        const ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
-        const ForwardOutputs ra = a->Forward(in), rb = b->Forward(in);
-        ASSERT_EQ(ra.logits.data.size(), rb.logits.data.size());
-        EXPECT_TRUE(ra.logits.data == rb.logits.data)
-            << m << " " << ComputeTypeName(ct) << " " << golden;
-      }
+      ExpectSameLogits(m, *a, *b, ComputeTypeName(ct));
       {
         // Version 2 stores the matrices in the blocked layouts (64-byte aligned, used in place);
         // version 1 folders (rows) still load, and on CPUs without AVX512-VNNI the blocked
@@ -97,21 +102,10 @@ TEST(QuantizedCheckpoint, LoadsBitIdenticalToQuantizingAtLoad) {
         SetCpuFeaturesForTesting(CpuFeatures{});
         auto generic_a = PerceptionLMForConditionalGeneration::FromPretrained(dir, on_the_fly);
         auto generic_b = PerceptionLMForConditionalGeneration::FromPretrained(out);
-        for (const auto& golden : Goldens(m)) {
-          SafetensorsFile g(golden);
-          std::vector<float> pix, vid;
-          const ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
-          EXPECT_TRUE(generic_a->Forward(in).logits.data == generic_b->Forward(in).logits.data)
-              << m << " " << ComputeTypeName(ct) << " generic CPU " << golden;
-        }
+        ExpectSameLogits(m, *generic_a, *generic_b,
+                         std::string(ComputeTypeName(ct)) + " generic CPU");
         SetCpuFeaturesForTesting(native);
-        for (const auto& golden : Goldens(m)) {
-          SafetensorsFile g(golden);
-          std::vector<float> pix, vid;
-          const ForwardInputs in = test::GoldenInputs(g, &pix, &vid);
-          EXPECT_TRUE(a->Forward(in).logits.data == c->Forward(in).logits.data)
-              << m << " " << ComputeTypeName(ct) << " version 1 " << golden;
-        }
+        ExpectSameLogits(m, *a, *c, std::string(ComputeTypeName(ct)) + " version 1");
       }
       // Quantizing a quantized folder is refused.
       try {
@@ -166,33 +160,22 @@ TEST(QuantizedCheckpoint, DamagedOrMismatchedFilesGiveClearErrors) {
     EXPECT_EQ(LoadError(d, &msg), ErrorCode::kUnsupported);
     EXPECT_NE(msg.find("version"), std::string::npos) << msg;
   }
-  {  // a tensor's declared format does not match its arrays
+  // A copy whose first layer's up_proj declares `format` (its arrays stay 4-bit rows).
+  auto declaring = [&](const std::string& format) {
     const std::string d = fresh();
-    EditHeader(d + "/model.safetensors", [](Json* j) {
+    EditHeader(d + "/model.safetensors", [&](Json* j) {
       (*j)["__metadata__"][std::string(kQuantMetaTensorPrefix) +
-                           "model.language_model.layers.0.mlp.up_proj.weight"] = "q8";
+                           "model.language_model.layers.0.mlp.up_proj.weight"] = format;
     });
-    EXPECT_EQ(LoadError(d, &msg), ErrorCode::kCorrupt);
+    return d;
+  };
+  // A declared format that does not match the arrays (int8 rows; blocked int8), or is unknown.
+  for (const std::string format : {"q8", "q8b"}) {
+    EXPECT_EQ(LoadError(declaring(format), &msg), ErrorCode::kCorrupt) << format;
     EXPECT_NE(msg.find("up_proj"), std::string::npos) << msg;
   }
-  {  // declared blocked int8 but stored as 4-bit rows
-    const std::string d = fresh();
-    EditHeader(d + "/model.safetensors", [](Json* j) {
-      (*j)["__metadata__"][std::string(kQuantMetaTensorPrefix) +
-                           "model.language_model.layers.0.mlp.up_proj.weight"] = "q8b";
-    });
-    EXPECT_EQ(LoadError(d, &msg), ErrorCode::kCorrupt);
-    EXPECT_NE(msg.find("up_proj"), std::string::npos) << msg;
-  }
-  {  // unknown format name
-    const std::string d = fresh();
-    EditHeader(d + "/model.safetensors", [](Json* j) {
-      (*j)["__metadata__"][std::string(kQuantMetaTensorPrefix) +
-                           "model.language_model.layers.0.mlp.up_proj.weight"] = "q3";
-    });
-    EXPECT_EQ(LoadError(d, &msg), ErrorCode::kUnsupported);
-    EXPECT_NE(msg.find("q3"), std::string::npos) << msg;
-  }
+  EXPECT_EQ(LoadError(declaring("q3"), &msg), ErrorCode::kUnsupported);
+  EXPECT_NE(msg.find("q3"), std::string::npos) << msg;
   {  // config.json of another shape: clear shape error, no crash
     const std::string d = fresh();
     Json cfg = ReadJsonFile(d + "/config.json");
