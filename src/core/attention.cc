@@ -149,6 +149,23 @@ __attribute__((target("avx512f,avx512bw"))) inline __m512 LoadBf16(const uint16_
       _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
 }
 
+// Walks the cache lines of rows [0, rows) (row_bytes each, stride bytes apart) one prefetch into
+// L2 per Next(): decode attention reads no memory while it takes the softmax of the scores, so it
+// fetches the start of the values meanwhile (rows = 0: does nothing).
+struct LinePrefetcher {
+  const char* base = nullptr;
+  int64_t stride = 0, row_bytes = 0, rows = 0, row = 0, off = 0;
+  void Next() {
+    if (row >= rows) return;
+    _mm_prefetch(base + row * stride + off, _MM_HINT_T1);
+    off += 64;
+    if (off >= row_bytes) {
+      off = 0;
+      ++row;
+    }
+  }
+};
+
 // Scores of query `qi` (row `si`, keys 0..nk) → probabilities in place, 16 keys per step: scaled,
 // invalid and causally hidden keys masked. Returns how many leading entries hold probabilities
 // (the rest are 0 by definition). A row with no visible key attends uniformly to all nk keys, as
@@ -158,7 +175,8 @@ __attribute__((target("avx512f,avx512bw"))) inline __m512 LoadBf16(const uint16_
 // with Fast the exponentials are Exp2Bf16's (4e-5 relative; the bf16 paths' products carry 3.9e-3).
 template <bool Fast>
 __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow(
-    const AttentionArgs& a, float* si, int64_t qi, float* inv_sum = nullptr) {
+    const AttentionArgs& a, float* si, int64_t qi, float* inv_sum = nullptr,
+    LinePrefetcher* pf = nullptr) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const int64_t nk = a.nk;
   const int64_t rl = a.causal_offset >= 0 ? std::min(nk, a.causal_offset + qi + 1) : nk;
@@ -177,6 +195,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow
     }
     const __m512 x = _mm512_mask_mul_ps(neg_inf, m, _mm512_loadu_ps(si + c * 16), scale);
     _mm512_storeu_ps(si + c * 16, x);
+    if (pf != nullptr) pf->Next();
     vmax = _mm512_max_ps(vmax, x);
   }
   const float mx = _mm512_reduce_max_ps(vmax);
@@ -195,6 +214,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow
     const __m512 p = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, neg_inf, _CMP_NEQ_OQ), e);
     _mm512_storeu_ps(si + c * 16, p);
     vsum = _mm512_add_ps(vsum, p);
+    if (pf != nullptr) pf->Next();
   }
   const float inv = 1.0f / _mm512_reduce_add_ps(vsum);
   if (inv_sum != nullptr) {
@@ -614,17 +634,14 @@ __attribute__((target("avx512f"))) inline __m512 SumLanes16(const float* v) {
 }
 
 // Scores s[i * ld + j] (unscaled) of up to 4 query rows against keys [0, lim) of a bf16 cache with
-// bf16 products (f32 accumulation): each key row is loaded once for the 4 rows, vdpbf16ps over
-// dimension pairs, 16 keys' partial vectors folded together. hd % 32 == 0, hd <= 256.
-// NC = hd / 32 at compile time where it is 2 or 4 (head_dim 64 / 128), so the query registers
-// stay registers; 0 = read it from the arguments.
-template <int NC>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), always_inline)) inline void
-ScoresKV16Bf16N(const AttentionArgs& a, int64_t q0, int64_t qb, int64_t lim, float* s, int64_t ld) {
+// bf16 products (f32 accumulation), any hd % 32 == 0 up to 256: each key row is loaded once for
+// the 4 rows, vdpbf16ps over dimension pairs, 16 keys' partial vectors folded together.
+// (ScoresKV16Bf16Rows4 below does head_dim 64 and 128 with far less folding.)
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void ScoresKV16Bf16Any(
+    const AttentionArgs& a, int64_t q0, int64_t qb, int64_t lim, float* s, int64_t ld) {
   constexpr int64_t kQB = 4;
-  const int64_t hd = a.hd, nc = NC > 0 ? NC : hd / 32,
-                ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
-  __m512bh qv[kQB][NC > 0 ? NC : 8];
+  const int64_t hd = a.hd, nc = hd / 32, ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
+  __m512bh qv[kQB][8];
   for (int64_t i = 0; i < kQB; ++i) {
     const float* row = a.q + (q0 + std::min(i, qb - 1)) * a.q_stride;
     for (int64_t c = 0; c < nc; ++c)
@@ -643,7 +660,7 @@ ScoresKV16Bf16N(const AttentionArgs& a, int64_t q0, int64_t qb, int64_t lim, flo
       if (j0 + jj + kAheadRows < lim)
         for (int64_t c = 0; c < nc; c += 2)
           _mm_prefetch(reinterpret_cast<const char*>(kj + kAheadRows * ks + 32 * c), _MM_HINT_T0);
-      __m512bh kc[NC > 0 ? NC : 8];
+      __m512bh kc[8];
       for (int64_t c = 0; c < nc; ++c) kc[c] = (__m512bh)_mm512_loadu_si512(kj + 32 * c);
       for (int64_t i = 0; i < kQB; ++i) {
         __m512 acc = _mm512_setzero_ps();
@@ -655,11 +672,70 @@ ScoresKV16Bf16N(const AttentionArgs& a, int64_t q0, int64_t qb, int64_t lim, flo
   }
 }
 
+// The same scores with the 4 query rows side by side in one register: block h (128 bits) of
+// register c holds row h's bf16 dims 8c..8c+7, and each key's same 8 dims are broadcast to all
+// four blocks, so one vdpbf16ps gives 4 rows x 4 partial sums of one key. 16 keys' vectors then
+// fold with in-lane shuffles: 36 instructions for the 4 rows instead of 4 x 45 in SumLanes16.
+// NC8 = hd / 8: 8 (16 keys' vectors in registers) or 16 (two halves of 8 keys).
+// Keys go one at a time in memory order with their prefetch: faster from DRAM than unrolling
+// over keys or dims-outer orders (measured; those win only in cache).
+template <int NC8>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), always_inline)) inline void
+ScoresKV16Bf16Rows4(const AttentionArgs& a, int64_t q0, int64_t qb, int64_t lim, float* s,
+                    int64_t ld) {
+  constexpr int kGroup = NC8 <= 8 ? 16 : 8;  // keys whose vectors are in registers at once
+  const int64_t ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
+  alignas(64) uint16_t qt[NC8][32];
+  for (int h = 0; h < 4; ++h) {
+    const float* row = a.q + (q0 + std::min<int64_t>(h, qb - 1)) * a.q_stride;
+    for (int c = 0; c < NC8; ++c)
+      for (int t = 0; t < 8; ++t) qt[c][8 * h + t] = ToBf16(row[8 * c + t]);
+  }
+  __m512bh qp[NC8];
+  for (int c = 0; c < NC8; ++c) qp[c] = (__m512bh)_mm512_load_si512(qt[c]);
+  for (int64_t j0 = 0; j0 < lim; j0 += 16) {
+    const int64_t jn = std::min<int64_t>(16, lim - j0);
+    __m512 z[4];  // keys 4m..4m+3 of row h in block h of z[m]
+    for (int g = 0; g < 16 / kGroup; ++g) {
+      __m512 acc[kGroup];
+      for (int jj = 0; jj < kGroup; ++jj) {
+        acc[jj] = _mm512_setzero_ps();
+        const int64_t j = g * kGroup + jj;
+        if (j >= jn) continue;
+        const uint16_t* kj = a.k16 + (j0 + j) * ks;
+        if (j0 + j + kAheadRows < lim)
+          for (int c = 0; c < NC8; c += 4)
+            _mm_prefetch(reinterpret_cast<const char*>(kj + kAheadRows * ks + 8 * c), _MM_HINT_T0);
+        for (int c = 0; c < NC8; ++c)
+          acc[jj] = _mm512_dpbf16_ps(acc[jj], qp[c],
+                                     (__m512bh)_mm512_broadcast_i32x4(_mm_loadu_si128(
+                                         reinterpret_cast<const __m128i*>(kj + 8 * c))));
+      }
+      // Per block: [k p0+p2, k p1+p3, k' p0+p2, k' p1+p3] for key pairs (k, k'), then whole sums.
+      __m512 y[kGroup / 2];
+      for (int m = 0; m < kGroup / 2; ++m)
+        y[m] = _mm512_add_ps(_mm512_shuffle_ps(acc[2 * m], acc[2 * m + 1], 0x44),
+                             _mm512_shuffle_ps(acc[2 * m], acc[2 * m + 1], 0xEE));
+      for (int m = 0; m < kGroup / 4; ++m)
+        z[g * (kGroup / 4) + m] = _mm512_add_ps(_mm512_shuffle_ps(y[2 * m], y[2 * m + 1], 0x88),
+                                                _mm512_shuffle_ps(y[2 * m], y[2 * m + 1], 0xDD));
+    }
+    // 4 x 4 transpose of 128-bit blocks: row h's 16 scores.
+    const __m512 t0 = _mm512_shuffle_f32x4(z[0], z[1], 0x44),
+                 t1 = _mm512_shuffle_f32x4(z[0], z[1], 0xEE),
+                 t2 = _mm512_shuffle_f32x4(z[2], z[3], 0x44),
+                 t3 = _mm512_shuffle_f32x4(z[2], z[3], 0xEE);
+    const __m512 rows[4] = {_mm512_shuffle_f32x4(t0, t2, 0x88), _mm512_shuffle_f32x4(t0, t2, 0xDD),
+                            _mm512_shuffle_f32x4(t1, t3, 0x88), _mm512_shuffle_f32x4(t1, t3, 0xDD)};
+    for (int64_t i = 0; i < qb; ++i) _mm512_storeu_ps(s + i * ld + j0, rows[i]);
+  }
+}
+
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void ScoresKV16Bf16(
     const AttentionArgs& a, int64_t q0, int64_t qb, int64_t lim, float* s, int64_t ld) {
-  if (a.hd == 64) return ScoresKV16Bf16N<2>(a, q0, qb, lim, s, ld);
-  if (a.hd == 128) return ScoresKV16Bf16N<4>(a, q0, qb, lim, s, ld);
-  ScoresKV16Bf16N<0>(a, q0, qb, lim, s, ld);
+  if (a.hd == 64) return ScoresKV16Bf16Rows4<8>(a, q0, qb, lim, s, ld);
+  if (a.hd == 128) return ScoresKV16Bf16Rows4<16>(a, q0, qb, lim, s, ld);
+  ScoresKV16Bf16Any(a, q0, qb, lim, s, ld);
 }
 
 // The same with float32 queries and products on keys widened in registers (a.bf16 unset).
@@ -794,10 +870,15 @@ FusedAttentionKV16(const AttentionArgs& a) {
     }
     int64_t row_lim[kQB], block_lim = 0;
     float inv[kQB];
+    LinePrefetcher pf;  // the values' first rows, while the softmax runs
+    pf.base = reinterpret_cast<const char*>(a.v16);
+    pf.stride = a.kv_stride * static_cast<int64_t>(sizeof(uint16_t));
+    pf.row_bytes = hd * static_cast<int64_t>(sizeof(uint16_t));
+    pf.rows = lim;
     for (int64_t i = 0; i < qb; ++i) {
       // The cheaper exp where the scores are bf16 products anyway.
-      row_lim[i] = bf16_scores ? SoftmaxScoreRow<true>(a, s + i * ld, q0 + i, inv + i)
-                               : SoftmaxScoreRow<false>(a, s + i * ld, q0 + i, inv + i);
+      row_lim[i] = bf16_scores ? SoftmaxScoreRow<true>(a, s + i * ld, q0 + i, inv + i, &pf)
+                               : SoftmaxScoreRow<false>(a, s + i * ld, q0 + i, inv + i, &pf);
       block_lim = std::max(block_lim, row_lim[i]);
     }
     for (int64_t i = 0; i < qb; ++i)

@@ -158,8 +158,9 @@ TEST(FusedAttentionMany, PaddingAndRowWithoutVisibleKeys) {
 
 TEST(FusedAttentionFew, DecodeStepsOnBf16Cache) {
   // Decode: the query heads of one KV head as rows (nq = 4, every key visible), bf16 products
-  // with keys summed 16 at a time; key counts not a multiple of 16, padding, large scores, and a
-  // few new rows with a causal offset and a row with no visible key.
+  // with keys folded 16 at a time (head dims 64 and 128: the 4 rows side by side in a register);
+  // key counts not a multiple of 16, padding, large scores, and a few new rows with a causal offset
+  // and a row with no visible key.
   RunCase({1, 4, 700, 64, -1, 1.0f, false, true}, 10);
   RunCase({1, 4, 9473, 64, -1, 8.0f, false, true}, 11);
   RunCase({1, 4, 333, 128, -1, 1.0f, true, true}, 12);
@@ -167,6 +168,9 @@ TEST(FusedAttentionFew, DecodeStepsOnBf16Cache) {
   RunCase({1, 5, 61, 96, 56, 1.0f, false, true}, 14);
   // Whole key chunks hidden before the first visible key (left padding longer than a chunk).
   RunCase({1, 4, 1000, 64, -1, 8.0f, true, true, 600}, 15);
+  // Head dims other than 64 and 128 (the generic bf16 score kernel), fewer than 4 rows.
+  RunCase({1, 3, 150, 160, -1, 1.0f, true, true}, 16);
+  RunCase({1, 4, 77, 256, -1, 4.0f, false, true}, 17);
 }
 
 TEST(FusedAttentionMany, BidirectionalVisionTile) {
