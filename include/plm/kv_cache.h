@@ -18,6 +18,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "plm/huge_page_allocator.h"
+
 namespace plm {
 
 enum class KVType : uint8_t { kF32, kBF16 };
@@ -93,8 +95,11 @@ class KVCache {
 
   int64_t layers_ = 0, batch_ = 0, kv_heads_ = 0, head_dim_ = 0, capacity_ = 0, length_ = 0;
   KVType type_ = KVType::kF32;
-  std::vector<float> keys_, values_;         // kF32
-  std::vector<uint16_t> keys16_, values16_;  // kBF16
+  // Decode reads the whole cache every token: huge pages (see plm/huge_page_allocator.h).
+  template <typename T>
+  using Buffer = std::vector<T, HugePageAllocator<T>>;
+  Buffer<float> keys_, values_;         // kF32
+  Buffer<uint16_t> keys16_, values16_;  // kBF16
   std::vector<uint8_t> valid_;
 };
 

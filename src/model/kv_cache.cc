@@ -17,9 +17,9 @@ namespace {
 
 // Copies `len` positions of each of `rows` rows from a buffer of capacity `from_cap` into one of
 // capacity `to_cap`.
-template <typename T>
-void CopyRows(const std::vector<T>& from, int64_t from_cap, std::vector<T>* to, int64_t to_cap,
-              int64_t rows, int64_t len, int64_t hd) {
+template <typename V>
+void CopyRows(const V& from, int64_t from_cap, V* to, int64_t to_cap, int64_t rows, int64_t len,
+              int64_t hd) {
   for (int64_t r = 0; r < rows; ++r)
     std::copy_n(from.data() + r * from_cap * hd, len * hd, to->data() + r * to_cap * hd);
 }
@@ -33,13 +33,13 @@ void KVCache::Reserve(int64_t n) {
   const int64_t rows = layers_ * batch_ * kv_heads_;
   const auto size = static_cast<size_t>(rows * cap * head_dim_);
   if (type_ == KVType::kF32) {
-    std::vector<float> nk(size), nv(size);
+    Buffer<float> nk(size), nv(size);
     CopyRows(keys_, capacity_, &nk, cap, rows, length_, head_dim_);
     CopyRows(values_, capacity_, &nv, cap, rows, length_, head_dim_);
     keys_.swap(nk);
     values_.swap(nv);
   } else {
-    std::vector<uint16_t> nk(size), nv(size);
+    Buffer<uint16_t> nk(size), nv(size);
     CopyRows(keys16_, capacity_, &nk, cap, rows, length_, head_dim_);
     CopyRows(values16_, capacity_, &nv, cap, rows, length_, head_dim_);
     keys16_.swap(nk);

@@ -59,8 +59,8 @@ PerceptionLMForConditionalGeneration::FromPretrained(const std::string& dir,
   auto impl = std::make_unique<Impl>();
   progress("reading config");
   impl->config = PerceptionLMConfig::FromFile(dir + "/config.json");
-  progress("mapping weights");
-  impl->weights = WeightStore::Open(dir);
+  progress("opening weights");
+  impl->weights = WeightStore::Open(dir, options.huge_pages);
   progress("loading vision tower");
   impl->vision = std::make_unique<VisionTower>(impl->config.vision, options, impl->weights,
                                                "model.vision_tower.timm_model.");

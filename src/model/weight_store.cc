@@ -27,7 +27,15 @@ bool Ignorable(const std::string& name) {
 
 }  // namespace
 
-WeightStore WeightStore::Open(const std::string& model_dir) {
+WeightStore WeightStore::Open(const std::string& model_dir, bool copy_quantized_to_huge_pages) {
+  WeightStore ws = OpenFiles(model_dir, false);
+  // A quantized checkpoint's matrices are used in place: worth the copy (read once at load,
+  // streamed every decode step). Other checkpoints are converted at load anyway.
+  if (copy_quantized_to_huge_pages && ws.quantization_) return OpenFiles(model_dir, true);
+  return ws;
+}
+
+WeightStore WeightStore::OpenFiles(const std::string& model_dir, bool copy_to_huge_pages) {
   WeightStore ws;
   const std::string index_path = model_dir + "/model.safetensors.index.json";
   const std::string single_path = model_dir + "/model.safetensors";
@@ -47,7 +55,7 @@ WeightStore WeightStore::Open(const std::string& model_dir) {
       auto s = shard_of_file.find(file);
       if (s == shard_of_file.end()) {
         const std::string path = model_dir + "/" + file;
-        ws.shards_.push_back(std::make_shared<SafetensorsFile>(path));
+        ws.shards_.push_back(std::make_shared<SafetensorsFile>(path, copy_to_huge_pages));
         ws.files_.push_back(path);
         s = shard_of_file.emplace(file, ws.shards_.size() - 1).first;
       }
@@ -59,7 +67,7 @@ WeightStore WeightStore::Open(const std::string& model_dir) {
       ws.index_[it.key()] = &shard.Get(it.key());
     }
   } else if (IsRegularFile(single_path)) {
-    ws.shards_.push_back(std::make_shared<SafetensorsFile>(single_path));
+    ws.shards_.push_back(std::make_shared<SafetensorsFile>(single_path, copy_to_huge_pages));
     ws.files_.push_back(single_path);
     for (const auto& [name, view] : ws.shards_[0]->tensors()) ws.index_[name] = &view;
   } else {

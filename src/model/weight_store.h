@@ -28,7 +28,9 @@ struct QuantizedWeight {
 class WeightStore {
  public:
   // Opens the checkpoint in `model_dir`; throws plm::Error naming the file on any problem.
-  static WeightStore Open(const std::string& model_dir);
+  // copy_quantized_to_huge_pages: when it is a quantized checkpoint (used in place), its files
+  // are read into huge-page memory instead of mapped (LoadOptions::huge_pages).
+  static WeightStore Open(const std::string& model_dir, bool copy_quantized_to_huge_pages = false);
 
   bool Has(const std::string& name) const { return index_.count(name) != 0; }
   // Returns the tensor, checking its shape; throws kNotFound (missing) or kCorrupt (shape
@@ -59,6 +61,7 @@ class WeightStore {
   size_t BytesWithPrefix(const std::string& prefix) const;
 
  private:
+  static WeightStore OpenFiles(const std::string& model_dir, bool copy_to_huge_pages);
   std::vector<std::shared_ptr<SafetensorsFile>> shards_;
   std::vector<std::string> files_;
   std::map<std::string, const TensorView*> index_;

@@ -79,6 +79,13 @@ TEST(QuantizedCheckpoint, LoadsBitIdenticalToQuantizingAtLoad) {
       auto b = PerceptionLMForConditionalGeneration::FromPretrained(out);
       ExpectSameLogits(m, *a, *b, ComputeTypeName(ct));
       {
+        // By default the quantized files are read into huge pages; mapped in place, the same.
+        LoadOptions mapped;
+        mapped.huge_pages = false;
+        auto b_mapped = PerceptionLMForConditionalGeneration::FromPretrained(out, mapped);
+        ExpectSameLogits(m, *b, *b_mapped, std::string(ComputeTypeName(ct)) + " mapped");
+      }
+      {
         // Version 2 stores the matrices in the blocked layouts (64-byte aligned, used in place);
         // version 1 folders (rows) still load, and on CPUs without AVX512-VNNI the blocked
         // matrices are turned back into rows: the same logits every way.

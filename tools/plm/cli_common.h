@@ -39,6 +39,7 @@ struct ModelArgs {
   int threads = 0;
   bool quiet = false;
   bool verbose = false;
+  bool mmap = false;  // LoadOptions::huge_pages = false
   void Register(CLI::App* app);
 };
 

@@ -41,6 +41,7 @@ struct BenchArgs {
   int64_t decode_tokens = 16;
   int64_t prefill_chunk = LoadOptions{}.prefill_chunk;
   bool skip_vision = false;
+  bool mmap = false;
 };
 
 double Now() {
@@ -268,6 +269,7 @@ int Run(const BenchArgs& a) {
   opt.compute = ct;
   opt.threads = threads;
   opt.prefill_chunk = a.prefill_chunk;
+  opt.huge_pages = !a.mmap;
   double t0 = Now();
   auto model = PerceptionLMForConditionalGeneration::FromPretrained(dir, opt);
   const double load_s = Now() - t0;
@@ -277,6 +279,7 @@ int Run(const BenchArgs& a) {
   j["config"] = a.config;
   j["dtype"] = a.dtype;
   j["threads"] = threads;
+  j["weights_in_huge_pages"] = !a.mmap;
   // The OpenMP wait policy in effect (main() picks passive unless the user set one).
   const char* omp_wait = std::getenv("OMP_WAIT_POLICY");
   j["omp_wait_policy"] = omp_wait != nullptr ? omp_wait : "";
@@ -440,6 +443,8 @@ Command RegisterBench(CLI::App& app) {
                   "prompt tokens per decoder pass of a long prefill (0: one pass)")
       ->default_val(a->prefill_chunk);
   sub->add_flag("--skip-vision", a->skip_vision, "do not time the vision tower");
+  sub->add_flag("--mmap", a->mmap,
+                "map a quantized checkpoint in place instead of copying it into huge pages");
   sub->add_option("--cache-dir", a->cache_dir, "where the random checkpoint is kept (/tmp)");
   sub->add_option("--model", a->model, "use this checkpoint folder instead of random weights");
   return [a] { return Run(*a); };
