@@ -9,14 +9,12 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <string>
 
 #include "plm/error.h"
-#include "plm/huge_page_allocator.h"
 
 namespace plm {
 
-MappedFile::MappedFile(const std::string& path, bool copy_to_huge_pages) : path_(path) {
+MappedFile::MappedFile(const std::string& path) : path_(path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     const int err = errno;
@@ -34,27 +32,6 @@ MappedFile::MappedFile(const std::string& path, bool copy_to_huge_pages) : path_
     throw Error(ErrorCode::kIo, path + ": is a directory, expected a file");
   }
   size_ = static_cast<size_t>(st.st_size);
-  if (copy_to_huge_pages && size_ >= kHugePageBytes) {
-    auto* buf = static_cast<uint8_t*>(AllocateLarge(size_));
-    size_t got = 0;
-    while (got < size_) {
-      const ssize_t r = ::pread(fd, buf + got, size_ - got, static_cast<off_t>(got));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) {
-        const int err = r < 0 ? errno : 0;
-        FreeLarge(buf, size_);
-        ::close(fd);
-        throw Error(ErrorCode::kIo, path + ": read failed after " + std::to_string(got) + " of " +
-                                        std::to_string(size_) + " bytes" +
-                                        (err != 0 ? std::string(": ") + std::strerror(err) : ""));
-      }
-      got += static_cast<size_t>(r);
-    }
-    ::close(fd);
-    data_ = buf;
-    copied_ = true;
-    return;
-  }
   if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
@@ -68,11 +45,7 @@ MappedFile::MappedFile(const std::string& path, bool copy_to_huge_pages) : path_
 }
 
 MappedFile::~MappedFile() {
-  if (copied_) {
-    FreeLarge(const_cast<uint8_t*>(data_), size_);
-  } else if (data_ != nullptr) {
-    ::munmap(const_cast<uint8_t*>(data_), size_);
-  }
+  if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 std::string ReadFileToString(const std::string& path) {

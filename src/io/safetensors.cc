@@ -78,8 +78,8 @@ std::vector<int64_t> TensorView::ToI64() const {
   return out;
 }
 
-SafetensorsFile::SafetensorsFile(const std::string& path, bool copy_to_huge_pages)
-    : file_(std::make_unique<MappedFile>(path, copy_to_huge_pages)) {
+SafetensorsFile::SafetensorsFile(const std::string& path)
+    : file_(std::make_unique<MappedFile>(path)) {
   const uint8_t* base = file_->data();
   const uint64_t size = file_->size();
   if (size < 8)

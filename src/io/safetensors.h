@@ -35,8 +35,8 @@ class SafetensorsFile {
  public:
   // Maps and validates `path`: header length, JSON, dtypes, shapes, offsets inside the data
   // section, no overlapping ranges, byte counts matching shape x dtype. Throws plm::Error
-  // (kCorrupt) naming the file and the problem. copy_to_huge_pages: see MappedFile.
-  explicit SafetensorsFile(const std::string& path, bool copy_to_huge_pages = false);
+  // (kCorrupt) naming the file and the problem.
+  explicit SafetensorsFile(const std::string& path);
 
   const std::string& path() const { return file_->path(); }
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }

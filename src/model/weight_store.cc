@@ -1,12 +1,18 @@
 #include "model/weight_store.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
 
 #include "core/json.h"
 #include "core/lowp_gemm.h"
 #include "core/mapped_file.h"
 #include "model/quantized_checkpoint.h"
 #include "plm/error.h"
+#include "plm/huge_page_allocator.h"
 
 namespace plm {
 
@@ -28,14 +34,55 @@ bool Ignorable(const std::string& name) {
 }  // namespace
 
 WeightStore WeightStore::Open(const std::string& model_dir, bool copy_quantized_to_huge_pages) {
-  WeightStore ws = OpenFiles(model_dir, false);
-  // A quantized checkpoint's matrices are used in place: worth the copy (read once at load,
-  // streamed every decode step). Other checkpoints are converted at load anyway.
-  if (copy_quantized_to_huge_pages && ws.quantization_) return OpenFiles(model_dir, true);
+  WeightStore ws = OpenFiles(model_dir);
+  if (copy_quantized_to_huge_pages && ws.quantization_) ws.CopyQuantizedToHugePages();
   return ws;
 }
 
-WeightStore WeightStore::OpenFiles(const std::string& model_dir, bool copy_to_huge_pages) {
+void WeightStore::CopyQuantizedToHugePages() {
+  // The decoder's quantized matrices (with their scales and sums) are used in place and read in
+  // full every decode step: worth one copy into 2 MiB pages. The vision tower is compute-bound
+  // (and skipped by text-only requests), the embedding table is read a row per token: those
+  // stay mapped, touched only where used.
+  const std::string vision_prefix = "model.vision_tower.";
+  std::vector<std::string> names;
+  for (const auto& [key, fmt] : metadata_) {
+    if (key.rfind(kQuantMetaTensorPrefix, 0) != 0) continue;
+    const std::string name = key.substr(std::string(kQuantMetaTensorPrefix).size());
+    if (name.rfind(vision_prefix, 0) == 0) continue;
+    for (const std::string& n : {name, name + kQuantScaleSuffix, name + kQuantAuxSuffix})
+      if (index_.count(n) != 0) names.push_back(n);
+  }
+  auto rounded = [](size_t b) { return (b + 63) / 64 * 64; };  // keeps every array 64-aligned
+  size_t total = 0;
+  for (const std::string& n : names) total += rounded(index_.at(n)->nbytes);
+  if (total == 0) return;
+  auto* arena = static_cast<uint8_t*>(AllocateLarge(total));
+  huge_arena_ = std::shared_ptr<uint8_t>(arena, [total](uint8_t* p) { FreeLarge(p, total); });
+  size_t off = 0;
+  for (const std::string& n : names) {
+    TensorView v = *index_.at(n);
+    // In slices, each slice's mapped pages dropped once copied: the copy replaces them in this
+    // process's memory instead of adding to it (they stay in the OS file cache; a later read of
+    // the mapping would fault them back in).
+    constexpr size_t kSlice = size_t{8} << 20;
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    for (size_t at = 0; at < v.nbytes; at += kSlice) {
+      const size_t len = std::min(kSlice, v.nbytes - at);
+      std::memcpy(arena + off + at, v.data + at, len);
+      const uintptr_t b = reinterpret_cast<uintptr_t>(v.data + at) / page * page;
+      const uintptr_t e = reinterpret_cast<uintptr_t>(v.data + at + len) / page * page;
+      if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+    }
+    v.data = arena + off;
+    off += rounded(v.nbytes);
+    huge_bytes_ += v.nbytes;
+    auto it = relocated_.insert_or_assign(n, std::move(v)).first;
+    index_[n] = &it->second;
+  }
+}
+
+WeightStore WeightStore::OpenFiles(const std::string& model_dir) {
   WeightStore ws;
   const std::string index_path = model_dir + "/model.safetensors.index.json";
   const std::string single_path = model_dir + "/model.safetensors";
@@ -55,7 +102,7 @@ WeightStore WeightStore::OpenFiles(const std::string& model_dir, bool copy_to_hu
       auto s = shard_of_file.find(file);
       if (s == shard_of_file.end()) {
         const std::string path = model_dir + "/" + file;
-        ws.shards_.push_back(std::make_shared<SafetensorsFile>(path, copy_to_huge_pages));
+        ws.shards_.push_back(std::make_shared<SafetensorsFile>(path));
         ws.files_.push_back(path);
         s = shard_of_file.emplace(file, ws.shards_.size() - 1).first;
       }
@@ -67,7 +114,7 @@ WeightStore WeightStore::OpenFiles(const std::string& model_dir, bool copy_to_hu
       ws.index_[it.key()] = &shard.Get(it.key());
     }
   } else if (IsRegularFile(single_path)) {
-    ws.shards_.push_back(std::make_shared<SafetensorsFile>(single_path, copy_to_huge_pages));
+    ws.shards_.push_back(std::make_shared<SafetensorsFile>(single_path));
     ws.files_.push_back(single_path);
     for (const auto& [name, view] : ws.shards_[0]->tensors()) ws.index_[name] = &view;
   } else {

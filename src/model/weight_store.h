@@ -28,8 +28,9 @@ struct QuantizedWeight {
 class WeightStore {
  public:
   // Opens the checkpoint in `model_dir`; throws plm::Error naming the file on any problem.
-  // copy_quantized_to_huge_pages: when it is a quantized checkpoint (used in place), its files
-  // are read into huge-page memory instead of mapped (LoadOptions::huge_pages).
+  // copy_quantized_to_huge_pages: when it is a quantized checkpoint (used in place), the
+  // language model's quantized matrices are copied into huge-page memory (LoadOptions::
+  // huge_pages); everything else stays mapped.
   static WeightStore Open(const std::string& model_dir, bool copy_quantized_to_huge_pages = false);
 
   bool Has(const std::string& name) const { return index_.count(name) != 0; }
@@ -59,15 +60,22 @@ class WeightStore {
   size_t TotalBytes() const;
   // Bytes of the tensors whose names start with `prefix`.
   size_t BytesWithPrefix(const std::string& prefix) const;
+  // Bytes of the tensors copied into huge pages (Open's copy_quantized_to_huge_pages).
+  size_t HugePageBytes() const { return huge_bytes_; }
 
  private:
-  static WeightStore OpenFiles(const std::string& model_dir, bool copy_to_huge_pages);
+  static WeightStore OpenFiles(const std::string& model_dir);
+  void CopyQuantizedToHugePages();
   std::vector<std::shared_ptr<SafetensorsFile>> shards_;
   std::vector<std::string> files_;
   std::map<std::string, const TensorView*> index_;
   std::set<std::string> used_;
   std::map<std::string, std::string> metadata_;  // merged __metadata__ of all shards
   std::optional<ComputeType> quantization_;
+  // CopyQuantizedToHugePages: the copies' views (index_ points at them) and their memory.
+  std::map<std::string, TensorView> relocated_;
+  std::shared_ptr<uint8_t> huge_arena_;
+  size_t huge_bytes_ = 0;
 };
 
 }  // namespace plm

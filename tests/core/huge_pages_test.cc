@@ -1,17 +1,12 @@
-// Large buffers for decode (plm/huge_page_allocator.h) and weight files read into them
-// (MappedFile with copy_to_huge_pages): alignment, sizes on and off the 2 MiB boundary, contents
-// identical to the mapped file, small files still mapped, errors naming the file.
+// Large buffers for decode (plm/huge_page_allocator.h): alignment, sizes on and off the 2 MiB
+// boundary, small blocks from operator new, a vector growing in them.
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <cstring>
-#include <string>
 #include <vector>
 
-#include "core/mapped_file.h"
-#include "plm/error.h"
 #include "plm/huge_page_allocator.h"
-#include "support/test_support.h"
 
 namespace plm {
 namespace {
@@ -47,39 +42,6 @@ TEST(HugePageAllocator, VectorGrowsAndKeepsItsValues) {
   v.resize(10);
   v.shrink_to_fit();
   EXPECT_EQ(v[9], 63);
-}
-
-TEST(MappedFile, CopyToHugePagesHoldsTheFileBytes) {
-  const std::string dir = test::MakeTempDir();
-  for (size_t size : {kHugePageBytes, 2 * kHugePageBytes + 4097}) {
-    std::string bytes(size, '\0');
-    for (size_t i = 0; i < size; ++i) bytes[i] = static_cast<char>((i * 131 + i / 4096) & 0xff);
-    const std::string path = dir + "/w" + std::to_string(size) + ".bin";
-    test::WriteFile(path, bytes);
-    const MappedFile mapped(path), copied(path, true);
-    EXPECT_FALSE(mapped.copied());
-    ASSERT_TRUE(copied.copied()) << size;
-    ASSERT_EQ(copied.size(), size);
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(copied.data()) % kHugePageBytes, 0u);
-    EXPECT_EQ(std::memcmp(copied.data(), mapped.data(), size), 0) << size;
-  }
-  // Under 2 MiB there is no huge page to gain: mapped as before.
-  test::WriteFile(dir + "/small.bin", std::string(1000, 'x'));
-  const MappedFile small(dir + "/small.bin", true);
-  EXPECT_FALSE(small.copied());
-  ASSERT_EQ(small.size(), 1000u);
-  EXPECT_EQ(small.data()[999], 'x');
-}
-
-TEST(MappedFile, CopyOfAMissingFileNamesIt) {
-  const std::string path = test::MakeTempDir() + "/missing.safetensors";
-  try {
-    MappedFile f(path, true);
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.code(), ErrorCode::kNotFound);
-    EXPECT_NE(std::string(e.what()).find("missing.safetensors"), std::string::npos) << e.what();
-  }
 }
 
 }  // namespace

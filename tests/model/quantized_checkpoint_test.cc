@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <iterator>
@@ -14,6 +15,7 @@
 #include "core/cpu_features.h"
 #include "core/json.h"
 #include "io/safetensors.h"
+#include "model/weight_store.h"
 #include "plm/error.h"
 #include "plm/model.h"
 #include "support/golden_inputs.h"
@@ -142,6 +144,30 @@ void EditHeader(const std::string& path, const std::function<void(Json*)>& edit)
   out.write(reinterpret_cast<const char*>(&n), 8);
   out.write(nh.data(), static_cast<std::streamsize>(n));
   out.write(rest.data(), static_cast<std::streamsize>(rest.size()));
+}
+
+TEST(QuantizedCheckpoint, LanguageModelMatricesCopiedIntoHugePages) {
+  // Open(dir, true) copies the decoder's quantized matrices (not the vision tower, not the
+  // unquantized tensors) into huge-page memory: every tensor reads the same bytes either way.
+  const std::string dir = test::FixturesDir() + "/models/" + Models().front();
+  const std::string out = test::MakeTempDir();
+  QuantizeCheckpoint(dir, out, ComputeType::kQ4);
+  WeightStore mapped = WeightStore::Open(out), copied = WeightStore::Open(out, true);
+  EXPECT_EQ(mapped.HugePageBytes(), 0u);
+  EXPECT_GT(copied.HugePageBytes(), 0u);
+  EXPECT_LE(copied.HugePageBytes(),
+            copied.TotalBytes() - copied.BytesWithPrefix("model.vision_tower.") -
+                copied.BytesWithPrefix("model.language_model.embed_tokens."));
+  for (const std::string& name : mapped.Names()) {
+    const TensorView& a = mapped.GetAnyShape(name);
+    const TensorView& b = copied.GetAnyShape(name);
+    ASSERT_EQ(a.nbytes, b.nbytes) << name;
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << name;
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(b.data) % 64, reinterpret_cast<uintptr_t>(a.data) % 64)
+        << name;
+  }
+  // Not a quantized checkpoint: nothing to copy (it is converted at load).
+  EXPECT_EQ(WeightStore::Open(dir, true).HugePageBytes(), 0u);
 }
 
 TEST(QuantizedCheckpoint, DamagedOrMismatchedFilesGiveClearErrors) {

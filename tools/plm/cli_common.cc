@@ -85,8 +85,8 @@ void ModelArgs::Register(CLI::App* app) {
   app->add_option("--threads,-t", threads, "Threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
   app->add_flag("--mmap", mmap,
-                "Map a quantized model's weights in place (instant load) instead of reading them "
-                "into huge pages (faster decode)");
+                "Use a quantized model's matrices in the file mapping (instant load) instead of "
+                "copying them into huge pages (faster decode)");
   app->add_flag("--quiet,-q", quiet, "No progress or timing on stderr");
   app->add_flag("--verbose", verbose,
                 "Progress and timing on stderr even when it is not a terminal");
