@@ -24,6 +24,7 @@
 #include "core/parallel.h"
 #include "core/thread_pool.h"
 #include "plm/error.h"
+#include "plm/huge_page_allocator.h"
 
 extern "C" void omp_set_num_threads(int);
 
@@ -171,10 +172,24 @@ void AddBiasParallel(float* y, const float* bias, int64_t m, int64_t n) {
 // well as its own choice, and a decode step streams it front to back. Activations go in as u8 =
 // q + 128 (the native VNNI order): the weights need no s8 compensation (oneDNN's reorder
 // computing it runs at ~0.6 GB/s, 12x slower); 128 * sum(w row) comes off in the rescale.
+// Owned packed weights: decode streams them whole every token, so they live in huge pages
+// (plm/huge_page_allocator.h; 64-byte aligned at any size).
+template <typename T>
+struct LargeFree {
+  size_t bytes = 0;
+  void operator()(T* p) const noexcept { FreeLarge(p, bytes); }
+};
+template <typename T>
+using LargeBuffer = std::unique_ptr<T, LargeFree<T>>;
+template <typename T>
+LargeBuffer<T> NewLargeBuffer(size_t bytes) {
+  return LargeBuffer<T>(static_cast<T*>(AllocateLarge(bytes)), LargeFree<T>{bytes});
+}
+
 struct PackedS8 {
   int64_t n = 0, k = 0, np = 0, kp = 0;  // sizes and padded sizes
   const int8_t* data = nullptr;          // np * kp bytes, 64-byte aligned
-  std::unique_ptr<int8_t, decltype(&std::free)> owned{nullptr, &std::free};
+  LargeBuffer<int8_t> owned;
 };
 
 size_t Q8Matrix::bytes() const {
@@ -219,8 +234,7 @@ bool BlockedQ8Usable(int64_t n, int64_t k) {
 // Points a Q8Matrix / Q4Matrix at blocked weights of layout Packed (owned: moved in; null when
 // they belong to a mapping) and drops its plain rows.
 template <typename Packed, typename Matrix, typename T>
-void SetBlocked(Matrix* w, const T* blocked, std::unique_ptr<T, decltype(&std::free)> owned,
-                int64_t k_align) {
+void SetBlocked(Matrix* w, const T* blocked, LargeBuffer<T> owned, int64_t k_align) {
   auto p = std::make_shared<Packed>();
   p->n = w->n;
   p->k = w->k;
@@ -239,17 +253,14 @@ bool UseBlockedQ8(Q8Matrix* w, const int8_t* blocked) {
   if (w->packed || !BlockedQ8Usable(w->n, w->k)) return false;
   if (reinterpret_cast<uintptr_t>(blocked) % 64 != 0)
     throw Error(ErrorCode::kInvalidArgument, "blocked int8 weights must be 64-byte aligned");
-  SetBlocked<PackedS8>(w, blocked,
-                       std::unique_ptr<int8_t, decltype(&std::free)>(nullptr, &std::free), 64);
+  SetBlocked<PackedS8>(w, blocked, LargeBuffer<int8_t>(), 64);
   return true;
 }
 
 bool PackQ8(Q8Matrix* w) {
   if (w->q == nullptr || w->packed || !BlockedQ8Usable(w->n, w->k)) return false;
   const int64_t n = w->n, k = w->k;
-  void* mem = std::aligned_alloc(64, static_cast<size_t>(Q8BlockedBytes(n, k)));
-  if (mem == nullptr) throw std::bad_alloc();
-  std::unique_ptr<int8_t, decltype(&std::free)> owned(static_cast<int8_t*>(mem), &std::free);
+  auto owned = NewLargeBuffer<int8_t>(static_cast<size_t>(Q8BlockedBytes(n, k)));
   const int8_t* q = w->q;
   int8_t* out = owned.get();
   ParallelForOmp((n + 63) / 64, [&](int64_t b0, int64_t b1) { BlockQ8Rows(q, n, k, b0, b1, out); });
@@ -1080,7 +1091,7 @@ void GemmF32Omp(const float* x, const float* w, const float* bias, float* y, int
 struct PackedBf16 {
   int64_t n = 0, k = 0, np = 0, kp = 0;
   const uint16_t* data = nullptr;
-  std::unique_ptr<uint16_t, decltype(&std::free)> owned{nullptr, &std::free};
+  LargeBuffer<uint16_t> owned;
 };
 
 namespace {
@@ -1151,9 +1162,7 @@ std::shared_ptr<const PackedBf16> PackBf16(const uint16_t* w, int64_t n, int64_t
   p->k = k;
   p->np = (n + 63) / 64 * 64;
   p->kp = (k + 31) / 32 * 32;
-  void* mem = std::aligned_alloc(64, static_cast<size_t>(p->np * p->kp * 2));
-  if (mem == nullptr) throw std::bad_alloc();
-  p->owned.reset(static_cast<uint16_t*>(mem));
+  p->owned = NewLargeBuffer<uint16_t>(static_cast<size_t>(p->np * p->kp * 2));
   p->data = p->owned.get();
   uint16_t* out = p->owned.get();
   const int64_t kp = p->kp;
@@ -1490,7 +1499,7 @@ void ExpandQ4Rows(const Q4Matrix& w, int64_t r0, int64_t r1, int8_t* q, float* s
 struct PackedQ4 {
   int64_t n = 0, k = 0, np = 0, kp = 0;  // np: n padded to 64 (kp = k)
   const uint8_t* data = nullptr;
-  std::unique_ptr<uint8_t, decltype(&std::free)> owned{nullptr, &std::free};
+  LargeBuffer<uint8_t> owned;
 };
 
 namespace {
@@ -1659,9 +1668,7 @@ void UnblockQ4(const uint8_t* blocked, int64_t n, int64_t k, uint8_t* q, uint16_
 
 bool PackQ4(Q4Matrix* w) {
   if (w->q == nullptr || w->packed || !Cpu().avx512_full()) return false;
-  void* mem = std::aligned_alloc(64, static_cast<size_t>(Q4BlockedBytes(w->n, w->k)));
-  if (mem == nullptr) throw std::bad_alloc();
-  std::unique_ptr<uint8_t, decltype(&std::free)> owned(static_cast<uint8_t*>(mem), &std::free);
+  auto owned = NewLargeBuffer<uint8_t>(static_cast<size_t>(Q4BlockedBytes(w->n, w->k)));
   BlockQ4(*w, owned.get());
   uint8_t* out = owned.get();
   SetBlocked<PackedQ4>(w, out, std::move(owned), kQ4Block);
@@ -1672,8 +1679,7 @@ bool PackQ4(Q4Matrix* w) {
 
 bool UseBlockedQ4(Q4Matrix* w, const uint8_t* blocked) {
   if (w->packed || !Cpu().avx512_full()) return false;
-  SetBlocked<PackedQ4>(
-      w, blocked, std::unique_ptr<uint8_t, decltype(&std::free)>(nullptr, &std::free), kQ4Block);
+  SetBlocked<PackedQ4>(w, blocked, LargeBuffer<uint8_t>(), kQ4Block);
   w->scale = nullptr;
   std::vector<uint16_t>().swap(w->scale_own);
   return true;
