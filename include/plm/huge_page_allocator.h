@@ -1,7 +1,7 @@
 // Memory for the large buffers that decode reads on every token (weights copied from the
 // checkpoint, the KV cache). Blocks of 2 MiB or more are mapped 2 MiB-aligned and marked for
 // transparent huge pages (madvise), so streaming them takes ~500x fewer TLB entries than 4 KiB
-// pages: decode read +3-7 % closer to the memory bandwidth (docs/PERFORMANCE.md, session 8).
+// pages: ~8 % faster decode measured for 1B q4 (docs/PERFORMANCE.md, session 8).
 // Smaller blocks come from operator new (64-byte aligned). Where the kernel gives no huge pages
 // (THP "never"), the blocks are plain pages: same behaviour, no gain.
 #pragma once

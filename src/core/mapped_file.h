@@ -25,6 +25,11 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Lets the kernel drop the whole pages inside [data, data + nbytes) once they are no longer read:
+// pages of a read-only file mapping leave the resident set (a later read faults them back in from
+// the file), pages of private anonymous memory are freed (a later read gives zeros).
+void ReleasePages(const void* data, size_t nbytes);
+
 // Reads a whole (small) file into a string; throws plm::Error naming the file on failure.
 std::string ReadFileToString(const std::string& path);
 

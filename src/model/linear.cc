@@ -1,10 +1,8 @@
 #include "model/linear.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 
+#include "core/mapped_file.h"
 #include "core/ops.h"
 #include "core/parallel.h"
 #include "plm/error.h"
@@ -23,16 +21,10 @@ void RowsToF32(const TensorView& t, int64_t r0, int64_t r1, float* dst) {
 
 constexpr int64_t kChunkRows = 1024;  // bounds the f32 temporary while quantizing
 
-// After converting a tensor, lets the kernel drop its pages of the (read-only) checkpoint
-// mapping so they stop counting in the resident set; a later read faults them back in.
-void ReleasePages(const void* data, size_t nbytes) {
-  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto b = reinterpret_cast<uintptr_t>(data), e = b + nbytes;
-  const uintptr_t pb = (b + page - 1) / page * page, pe = e / page * page;
-  if (pe > pb) ::madvise(reinterpret_cast<void*>(pb), pe - pb, MADV_DONTNEED);
-}
+// After converting a tensor, its pages of the (read-only) checkpoint mapping stop counting in the
+// resident set.
 void ReleasePages(const TensorView& t) {
-  ReleasePages(t.data, t.nbytes);
+  ::plm::ReleasePages(t.data, t.nbytes);
 }
 
 }  // namespace

@@ -1,12 +1,11 @@
 #include "model/weight_store.h"
 
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 
+#include "core/cpu_features.h"
 #include "core/json.h"
 #include "core/lowp_gemm.h"
 #include "core/mapped_file.h"
@@ -40,14 +39,17 @@ WeightStore WeightStore::Open(const std::string& model_dir, bool copy_quantized_
 }
 
 void WeightStore::CopyQuantizedToHugePages() {
-  // The decoder's quantized matrices (with their scales and sums) are used in place and read in
-  // full every decode step: worth one copy into 2 MiB pages. The vision tower is compute-bound
-  // (and skipped by text-only requests), the embedding table is read a row per token: those
-  // stay mapped, touched only where used.
+  // The decoder's blocked matrices (with their scales and sums) are used in place and read in
+  // full every decode step: worth one copy into 2 MiB pages. Only where the CPU reads the blocked
+  // layouts in place (AVX512-VNNI; elsewhere, and for version-1 row formats, Linear rebuilds or
+  // repacks them into memory of its own anyway). The vision tower is compute-bound (and skipped
+  // by text-only requests), the embedding table is read a row per token: those stay mapped,
+  // touched only where used.
+  if (!Cpu().avx512_full()) return;
   const std::string vision_prefix = "model.vision_tower.";
   std::vector<std::string> names;
   for (const auto& [key, fmt] : metadata_) {
-    if (key.rfind(kQuantMetaTensorPrefix, 0) != 0) continue;
+    if (key.rfind(kQuantMetaTensorPrefix, 0) != 0 || (fmt != "q8b" && fmt != "q4b")) continue;
     const std::string name = key.substr(std::string(kQuantMetaTensorPrefix).size());
     if (name.rfind(vision_prefix, 0) == 0) continue;
     for (const std::string& n : {name, name + kQuantScaleSuffix, name + kQuantAuxSuffix})
@@ -62,17 +64,13 @@ void WeightStore::CopyQuantizedToHugePages() {
   size_t off = 0;
   for (const std::string& n : names) {
     TensorView v = *index_.at(n);
-    // In slices, each slice's mapped pages dropped once copied: the copy replaces them in this
-    // process's memory instead of adding to it (they stay in the OS file cache; a later read of
-    // the mapping would fault them back in).
+    // In slices, each slice's mapped pages released once copied, so that the copy replaces them
+    // in this process's memory instead of adding to it.
     constexpr size_t kSlice = size_t{8} << 20;
-    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
     for (size_t at = 0; at < v.nbytes; at += kSlice) {
       const size_t len = std::min(kSlice, v.nbytes - at);
       std::memcpy(arena + off + at, v.data + at, len);
-      const uintptr_t b = reinterpret_cast<uintptr_t>(v.data + at) / page * page;
-      const uintptr_t e = reinterpret_cast<uintptr_t>(v.data + at + len) / page * page;
-      if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+      ReleasePages(v.data + at, len);
     }
     v.data = arena + off;
     off += rounded(v.nbytes);

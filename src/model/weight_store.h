@@ -27,10 +27,17 @@ struct QuantizedWeight {
 
 class WeightStore {
  public:
+  // Move-only: index_ points into relocated_, whose nodes a move keeps and a copy would not.
+  WeightStore() = default;
+  WeightStore(WeightStore&&) = default;
+  WeightStore& operator=(WeightStore&&) = default;
+  WeightStore(const WeightStore&) = delete;
+  WeightStore& operator=(const WeightStore&) = delete;
+
   // Opens the checkpoint in `model_dir`; throws plm::Error naming the file on any problem.
-  // copy_quantized_to_huge_pages: when it is a quantized checkpoint (used in place), the
-  // language model's quantized matrices are copied into huge-page memory (LoadOptions::
-  // huge_pages); everything else stays mapped.
+  // copy_quantized_to_huge_pages: when it is a quantized checkpoint whose blocked matrices this
+  // CPU uses in place, the language model's are copied into huge-page memory
+  // (LoadOptions::huge_pages); everything else stays mapped.
   static WeightStore Open(const std::string& model_dir, bool copy_quantized_to_huge_pages = false);
 
   bool Has(const std::string& name) const { return index_.count(name) != 0; }
