@@ -39,12 +39,12 @@ struct LoadOptions {
   // prefill activations are bounded by the slice, not the prompt (a 37-tile image is 9.5k
   // tokens). <= 0: the whole prompt in one pass. The f32 reference path always takes one pass.
   int64_t prefill_chunk = 1024;
-  // Quantized checkpoints (`plm quantize`, used in place): copy the language model's quantized
-  // matrices into memory backed by transparent huge pages (decode streams all of them every
-  // token; fewer TLB misses: ~8 % faster decode measured) instead of reading them from the file
-  // mapping. Costs one copy at load. false: all in place (instant load, pages shared with the OS
-  // file cache). Other checkpoints are converted at load either way; the KV cache always uses
-  // huge pages.
+  // Checkpoints written by `plm quantize` (q8/q4, or blocked bf16; used in place): copy the
+  // language model's matrices into memory backed by transparent huge pages (decode streams all of
+  // them every token; fewer TLB misses: ~8 % faster decode measured) instead of reading them from
+  // the file mapping. Costs one copy at load. false: all in place (instant load, pages shared with
+  // the OS file cache). Other checkpoints are converted at load either way; the KV cache always
+  // uses huge pages.
   bool huge_pages = true;
   // Called with a short description of each loading step.
   std::function<void(const std::string& step)> on_progress;

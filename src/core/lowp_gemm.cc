@@ -1152,30 +1152,64 @@ void ToBf16Padded(const float* x, int64_t m, int64_t k, int64_t kp, std::vector<
 
 }  // namespace
 
-std::shared_ptr<const PackedBf16> PackBf16(const uint16_t* w, int64_t n, int64_t k) {
+int64_t Bf16BlockedBytes(int64_t n, int64_t k) {
+  return (n + 63) / 64 * 64 * ((k + 31) / 32 * 32) * 2;
+}
+
+void BlockBf16Rows(const uint16_t* w, int64_t n, int64_t k, int64_t b0, int64_t b1, uint16_t* out) {
+  const int64_t kp = (k + 31) / 32 * 32;
+  for (int64_t b = b0; b < b1; ++b) {
+    uint16_t* ob = out + b * 64 * kp;
+    std::memset(ob, 0, static_cast<size_t>(64 * kp * 2));  // padding
+    for (int64_t o = 0; o < 64 && b * 64 + o < n; ++o) {
+      const uint16_t* row = w + (b * 64 + o) * k;
+      for (int64_t c = 0; c < k; ++c) ob[(c / 2) * 128 + o * 2 + c % 2] = row[c];
+    }
+  }
+}
+
+void UnblockBf16(const uint16_t* blocked, int64_t n, int64_t k, uint16_t* w) {
+  const int64_t kp = (k + 31) / 32 * 32;
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c)
+      w[r * k + c] = blocked[(r / 64) * 64 * kp + (c / 2) * 128 + (r % 64) * 2 + c % 2];
+}
+
+namespace {
+
+// Whether this CPU and oneDNN run the blocked bf16 layout for an [n, k] matrix.
+bool BlockedBf16Usable(int64_t n, int64_t k) {
   dnnl::matmul probe;
-  if (w == nullptr || !Cpu().avx512_full() ||
-      !Dnnl::Get().Find(MmKind::kBF16Blocked, kChunkM, n, k, &probe))
-    return nullptr;
+  return Cpu().avx512_full() && Dnnl::Get().Find(MmKind::kBF16Blocked, kChunkM, n, k, &probe);
+}
+
+std::shared_ptr<PackedBf16> NewPackedBf16(int64_t n, int64_t k) {
   auto p = std::make_shared<PackedBf16>();
   p->n = n;
   p->k = k;
   p->np = (n + 63) / 64 * 64;
   p->kp = (k + 31) / 32 * 32;
-  p->owned = NewLargeBuffer<uint16_t>(static_cast<size_t>(p->np * p->kp * 2));
+  return p;
+}
+
+}  // namespace
+
+std::shared_ptr<const PackedBf16> PackBf16(const uint16_t* w, int64_t n, int64_t k) {
+  if (w == nullptr || !BlockedBf16Usable(n, k)) return nullptr;
+  auto p = NewPackedBf16(n, k);
+  p->owned = NewLargeBuffer<uint16_t>(static_cast<size_t>(Bf16BlockedBytes(n, k)));
   p->data = p->owned.get();
   uint16_t* out = p->owned.get();
-  const int64_t kp = p->kp;
-  ParallelForOmp(p->np / 64, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      uint16_t* ob = out + b * 64 * kp;
-      std::memset(ob, 0, static_cast<size_t>(64 * kp * 2));
-      for (int64_t o = 0; o < 64 && b * 64 + o < n; ++o) {
-        const uint16_t* row = w + (b * 64 + o) * k;
-        for (int64_t c = 0; c < k; ++c) ob[(c / 2) * 128 + o * 2 + c % 2] = row[c];
-      }
-    }
-  });
+  ParallelForOmp(p->np / 64, [&](int64_t b0, int64_t b1) { BlockBf16Rows(w, n, k, b0, b1, out); });
+  return p;
+}
+
+std::shared_ptr<const PackedBf16> UseBlockedBf16(const uint16_t* blocked, int64_t n, int64_t k) {
+  if (!BlockedBf16Usable(n, k)) return nullptr;
+  if (reinterpret_cast<uintptr_t>(blocked) % 64 != 0)
+    throw Error(ErrorCode::kInvalidArgument, "blocked bf16 weights must be 64-byte aligned");
+  auto p = NewPackedBf16(n, k);
+  p->data = blocked;
   return p;
 }
 

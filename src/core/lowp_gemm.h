@@ -50,8 +50,16 @@ void GemmF32Omp(const float* x, const float* w, const float* bias, float* y, int
 // values; k padded to 32, n to 64): its brgemm reads it faster than rows for many rows, and the
 // decode kernel streams it front to back. PackBf16 copies w [n, k] into it (null without
 // AVX512-BF16 or where oneDNN takes no such layout).
+// Bf16BlockedBytes: the layout's size; BlockBf16Rows: output blocks [b0, b1) of w [n, k] into
+// `out` (the whole blocked array); UnblockBf16: back to rows. UseBlockedBf16: blocked weights
+// kept by the caller (a mapped checkpoint written by `plm quantize --dtype bf16`; 64-byte
+// aligned), used in place (null where PackBf16 would give null).
 struct PackedBf16;
 std::shared_ptr<const PackedBf16> PackBf16(const uint16_t* w, int64_t n, int64_t k);
+int64_t Bf16BlockedBytes(int64_t n, int64_t k);
+void BlockBf16Rows(const uint16_t* w, int64_t n, int64_t k, int64_t b0, int64_t b1, uint16_t* out);
+void UnblockBf16(const uint16_t* blocked, int64_t n, int64_t k, uint16_t* w);
+std::shared_ptr<const PackedBf16> UseBlockedBf16(const uint16_t* blocked, int64_t n, int64_t k);
 size_t PackedBf16Bytes(const PackedBf16& w);
 void GemmBF16Packed(const float* x, const PackedBf16& w, const float* bias, float* y, int64_t m);
 

@@ -124,8 +124,18 @@ Linear::Linear(const QuantizedWeight& w, const TensorView* bias)
       ReleasePages(w.q, static_cast<size_t>(Q4BlockedBytes(w.n, w.k)));
     }
     q4_ = std::move(q);
+  } else if (w.format == ComputeType::kBF16 && w.blocked) {
+    const auto* blocked = static_cast<const uint16_t*>(w.q);
+    bf16_packed_ = UseBlockedBf16(blocked, w.n, w.k);
+    if (bf16_packed_ == nullptr) {
+      // No AVX512-BF16 here: the rows the other kernels read, rebuilt once.
+      bf16_owned_.resize(static_cast<size_t>(w.n * w.k));
+      UnblockBf16(blocked, w.n, w.k, bf16_owned_.data());
+      bf16_ = bf16_owned_.data();
+      ReleasePages(w.q, static_cast<size_t>(Bf16BlockedBytes(w.n, w.k)));
+    }
   } else {
-    throw Error(ErrorCode::kInternal, "Linear: quantized weight of an unquantized format");
+    throw Error(ErrorCode::kInternal, "Linear: stored weight of an unknown layout");
   }
 }
 

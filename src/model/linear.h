@@ -27,7 +27,7 @@ class Linear {
   Linear() = default;
   // weight: [out, in]; bias: [out] or null.
   Linear(const TensorView& weight, const TensorView* bias, ComputeType compute = ComputeType::kF32);
-  // A matrix stored quantized in the checkpoint, used in place (no copy).
+  // A matrix stored quantized (or bf16 blocked) in the checkpoint, used in place (no copy).
   Linear(const QuantizedWeight& weight, const TensorView* bias);
 
   // y[rows, out] = x[rows, in] W^T + b, or with `ep` GeluFast of that, or y += gamma * that (see

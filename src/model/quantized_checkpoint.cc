@@ -118,12 +118,14 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
                                  ComputeType dtype,
                                  const std::function<void(const std::string&)>& progress,
                                  int format_version) {
-  if (dtype != ComputeType::kQ8 && dtype != ComputeType::kQ4)
+  if (dtype != ComputeType::kQ8 && dtype != ComputeType::kQ4 && dtype != ComputeType::kBF16)
     throw Error(ErrorCode::kInvalidArgument,
-                std::string("plm quantize writes q8 or q4, not ") + ComputeTypeName(dtype));
+                std::string("plm quantize writes q8, q4 or bf16, not ") + ComputeTypeName(dtype));
   if (format_version != 1 && format_version != 2)
     throw Error(ErrorCode::kInvalidArgument, "quantized checkpoint format version " +
                                                  std::to_string(format_version) + " (1 or 2)");
+  if (dtype == ComputeType::kBF16 && format_version != 2)
+    throw Error(ErrorCode::kInvalidArgument, "bf16 folders exist in format version 2 only");
   const bool blocked = format_version >= 2;
   auto say = [&](const std::string& s) {
     if (progress) progress(s);
@@ -145,7 +147,8 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
   // Plan the output tensors.
   struct Source {
     std::string in_name;                      // the tensor it comes from
-    ComputeType format = ComputeType::kBF16;  // kQ8/kQ4: quantized, else copied
+    ComputeType format = ComputeType::kBF16;  // of a converted matrix
+    bool convert = false;                     // else copied as is
   };
   std::map<std::string, Source> plan;
   std::map<std::string, std::string> meta = {{"format", "pt"},
@@ -155,11 +158,19 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
   auto add_quant = [&](const std::string& out_name, const std::string& in_name, int64_t n,
                        int64_t k) {
     const ComputeType f = FormatFor(out_name, dtype, k);
-    plan[out_name] = {in_name, f};
-    meta[kQuantMetaTensorPrefix + out_name] = !blocked                ? ComputeTypeName(f)
-                                              : f == ComputeType::kQ8 ? "q8b"
-                                                                      : "q4b";
-    if (f == ComputeType::kQ8 && blocked) {
+    plan[out_name] = {in_name, f, true};
+    meta[kQuantMetaTensorPrefix + out_name] = !blocked                  ? ComputeTypeName(f)
+                                              : f == ComputeType::kQ8   ? "q8b"
+                                              : f == ComputeType::kBF16 ? "bf16b"
+                                                                        : "q4b";
+    if (f == ComputeType::kBF16) {  // values only, in the blocked layout
+      outs.push_back({out_name,
+                      DType::kBF16,
+                      {(n + 63) / 64, (k + 31) / 32 * 16, 128},
+                      static_cast<size_t>(Bf16BlockedBytes(n, k)),
+                      0,
+                      true});
+    } else if (f == ComputeType::kQ8 && blocked) {
       outs.push_back({out_name,
                       DType::kI8,
                       {(n + 63) / 64, (k + 63) / 64 * 16, 64, 4},
@@ -197,13 +208,15 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
       add_quant(name, name, v.shape[0], v.shape[1]);
       ++stats.quantized_tensors;
     } else {
-      plan[name] = {name, ComputeType::kBF16};
+      plan[name] = {name, ComputeType::kBF16, false};
       outs.push_back({name, v.dtype, v.shape, v.nbytes});
       ++stats.copied_tensors;
     }
   }
   const std::string embed = "model.language_model.embed_tokens.weight";
-  if (cfg.text.tie_word_embeddings && !ws.Has("lm_head.weight") && ws.Has(embed)) {
+  // (A bf16 LM head tied to the embeddings reads the table in place: nothing to write.)
+  if (dtype != ComputeType::kBF16 && cfg.text.tie_word_embeddings && !ws.Has("lm_head.weight") &&
+      ws.Has(embed)) {
     const TensorView& e = ws.GetAnyShape(embed);
     if (e.shape.size() == 2) {
       add_quant("lm_head.weight", embed, e.shape[0], e.shape[1]);
@@ -244,15 +257,22 @@ QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& o
   int64_t done = 0;
   for (const auto& [name, src] : plan) {
     const TensorView& v = ws.GetAnyShape(src.in_name);
-    if (src.format != ComputeType::kQ8 && src.format != ComputeType::kQ4) {
+    if (!src.convert) {
       w.PWrite(v.data, v.nbytes, base + by_name.at(name)->offset);
       continue;
     }
     ++done;
-    say("quantizing " + name + " (" + std::to_string(done) + "/" +
-        std::to_string(stats.quantized_tensors) + ")");
+    say(std::string(dtype == ComputeType::kBF16 ? "blocking " : "quantizing ") + name + " (" +
+        std::to_string(done) + "/" + std::to_string(stats.quantized_tensors) + ")");
     const Linear lin(v, nullptr, src.format);
     const OutTensor& q = *by_name.at(name);
+    if (src.format == ComputeType::kBF16) {  // rounded as at load (when not bf16), then blocked
+      std::vector<uint16_t> b(q.nbytes / 2);
+      BlockBf16Rows(lin.bf16(), lin.out_features(), lin.in_features(), 0,
+                    (lin.out_features() + 63) / 64, b.data());
+      w.PWrite(b.data(), q.nbytes, base + q.offset);
+      continue;
+    }
     const auto sit = by_name.find(name + kQuantScaleSuffix);  // none for q4b
     const OutTensor* s = sit != by_name.end() ? sit->second : nullptr;
     const OutTensor& x = *by_name.at(name + kQuantAuxSuffix);

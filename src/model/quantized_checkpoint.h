@@ -12,15 +12,21 @@
 //        padding), used in place (rows are rebuilt at load on CPUs without AVX512-VNNI);
 //        `W.qaux` F32 [n] (128 * sum_b scale_b * sum(q_b), the offset compensation of the row
 //        kernels).
+//   bf16b (`plm quantize --dtype bf16`; no quantization: bf16 weights are copied exactly, f16/f32
+//        ones rounded to bf16 as at load): `W` BF16 [ceil(n/64), ceil(k/32)*16, 128], the blocked
+//        layout of PackBf16 (per 64 outputs, per 2 inputs, 64 x 2 values; zero padding), used in
+//        place (rows are rebuilt at load on CPUs without AVX512-BF16). Saves the ~1 s of
+//        blocking a 1B model's bf16 weights at every load. A tied LM head is not written (the
+//        bf16 path reads the embedding table in place).
 // Version 1 (still read) stored q8 as `W` I8 [n, k] rows (format name "q8") and q4 as `W` U8
 // [n, k/2] (per 64 values: byte j = (q[j]+8) | (q[j+32]+8) << 4) with `W.qscale` F16 [n, k/32]
 // (format name "q4").
-// `__metadata__`: "plm.quantization" = "q8"|"q4" (what was asked), "plm.quantization_version" =
-// "2", and "plm.q:W" = the format of each quantized tensor. The vision tower is stored q8 when
-// q4 is asked (it is compute-bound); a tied LM head is stored as a quantized `lm_head.weight`
-// next to the unchanged embedding table. Every other tensor is copied as is. Blocked tensors
-// come first (64-byte aligned: their sizes are multiples of 64), then 4-byte types, 2-byte, then
-// 1-byte, so every array is aligned for in-place use.
+// `__metadata__`: "plm.quantization" = "q8"|"q4"|"bf16" (what was asked),
+// "plm.quantization_version" = "2", and "plm.q:W" = the format of each quantized tensor. The vision
+// tower is stored q8 when q4 is asked (it is compute-bound); a tied LM head is stored as a
+// quantized `lm_head.weight` next to the unchanged embedding table. Every other tensor is copied as
+// is. Blocked tensors come first (64-byte aligned: their sizes are multiples of 64), then 4-byte
+// types, 2-byte, then 1-byte, so every array is aligned for in-place use.
 #pragma once
 
 #include <functional>
@@ -43,9 +49,10 @@ struct QuantizeStats {
 };
 
 // Writes the quantized checkpoint of the (unquantized) PerceptionLM folder `in_dir` to `out_dir`
-// (created if needed; its model.safetensors is replaced). `dtype`: kQ8 or kQ4. The quantized
-// arrays are produced by the same code as quantizing at load, so both give identical outputs.
-// `format_version`: 2, or 1 (q8 as rows; kept so that reading old folders stays tested).
+// (created if needed; its model.safetensors is replaced). `dtype`: kQ8, kQ4 or kBF16 (blocked
+// bf16). The arrays are produced by the same code as converting at load, so both give identical
+// outputs. `format_version`: 2, or 1 (q8/q4 as rows; kept so that reading old folders stays
+// tested).
 QuantizeStats QuantizeCheckpoint(const std::string& in_dir, const std::string& out_dir,
                                  ComputeType dtype,
                                  const std::function<void(const std::string&)>& progress = {},

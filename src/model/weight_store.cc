@@ -49,7 +49,9 @@ void WeightStore::CopyQuantizedToHugePages() {
   const std::string vision_prefix = "model.vision_tower.";
   std::vector<std::string> names;
   for (const auto& [key, fmt] : metadata_) {
-    if (key.rfind(kQuantMetaTensorPrefix, 0) != 0 || (fmt != "q8b" && fmt != "q4b")) continue;
+    if (key.rfind(kQuantMetaTensorPrefix, 0) != 0 ||
+        (fmt != "q8b" && fmt != "q4b" && fmt != "bf16b"))
+      continue;
     const std::string name = key.substr(std::string(kQuantMetaTensorPrefix).size());
     if (name.rfind(vision_prefix, 0) == 0) continue;
     for (const std::string& n : {name, name + kQuantScaleSuffix, name + kQuantAuxSuffix})
@@ -135,9 +137,11 @@ WeightStore WeightStore::OpenFiles(const std::string& model_dir) {
       ws.quantization_ = ComputeType::kQ8;
     } else if (q->second == "q4") {
       ws.quantization_ = ComputeType::kQ4;
+    } else if (q->second == "bf16") {
+      ws.quantization_ = ComputeType::kBF16;
     } else {
-      throw Error(ErrorCode::kUnsupported,
-                  model_dir + ": unknown quantization \"" + q->second + "\" (expected q8 or q4)");
+      throw Error(ErrorCode::kUnsupported, model_dir + ": unknown quantization \"" + q->second +
+                                               "\" (expected q8, q4 or bf16)");
     }
   }
   return ws;
@@ -154,7 +158,7 @@ std::optional<QuantizedWeight> WeightStore::GetQuantized(
   QuantizedWeight w;
   w.n = n;
   w.k = k;
-  DType qt, st, at;
+  DType qt = DType::kU8, st = DType::kF32, at = DType::kF32;
   std::vector<int64_t> qs, ss, as;
   size_t q_align = 1;
   if ((fmt->second == "q4" || fmt->second == "q4b") && k % 64 != 0)
@@ -175,6 +179,12 @@ std::optional<QuantizedWeight> WeightStore::GetQuantized(
     w.blocked = true;
     qt = DType::kU8, st = DType::kF16, at = DType::kF32;
     qs = {(n + 63) / 64, k / kQ4Block, 1152}, as = {n};
+    q_align = 64;
+  } else if (fmt->second == "bf16b") {
+    w.format = ComputeType::kBF16;
+    w.blocked = true;
+    qt = DType::kBF16;
+    qs = {(n + 63) / 64, (k + 31) / 32 * 16, 128};
     q_align = 64;
   } else if (fmt->second == "q4") {
     w.format = ComputeType::kQ4;
@@ -198,7 +208,8 @@ std::optional<QuantizedWeight> WeightStore::GetQuantized(
     return static_cast<const void*>(v.data);
   };
   w.q = part(name, qt, qs, q_align);
-  if (fmt->second != "q4b")  // q4b keeps its scales inside the blocks
+  if (fmt->second == "bf16b") return w;  // values only
+  if (fmt->second != "q4b")              // q4b keeps its scales inside the blocks
     w.scale = part(name + kQuantScaleSuffix, st, ss, DTypeSize(st));
   w.aux = part(name + kQuantAuxSuffix, at, as, 4);
   return w;

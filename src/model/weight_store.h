@@ -14,15 +14,17 @@
 
 namespace plm {
 
-// A [n, k] matrix stored quantized by `plm quantize` (format in model/quantized_checkpoint.h):
-// pointers into the mapped file, used in place.
+// A [n, k] matrix stored by `plm quantize` (format in model/quantized_checkpoint.h): pointers
+// into the mapped file, used in place.
 struct QuantizedWeight {
-  ComputeType format = ComputeType::kQ8;  // kQ8 or kQ4
+  ComputeType format = ComputeType::kQ8;  // kQ8, kQ4, or kBF16 (blocked only)
   int64_t n = 0, k = 0;
-  bool blocked = false;         // the blocked layout (formats "q8b", "q4b")
-  const void* q = nullptr;      // q8: int8 [n, k] or blocked; q4: packed nibbles [n, k / 2]
+  bool blocked = false;         // the blocked layout (formats "q8b", "q4b", "bf16b")
+  const void* q = nullptr;      // q8: int8 [n, k] or blocked; q4: packed nibbles [n, k / 2] or
+                                // blocked; bf16b: the blocked bf16 values
   const void* scale = nullptr;  // q8: f32 [n]; q4: f16 [n, k / 32]
-  const void* aux = nullptr;    // q8: int32 row sums [n]; q4: f32 offset compensation [n]
+  const void* aux = nullptr;    // q8: int32 row sums [n]; q4: f32 offset compensation [n];
+                                // bf16b: none
 };
 
 class WeightStore {

@@ -14,6 +14,8 @@
 #include "core/dtype.h"
 #include "core/lowp_gemm.h"
 #include "core/ops.h"
+#include "plm/error.h"
+#include "plm/huge_page_allocator.h"
 
 namespace plm {
 namespace {
@@ -426,6 +428,46 @@ TEST_P(LowpGemm, PackedBf16MatchesRows) {
       EXPECT_LT(RelErr(y1, want), 1e-5) << "GemvMany n=" << n << " m=" << m;
       EXPECT_LT(RelErr(y2, w2), 1e-5) << "GemvMany n=" << n << " m=" << m;
     }
+  }
+}
+
+// The bf16 layout written to disk (`plm quantize --dtype bf16`): BlockBf16Rows gives PackBf16's
+// bytes, UnblockBf16 gives the rows back, and blocked weights used in place compute what packed
+// ones do (none without AVX512-BF16: the loader then rebuilds rows).
+TEST_P(LowpGemm, BlockedBf16InPlaceMatchesPacked) {
+  for (const auto& [n, k] :
+       std::vector<std::pair<int64_t, int64_t>>{{80, 192}, {37, 100}, {128, 64}, {1, 31}}) {
+    auto w = Random(n * k, 91, 0.05f);
+    std::vector<uint16_t> wb(w.size());
+    for (size_t i = 0; i < w.size(); ++i) wb[i] = F32ToBf16(w[i]);
+    const int64_t bytes = Bf16BlockedBytes(n, k);
+    ASSERT_EQ(bytes % 64, 0);
+    // 64-byte aligned, as in a written checkpoint; padding must come out zero.
+    std::vector<uint16_t, HugePageAllocator<uint16_t>> blocked(static_cast<size_t>(bytes / 2),
+                                                               0xffff);
+    BlockBf16Rows(wb.data(), n, k, 0, (n + 63) / 64, blocked.data());
+    std::vector<uint16_t> back(wb.size());
+    UnblockBf16(blocked.data(), n, k, back.data());
+    EXPECT_EQ(back, wb) << n << "x" << k;
+    if (n % 64 != 0 || k % 32 != 0) {  // the last block's last output / input pair: padding
+      EXPECT_EQ(blocked.back(), 0) << n << "x" << k;
+    }
+    const auto packed = PackBf16(wb.data(), n, k);
+    const auto in_place = UseBlockedBf16(blocked.data(), n, k);
+    ASSERT_EQ(packed == nullptr, in_place == nullptr);
+    if (!Cpu().avx512_full()) {
+      EXPECT_EQ(in_place, nullptr);
+      continue;
+    }
+    ASSERT_EQ(PackedBf16Bytes(*in_place), static_cast<size_t>(bytes));
+    for (int64_t m : {1, 5, 40}) {
+      auto x = Random(m * k, 92 + m);
+      std::vector<float> a(m * n), b(m * n);
+      GemmBF16Packed(x.data(), *packed, nullptr, a.data(), m);
+      GemmBF16Packed(x.data(), *in_place, nullptr, b.data(), m);
+      EXPECT_EQ(a, b) << n << "x" << k << " m=" << m;
+    }
+    EXPECT_THROW(UseBlockedBf16(blocked.data() + 1, n, k), Error);
   }
 }
 

@@ -84,9 +84,10 @@ void ModelArgs::Register(CLI::App* app) {
       ->check(CLI::IsMember({"f32", "bf16", "q8", "q4"}));
   app->add_option("--threads,-t", threads, "Threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
-  app->add_flag("--mmap", mmap,
-                "Use a quantized model's matrices in the file mapping (instant load) instead of "
-                "copying them into huge pages (faster decode)");
+  app->add_flag(
+      "--mmap", mmap,
+      "Use a `plm quantize` folder's matrices in the file mapping (instant load) instead of "
+      "copying them into huge pages (faster decode)");
   app->add_flag("--quiet,-q", quiet, "No progress or timing on stderr");
   app->add_flag("--verbose", verbose,
                 "Progress and timing on stderr even when it is not a terminal");

@@ -448,7 +448,7 @@ Command RegisterBench(CLI::App& app) {
   sub->add_flag("--skip-vision", a->skip_vision, "do not time the vision tower");
   sub->add_flag(
       "--mmap", a->mmap,
-      "use a quantized checkpoint's matrices in place instead of copying them into huge pages");
+      "use a `plm quantize` folder's matrices in place instead of copying them into huge pages");
   sub->add_option("--cache-dir", a->cache_dir, "where the random checkpoint is kept (/tmp)");
   sub->add_option("--model", a->model, "use this checkpoint folder instead of random weights");
   return [a] { return Run(*a); };
