@@ -1594,6 +1594,11 @@ void PrepareQ4BlockedAct(const float* x, int64_t m, int64_t k, Q4BlockedAct* a) 
 }
 
 constexpr int kQ4BlockedGroup = 2;  // activation rows per blocked q4 tile
+// Software prefetch distance in blocks (6.75 KB): the q4 kernel spends more instructions per
+// byte than the q8/bf16 ones, so it must ask earlier to keep enough lines in flight. Measured on
+// a 144 MiB matrix from DRAM: 2 blocks peaked at ~71 GB/s, 6 at 77-84 GB/s in the same minutes
+// (equal when the machine's bandwidth is lower).
+constexpr int64_t kQ4Pf = 6;
 
 template <int M>
 __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"), always_inline)) inline void Q4BlockTile(
@@ -1620,10 +1625,10 @@ __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"), always_inline)) inline voi
         xh[i] = _mm512_set1_epi32(hi4);
       }
       const uint8_t* gp = sb + 128 + g * 256;
-      _mm_prefetch(reinterpret_cast<const char*>(gp + 2 * kQ4BlockedBytes), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(gp + 2 * kQ4BlockedBytes + 64), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(gp + 2 * kQ4BlockedBytes + 128), _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(gp + 2 * kQ4BlockedBytes + 192), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(gp + kQ4Pf * kQ4BlockedBytes), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(gp + kQ4Pf * kQ4BlockedBytes + 64), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(gp + kQ4Pf * kQ4BlockedBytes + 128), _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(gp + kQ4Pf * kQ4BlockedBytes + 192), _MM_HINT_T0);
       for (int c = 0; c < 4; ++c) {
         const __m512i pk = _mm512_loadu_si512(gp + 64 * c);
         const __m512i lo = _mm512_and_si512(pk, mask);
@@ -1634,9 +1639,9 @@ __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"), always_inline)) inline voi
         }
       }
     }
-    _mm_prefetch(reinterpret_cast<const char*>(sb + 2 * kQ4BlockedBytes - 64), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(sb + 2 * kQ4BlockedBytes), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(sb + 2 * kQ4BlockedBytes + 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(sb + kQ4Pf * kQ4BlockedBytes - 64), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(sb + kQ4Pf * kQ4BlockedBytes), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(sb + kQ4Pf * kQ4BlockedBytes + 64), _MM_HINT_T0);
     for (int c = 0; c < 4; ++c) {
       const __m512 sc =
           _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb + 32 * c)));

@@ -51,7 +51,7 @@ int DefaultThreadCount() {
 
 ThreadPool::ThreadPool(int n_threads)
     : n_threads_(n_threads > 0 ? n_threads : DefaultThreadCount()) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -63,15 +63,27 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-namespace {
-void Chunk(int64_t n, int parts, int index, int64_t* begin, int64_t* end) {
-  const int64_t base = n / parts, rem = n % parts;
-  *begin = index * base + std::min<int64_t>(index, rem);
-  *end = *begin + base + (index < rem ? 1 : 0);
+void ThreadPool::RunChunks(const std::function<void(int64_t, int64_t)>& fn, int64_t n,
+                           int64_t grain, std::exception_ptr* err) {
+  const int64_t parts = 2 * int64_t{n_threads_};
+  int64_t b = next_.load(std::memory_order_relaxed);
+  for (;;) {
+    // Guided: large chunks first (long sequential streams, few calls), smaller ones at the end.
+    if (b >= n) return;
+    const int64_t size = std::max(grain, (n - b + parts - 1) / parts);
+    if (!next_.compare_exchange_weak(b, b + size, std::memory_order_relaxed)) continue;
+    try {
+      fn(b, std::min(n, b + size));
+    } catch (...) {
+      if (!*err) *err = std::current_exception();
+      next_.store(n, std::memory_order_relaxed);  // the others stop at their next claim
+      return;
+    }
+    b = next_.load(std::memory_order_relaxed);
+  }
 }
-}  // namespace
 
-void ThreadPool::WorkerLoop(int index) {
+void ThreadPool::WorkerLoop() {
   uint64_t seen = 0;
   for (;;) {
     auto ready = [&] {
@@ -84,18 +96,8 @@ void ThreadPool::WorkerLoop(int index) {
     }
     if (stop_.load(std::memory_order_acquire)) return;
     seen = generation_.load(std::memory_order_acquire);
-    const std::function<void(int64_t, int64_t)>* job = job_;
-    const int64_t n = job_n_;
-    int64_t b, e;
-    Chunk(n, n_threads_, index, &b, &e);
     std::exception_ptr err;
-    if (b < e) {
-      try {
-        (*job)(b, e);
-      } catch (...) {
-        err = std::current_exception();
-      }
-    }
+    RunChunks(*job_, job_n_, job_grain_, &err);
     if (err) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!error_) error_ = err;
@@ -116,6 +118,8 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
   std::lock_guard<std::mutex> call_lock(call_mu_);
   job_ = &fn;
   job_n_ = n;
+  job_grain_ = std::max<int64_t>(1, n / (int64_t{n_threads_} * kMinChunksPerThread));
+  next_.store(0, std::memory_order_relaxed);
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -123,14 +127,8 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
     generation_.fetch_add(1, std::memory_order_release);
   }
   cv_work_.notify_all();  // no system call when every worker is still spinning
-  int64_t b, e;
-  Chunk(n, n_threads_, 0, &b, &e);
   std::exception_ptr err;
-  try {
-    if (b < e) fn(b, e);
-  } catch (...) {
-    err = std::current_exception();
-  }
+  RunChunks(fn, n, job_grain_, &err);
   auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
   std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
   if (SpinUntil(done)) {
