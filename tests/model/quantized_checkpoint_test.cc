@@ -222,13 +222,21 @@ TEST(QuantizedCheckpoint, DamagedOrMismatchedFilesGiveClearErrors) {
     });
     return d;
   };
-  // A declared format that does not match the arrays (int8 rows; blocked int8), or is unknown.
-  for (const std::string format : {"q8", "q8b"}) {
+  // A declared format that does not match the arrays (int8 rows; blocked int8; blocked bf16),
+  // or is unknown.
+  for (const std::string format : {"q8", "q8b", "bf16b"}) {
     EXPECT_EQ(LoadError(declaring(format), &msg), ErrorCode::kCorrupt) << format;
     EXPECT_NE(msg.find("up_proj"), std::string::npos) << msg;
   }
   EXPECT_EQ(LoadError(declaring("q3"), &msg), ErrorCode::kUnsupported);
   EXPECT_NE(msg.find("q3"), std::string::npos) << msg;
+  {  // a folder format this build does not know
+    const std::string d = fresh();
+    EditHeader(d + "/model.safetensors",
+               [](Json* j) { (*j)["__metadata__"][kQuantMetaFormat] = "q5"; });
+    EXPECT_EQ(LoadError(d, &msg), ErrorCode::kUnsupported);
+    EXPECT_NE(msg.find("q5"), std::string::npos) << msg;
+  }
   {  // config.json of another shape: clear shape error, no crash
     const std::string d = fresh();
     Json cfg = ReadJsonFile(d + "/config.json");
