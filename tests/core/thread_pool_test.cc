@@ -1,7 +1,7 @@
-// ThreadPool: every index is covered exactly once for any n and thread count, exceptions reach the
-// caller and leave the pool usable, back-to-back calls (decode's pattern, served by spinning
-// workers) and calls from several threads at once work, and pools start and stop cleanly whether
-// their workers are spinning or asleep.
+// ThreadPool: every index is covered exactly once for any n and thread count, a held-up thread
+// takes less of the work, exceptions reach the caller and leave the pool usable, back-to-back
+// calls (decode's pattern, served by spinning workers) and calls from several threads at once
+// work, and pools start and stop cleanly whether their workers are spinning or asleep.
 #include "core/thread_pool.h"
 
 #include <gtest/gtest.h>
@@ -28,6 +28,27 @@ TEST(ThreadPool, CoversEveryIndexOnce) {
       for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[static_cast<size_t>(i)], 1) << n << " " << i;
     }
     pool.ParallelFor(0, [](int64_t, int64_t) { ADD_FAILURE() << "called for n = 0"; });
+  }
+}
+
+// Chunks are claimed, not assigned: while one thread is held up, the others take the rest of
+// the work (with one fixed half per thread the caller would do exactly half).
+TEST(ThreadPool, AHeldUpThreadTakesLessWork) {
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  for (int round = 0; round < 3; ++round) {
+    std::atomic<int64_t> by_caller{0}, chunks{0};
+    std::atomic<bool> slept{false};
+    pool.ParallelFor(1000, [&](int64_t b, int64_t e) {
+      chunks++;
+      if (std::this_thread::get_id() == caller) {
+        by_caller += e - b;
+      } else if (!slept.exchange(true)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    });
+    EXPECT_GT(by_caller.load(), 500) << round;
+    EXPECT_GT(chunks.load(), 2) << round;
   }
 }
 
