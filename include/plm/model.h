@@ -106,6 +106,9 @@ class PerceptionLMForConditionalGeneration {
   ~PerceptionLMForConditionalGeneration();
 
   const PerceptionLMConfig& config() const;
+  // The format the language model runs in: LoadOptions::compute, or the stored format of a
+  // folder written by `plm quantize` (which takes precedence).
+  ComputeType compute() const;
 
   // Vision tower + projector on pixel tiles. Returns features [tiles, tokens_per_tile, hidden];
   // `vision` (optional) receives the tower outputs. `on_tile(done, total)` reports progress.

@@ -44,6 +44,7 @@ class LlamaDecoder {
                const std::string& prefix, const std::string& lm_head);
 
   const TextConfig& config() const { return cfg_; }
+  ComputeType compute() const { return compute_; }
 
   // Token embeddings for ids [n] into out [n, hidden]; throws on an id outside the vocabulary.
   void Embed(const int64_t* ids, int64_t n, float* out) const;

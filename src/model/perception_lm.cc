@@ -79,6 +79,10 @@ const PerceptionLMConfig& PerceptionLMForConditionalGeneration::config() const {
   return impl_->config;
 }
 
+ComputeType PerceptionLMForConditionalGeneration::compute() const {
+  return impl_->decoder->compute();
+}
+
 PerceptionLMForConditionalGeneration::WeightBytes
 PerceptionLMForConditionalGeneration::weight_bytes() const {
   WeightBytes b;

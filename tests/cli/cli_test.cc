@@ -184,6 +184,33 @@ TEST(Cli, BenchReportsMemoryAgainstWeightsAndKvCache) {
               1e-9);
 }
 
+// A `plm quantize` folder runs in its stored format: an explicit --dtype that says otherwise is
+// named on stderr, and `plm bench` reports (and counts the bytes of) the format it measured.
+TEST(Cli, QuantizedFolderOverridesDtypeAndSaysSo) {
+  const std::string model_dir = test::FixturesDir() + "/models/" + ModelDirs().at(0);
+  const std::string q4 = test::MakeTempDir();
+  ASSERT_EQ(
+      RunPlm({"quantize", "--model", model_dir, "--out", q4, "--dtype", "q4", "--quiet"}).code, 0);
+  const RunResult a = RunPlm({"run", "-m", q4, "-p", "Hello", "-n", "1", "--dtype", "bf16"});
+  ASSERT_EQ(a.code, 0) << a.err;
+  EXPECT_NE(a.err.find("stored as q4"), std::string::npos) << a.err;
+  EXPECT_NE(a.err.find("--dtype bf16"), std::string::npos) << a.err;
+  const RunResult b = RunPlm({"run", "-m", q4, "-p", "Hello", "-n", "1"});
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_EQ(b.err.find("stored as"), std::string::npos) << b.err;  // nothing was asked
+  Json bench[2];
+  int i = 0;
+  for (const char* dtype : {"bf16", "q4"}) {
+    const RunResult r = RunPlm({"bench", "--config", q4, "--model", q4, "--dtype", dtype,
+                                "--threads", "1", "--tiles", "0", "--skip-vision", "--prefill", "5",
+                                "--decode-tokens", "2", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    bench[i++] = ParseJson(r.out, "bench");
+  }
+  EXPECT_EQ(bench[0]["dtype"], "q4");
+  EXPECT_EQ(bench[0]["decode_weight_bytes"], bench[1]["decode_weight_bytes"]);
+}
+
 TEST(Cli, DemoCommandFromTheReadmeRuns) {
   const RunResult r =
       RunPlm({"run", "--model", std::string(PLM_SOURCE_DIR) + "/models/plm-tiny", "--image",

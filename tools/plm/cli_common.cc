@@ -80,8 +80,11 @@ void ModelArgs::Register(CLI::App* app) {
   app->add_option("--model,-m", model,
                   "Model folder (Hugging Face layout) or Hub id, e.g. facebook/Perception-LM-1B")
       ->required();
-  app->add_option("--dtype", compute, "Weight/compute format: f32 (reference), bf16, q8, q4")
-      ->check(CLI::IsMember({"f32", "bf16", "q8", "q4"}));
+  compute_option =
+      app->add_option("--dtype", compute,
+                      "Weight/compute format: f32 (reference), bf16, q8, q4 (a `plm quantize` "
+                      "folder runs in its own format)")
+          ->check(CLI::IsMember({"f32", "bf16", "q8", "q4"}));
   app->add_option("--threads,-t", threads, "Threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
   app->add_flag(
@@ -153,6 +156,13 @@ std::unique_ptr<Pipeline> LoadPipeline(const ModelArgs& args, Progress& progress
   lo.on_progress = [&](const std::string& s) { progress.Status(s + "..."); };
   auto p = Pipeline::FromPretrained(dir, lo);
   progress.Clear();
+  if (args.compute_option != nullptr && args.compute_option->count() > 0 &&
+      p->model().compute() != lo.compute)
+    if (!args.quiet)  // even when progress is off (stderr not a terminal): a flag was ignored
+      std::fprintf(stderr,
+                   "note: %s is stored as %s (plm quantize) and runs as %s, not --dtype %s\n",
+                   dir.c_str(), ComputeTypeName(p->model().compute()),
+                   ComputeTypeName(p->model().compute()), args.compute.c_str());
   return p;
 }
 

@@ -39,7 +39,8 @@ struct ModelArgs {
   int threads = 0;
   bool quiet = false;
   bool verbose = false;
-  bool mmap = false;  // LoadOptions::huge_pages = false
+  bool mmap = false;                      // LoadOptions::huge_pages = false
+  CLI::Option* compute_option = nullptr;  // set by Register: was --dtype given?
   void Register(CLI::App* app);
 };
 

@@ -277,10 +277,15 @@ int Run(const BenchArgs& a) {
   auto model = PerceptionLMForConditionalGeneration::FromPretrained(dir, opt);
   const double load_s = Now() - t0;
   const TextConfig& tc = cfg.text;
+  // A `plm quantize` folder runs in its stored format whatever --dtype says: report that one.
+  const std::string dtype = ComputeTypeName(model->compute());
+  if (dtype != a.dtype)
+    std::fprintf(stderr, "note: %s is stored as %s (plm quantize); measuring %s, not --dtype %s\n",
+                 dir.c_str(), dtype.c_str(), dtype.c_str(), a.dtype.c_str());
 
   nlohmann::json j;
   j["config"] = a.config;
-  j["dtype"] = a.dtype;
+  j["dtype"] = dtype;
   j["threads"] = threads;
   j["weights_in_huge_pages"] = !a.mmap;
   // The OpenMP wait policy in effect (main() picks passive unless the user set one).
@@ -316,7 +321,7 @@ int Run(const BenchArgs& a) {
   nlohmann::json pre = nlohmann::json::object(), dec = nlohmann::json::object(),
                  bytes = nlohmann::json::object(), frac = nlohmann::json::object(),
                  near_bw = nlohmann::json::object();
-  const double wbytes = DecodeWeightBytes(cfg, ct);
+  const double wbytes = DecodeWeightBytes(cfg, model->compute());
   double kv_bytes = 0;  // the largest KV cache in use (bytes of keys and values)
   bool warmed = false;
   for (int64_t L : a.prefill) {
@@ -403,7 +408,7 @@ int Run(const BenchArgs& a) {
     std::printf("%s\n", j.dump().c_str());
     return 0;
   }
-  std::printf("plm bench  config=%s  dtype=%s  threads=%d\n", a.config.c_str(), a.dtype.c_str(),
+  std::printf("plm bench  config=%s  dtype=%s  threads=%d\n", a.config.c_str(), dtype.c_str(),
               threads);
   std::printf("  load                 %8.2f s\n", load_s);
   std::printf("  read bandwidth       %8.2f GB/s\n", bandwidth / 1e9);
