@@ -201,25 +201,40 @@ int64_t Q8BlockedBytes(int64_t n, int64_t k) {
   return (n + 63) / 64 * 64 * ((k + 63) / 64 * 64);
 }
 
-void BlockQ8Rows(const int8_t* q, int64_t n, int64_t k, int64_t b0, int64_t b1, int8_t* out) {
-  const int64_t kp = (k + 63) / 64 * 64;
+namespace {
+
+// oneDNN's BA16a64b{G}a layouts of W^T (G = 4 for int8, 2 for bf16): per 64 outputs, per G
+// inputs, 64 x G values; n padded to 64 and k to kp with zeros. BlockRowsBA64: output blocks
+// [b0, b1) of rows w [n, k] into `out` (the whole blocked array); UnblockRowsBA64: back to rows.
+template <typename T, int G>
+void BlockRowsBA64(const T* w, int64_t n, int64_t k, int64_t kp, int64_t b0, int64_t b1, T* out) {
   for (int64_t b = b0; b < b1; ++b) {
-    int8_t* ob = out + b * 64 * kp;
-    std::memset(ob, 0, static_cast<size_t>(64 * kp));  // padding
+    T* ob = out + b * 64 * kp;
+    std::memset(ob, 0, sizeof(T) * static_cast<size_t>(64 * kp));  // padding
     for (int64_t j = 0; j < 64 && b * 64 + j < n; ++j) {
-      const int8_t* row = q + (b * 64 + j) * k;
+      const T* row = w + (b * 64 + j) * k;
       int64_t g = 0;
-      for (; 4 * g + 4 <= k; ++g) std::memcpy(ob + g * 256 + j * 4, row + 4 * g, 4);
-      for (int64_t c = 4 * g; c < k; ++c) ob[g * 256 + j * 4 + c % 4] = row[c];
+      for (; G * g + G <= k; ++g) std::memcpy(ob + (g * 64 + j) * G, row + G * g, sizeof(T) * G);
+      for (int64_t c = G * g; c < k; ++c) ob[(g * 64 + j) * G + c % G] = row[c];
     }
   }
 }
 
-void UnblockQ8(const int8_t* blocked, int64_t n, int64_t k, int8_t* q) {
-  const int64_t kp = (k + 63) / 64 * 64;
+template <typename T, int G>
+void UnblockRowsBA64(const T* blocked, int64_t n, int64_t k, int64_t kp, T* w) {
   for (int64_t r = 0; r < n; ++r)
     for (int64_t c = 0; c < k; ++c)
-      q[r * k + c] = blocked[(r / 64) * 64 * kp + (c / 4) * 256 + (r % 64) * 4 + c % 4];
+      w[r * k + c] = blocked[(r / 64) * 64 * kp + ((c / G) * 64 + r % 64) * G + c % G];
+}
+
+}  // namespace
+
+void BlockQ8Rows(const int8_t* q, int64_t n, int64_t k, int64_t b0, int64_t b1, int8_t* out) {
+  BlockRowsBA64<int8_t, 4>(q, n, k, (k + 63) / 64 * 64, b0, b1, out);
+}
+
+void UnblockQ8(const int8_t* blocked, int64_t n, int64_t k, int8_t* q) {
+  UnblockRowsBA64<int8_t, 4>(blocked, n, k, (k + 63) / 64 * 64, q);
 }
 
 namespace {
@@ -1157,22 +1172,11 @@ int64_t Bf16BlockedBytes(int64_t n, int64_t k) {
 }
 
 void BlockBf16Rows(const uint16_t* w, int64_t n, int64_t k, int64_t b0, int64_t b1, uint16_t* out) {
-  const int64_t kp = (k + 31) / 32 * 32;
-  for (int64_t b = b0; b < b1; ++b) {
-    uint16_t* ob = out + b * 64 * kp;
-    std::memset(ob, 0, static_cast<size_t>(64 * kp * 2));  // padding
-    for (int64_t o = 0; o < 64 && b * 64 + o < n; ++o) {
-      const uint16_t* row = w + (b * 64 + o) * k;
-      for (int64_t c = 0; c < k; ++c) ob[(c / 2) * 128 + o * 2 + c % 2] = row[c];
-    }
-  }
+  BlockRowsBA64<uint16_t, 2>(w, n, k, (k + 31) / 32 * 32, b0, b1, out);
 }
 
 void UnblockBf16(const uint16_t* blocked, int64_t n, int64_t k, uint16_t* w) {
-  const int64_t kp = (k + 31) / 32 * 32;
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t c = 0; c < k; ++c)
-      w[r * k + c] = blocked[(r / 64) * 64 * kp + (c / 2) * 128 + (r % 64) * 2 + c % 2];
+  UnblockRowsBA64<uint16_t, 2>(blocked, n, k, (k + 31) / 32 * 32, w);
 }
 
 namespace {
