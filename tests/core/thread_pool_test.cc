@@ -32,19 +32,22 @@ TEST(ThreadPool, CoversEveryIndexOnce) {
 }
 
 // Chunks are claimed, not assigned: while one thread is held up, the others take the rest of
-// the work (with one fixed half per thread the caller would do exactly half).
+// the work. The worker's first chunk waits until the caller has done more than half (at most 2 s:
+// with one fixed half per thread the caller can never get there, and the test fails).
 TEST(ThreadPool, AHeldUpThreadTakesLessWork) {
   ThreadPool pool(2);
   const std::thread::id caller = std::this_thread::get_id();
   for (int round = 0; round < 3; ++round) {
     std::atomic<int64_t> by_caller{0}, chunks{0};
-    std::atomic<bool> slept{false};
+    std::atomic<bool> held{false};
     pool.ParallelFor(1000, [&](int64_t b, int64_t e) {
       chunks++;
       if (std::this_thread::get_id() == caller) {
         by_caller += e - b;
-      } else if (!slept.exchange(true)) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      } else if (!held.exchange(true)) {
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+        while (by_caller.load() <= 500 && std::chrono::steady_clock::now() < until)
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
       }
     });
     EXPECT_GT(by_caller.load(), 500) << round;
