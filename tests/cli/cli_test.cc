@@ -184,6 +184,40 @@ TEST(Cli, BenchReportsMemoryAgainstWeightsAndKvCache) {
               1e-9);
 }
 
+// `plm bench` decodes in segments of 8 steps with a bandwidth probe before, between and after
+// them: each segment is reported with the better of its two probes, the context's bandwidth is
+// their time-weighted average, and the probe's 1 GiB buffer lives in a child process (it is not
+// in the peak RSS).
+TEST(Cli, BenchRelatesDecodeSegmentsToTheirProbes) {
+  const std::string model_dir = test::FixturesDir() + "/models/" + ModelDirs().at(0);
+  const RunResult r =
+      RunPlm({"bench", "--config", model_dir, "--model", model_dir, "--dtype", "bf16", "--threads",
+              "2", "--skip-vision", "--prefill", "5", "--decode-tokens", "11", "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const Json j = ParseJson(r.out, "bench");
+  const Json& segs = j["decode_segments"]["5"];
+  ASSERT_EQ(segs.size(), 2u);  // 10 timed steps: 8 + 2
+  EXPECT_EQ(segs[0]["tokens"], 8);
+  EXPECT_EQ(segs[1]["tokens"], 2);
+  const double bytes = j["decode_bytes_per_token"]["5"].get<double>();
+  double seconds = 0, weighted_bw = 0;
+  for (const Json& s : segs) {
+    const double dt = s["seconds"].get<double>(),
+                 bw = s["read_bandwidth_bytes_per_s"].get<double>();
+    ASSERT_GT(dt, 0);
+    ASSERT_GT(bw, 1e8);
+    EXPECT_LE(bw, j["read_bandwidth_bytes_per_s"].get<double>());
+    EXPECT_NEAR(s["bandwidth_fraction"].get<double>(), bytes * s["tokens"].get<double>() / dt / bw,
+                1e-9);
+    seconds += dt;
+    weighted_bw += dt * bw;
+  }
+  EXPECT_NEAR(j["decode_tok_per_s"]["5"].get<double>(), 10 / seconds, 1e-6 * 10 / seconds);
+  EXPECT_NEAR(j["decode_read_bandwidth_bytes_per_s"]["5"].get<double>(), weighted_bw / seconds,
+              1e-6 * weighted_bw / seconds);
+  EXPECT_LT(j["peak_rss_bytes"].get<double>(), 1024.0 * 1024 * 1024);
+}
+
 // A `plm quantize` folder runs in its stored format: an explicit --dtype that says otherwise is
 // named on stderr, and `plm bench` reports (and counts the bytes of) the format it measured.
 TEST(Cli, QuantizedFolderOverridesDtypeAndSaysSo) {

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "bandwidth_probe.h"
 #include "commands.h"
 #include "core/dtype.h"
 #include "core/thread_pool.h"
@@ -173,59 +174,6 @@ void EnsureCheckpoint(const PerceptionLMConfig& cfg, const std::string& dir) {
     throw Error(ErrorCode::kIo, "could not write the random checkpoint to " + dir);
 }
 
-// Read bandwidth of the machine with `threads` threads (best of 5 passes over 1 GiB). The buffer
-// is in huge pages like the weights and the KV cache: with 4 KiB pages the probe read slower than
-// decode itself streams (q4 decode measured 1.04-1.07 of it), overstating the decode fractions.
-double MeasureReadBandwidth(int threads) {
-  const size_t n = (size_t{1} << 30) / sizeof(float);
-  std::vector<float, HugePageAllocator<float>> buf(n, 1.0f);
-  double best = 0;
-  for (int rep = 0; rep < 5; ++rep) {
-    std::vector<double> sums(static_cast<size_t>(threads), 0.0);
-    const double t0 = Now();
-    std::vector<std::thread> ts;
-    for (int t = 0; t < threads; ++t)
-      ts.emplace_back([&, t] {
-        const size_t b = n * t / threads, e = n * (t + 1) / threads;
-        float acc[16] = {};
-        for (size_t i = b; i + 16 <= e; i += 16)
-          for (int j = 0; j < 16; ++j) acc[j] += buf[i + j];
-        double s = 0;
-        for (float a : acc) s += a;
-        sums[t] = s;
-      });
-    for (auto& th : ts) th.join();
-    const double dt = Now() - t0;
-    if (sums[0] < 0) std::fprintf(stderr, "?");
-    best = std::max(best, static_cast<double>(n * sizeof(float)) / dt);
-  }
-  return best;
-}
-
-// The same in a child process, so the 1 GiB buffer does not count in this process's peak RSS
-// (it would dominate the figure for small models).
-double MeasureReadBandwidthInChild(int threads) {
-  int fds[2];
-  if (::pipe(fds) != 0) throw Error(ErrorCode::kIo, "pipe failed");
-  const pid_t pid = ::fork();
-  if (pid < 0) throw Error(ErrorCode::kIo, "fork failed");
-  if (pid == 0) {
-    ::close(fds[0]);
-    const double bw = MeasureReadBandwidth(threads);
-    const bool ok = ::write(fds[1], &bw, sizeof(bw)) == static_cast<ssize_t>(sizeof(bw));
-    ::_exit(ok ? 0 : 1);
-  }
-  ::close(fds[1]);
-  double bw = 0;
-  const bool got = ::read(fds[0], &bw, sizeof(bw)) == static_cast<ssize_t>(sizeof(bw));
-  ::close(fds[0]);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  if (!got || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw Error(ErrorCode::kInternal, "the read-bandwidth measurement failed");
-  return bw;
-}
-
 // Weight bytes one decode step streams (every decoder Linear and the LM head).
 double DecodeWeightBytes(const PerceptionLMConfig& c, ComputeType ct) {
   const TextConfig& t = c.text;
@@ -266,7 +214,8 @@ int Run(const BenchArgs& a) {
     EnsureCheckpoint(cfg, dir);
   }
   const int threads = a.threads > 0 ? a.threads : DefaultThreadCount();
-  double bandwidth = MeasureReadBandwidthInChild(threads);  // the best probe of the run
+  BandwidthProbe probe(threads);
+  double bandwidth = probe.Measure(5);  // the best probe of the run
 
   LoadOptions opt;
   opt.compute = ct;
@@ -320,7 +269,7 @@ int Run(const BenchArgs& a) {
   // Prefill at each length, then decode from that context.
   nlohmann::json pre = nlohmann::json::object(), dec = nlohmann::json::object(),
                  bytes = nlohmann::json::object(), frac = nlohmann::json::object(),
-                 near_bw = nlohmann::json::object();
+                 near_bw = nlohmann::json::object(), segments = nlohmann::json::object();
   const double wbytes = DecodeWeightBytes(cfg, model->compute());
   double kv_bytes = 0;  // the largest KV cache in use (bytes of keys and values)
   bool warmed = false;
@@ -352,21 +301,25 @@ int Run(const BenchArgs& a) {
     step.input_ids = {128000};
     model->Forward(step, &cache);  // first step not timed
     // This machine's read bandwidth can move by half within seconds (shared memory system): the
-    // steps run in segments of kDecodeSegment with a probe before, between and after them; each
-    // segment is related to the better of its two probes, and the bandwidth reported is their
-    // average weighted by the segments' times.
+    // steps run in segments of kDecodeSegment with a probe (best of kSegmentPasses reads of 1 GiB)
+    // before, between and after them; each segment is related to the better of its two probes,
+    // and the bandwidth reported is their average weighted by the segments' times.
     constexpr int64_t kDecodeSegment = 8;
+    constexpr int kSegmentPasses = 2;
     const int64_t steps = a.decode_tokens - 1;
-    double probe = MeasureReadBandwidthInChild(threads), decode_s = 0, bw_s = 0;
+    double before = probe.Measure(kSegmentPasses), decode_s = 0, bw_s = 0;
+    nlohmann::json segs = nlohmann::json::array();
     for (int64_t done = 0; done < steps;) {
       const int64_t n = std::min(kDecodeSegment, steps - done);
       t0 = Now();
       for (int64_t i = 0; i < n; ++i) model->Forward(step, &cache);
       const double dt = Now() - t0;
-      const double next = MeasureReadBandwidthInChild(threads);
+      const double after = probe.Measure(kSegmentPasses);
+      const double bw = std::max(before, after);
       decode_s += dt;
-      bw_s += dt * std::max(probe, next);
-      probe = next;
+      bw_s += dt * bw;
+      segs.push_back({{"tokens", n}, {"seconds", dt}, {"read_bandwidth_bytes_per_s", bw}});
+      before = after;
       done += n;
     }
     const double tps = static_cast<double>(steps) / decode_s;
@@ -386,12 +339,18 @@ int Run(const BenchArgs& a) {
     dec[std::to_string(L)] = tps;
     bytes[std::to_string(L)] = wbytes + kv;
     frac[std::to_string(L)] = (wbytes + kv) * tps / bw_near;
+    for (auto& s : segs)
+      s["bandwidth_fraction"] = (wbytes + kv) * s["tokens"].get<double>() /
+                                s["seconds"].get<double>() /
+                                s["read_bandwidth_bytes_per_s"].get<double>();
+    segments[std::to_string(L)] = std::move(segs);
   }
   j["prefill_tok_per_s"] = pre;
   j["decode_tok_per_s"] = dec;
   j["decode_bytes_per_token"] = bytes;
   j["decode_bandwidth_fraction"] = frac;
   j["decode_read_bandwidth_bytes_per_s"] = near_bw;
+  j["decode_segments"] = segments;
   j["decode_weight_bytes"] = wbytes;
   j["read_bandwidth_bytes_per_s"] = bandwidth;
   j["peak_rss_bytes"] = PeakRss();
