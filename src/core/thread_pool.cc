@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -42,6 +43,16 @@ bool SpinUntil(const F& done) {
   }
 }
 
+// Bytes one ReadAheadStep reads: small enough that a job waits at most ~0.1 µs for it.
+constexpr size_t kReadAheadStep = 4096;
+
+// One load per cache line (the hardware prefetchers follow the stream).
+void TouchLines(const char* p, size_t bytes) {
+  uint8_t acc = 0;
+  for (size_t i = 0; i < bytes; i += 64) acc ^= *reinterpret_cast<const volatile uint8_t*>(p + i);
+  __asm__ volatile("" : : "r"(acc));  // the loads are the point: keep them
+}
+
 }  // namespace
 
 int DefaultThreadCount() {
@@ -50,8 +61,9 @@ int DefaultThreadCount() {
 }
 
 ThreadPool::ThreadPool(int n_threads)
-    : n_threads_(n_threads > 0 ? n_threads : DefaultThreadCount()) {
-  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this] { WorkerLoop(); });
+    : n_threads_(n_threads > 0 ? n_threads : DefaultThreadCount()),
+      ranges_(static_cast<size_t>(n_threads_)) {
+  for (int i = 1; i < n_threads_; ++i) workers_.emplace_back([this, i] { WorkerLoop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -63,33 +75,84 @@ ThreadPool::~ThreadPool() {
   for (auto& t : workers_) t.join();
 }
 
-void ThreadPool::RunChunks(const std::function<void(int64_t, int64_t)>& fn, int64_t n,
-                           int64_t grain, std::exception_ptr* err) {
-  const int64_t parts = 2 * int64_t{n_threads_};
-  int64_t b = next_.load(std::memory_order_relaxed);
-  for (;;) {
-    // Guided: large chunks first (long sequential streams, few calls), smaller ones at the end.
-    if (b >= n) return;
-    const int64_t size = std::max(grain, (n - b + parts - 1) / parts);
-    if (!next_.compare_exchange_weak(b, b + size, std::memory_order_relaxed)) continue;
+void ThreadPool::RunChunks(const std::function<void(int64_t, int64_t)>& fn, int t, int64_t grain,
+                           std::exception_ptr* err) {
+  auto run = [&](int64_t b, int64_t e) {
     try {
-      fn(b, std::min(n, b + size));
+      fn(b, e);
+      return true;
     } catch (...) {
       if (!*err) *err = std::current_exception();
-      next_.store(n, std::memory_order_relaxed);  // the others stop at their next claim
-      return;
+      for (Range& r : ranges_) r.be.store(0, std::memory_order_relaxed);  // the others stop
+      return false;
     }
-    b = next_.load(std::memory_order_relaxed);
+  };
+  // Its own range from the front: a quarter of what is left at a time, so each claim continues
+  // where the last one ended (one stream) while a thief can still take from the back.
+  std::atomic<uint64_t>& own = ranges_[static_cast<size_t>(t)].be;
+  for (uint64_t r = own.load(std::memory_order_relaxed);;) {
+    const int64_t b = RangeBegin(r), e = RangeEnd(r);
+    if (b >= e) break;
+    const int64_t size = std::max(grain, (e - b) / 4);
+    const int64_t to = std::min(e, b + size);
+    if (!own.compare_exchange_weak(r, PackRange(to, e), std::memory_order_relaxed)) continue;
+    if (!run(b, to)) return;
+    r = own.load(std::memory_order_relaxed);
+  }
+  // Then from the back of the others' ranges: half of what is left there at a time.
+  for (int k = 1; k < n_threads_; ++k) {
+    std::atomic<uint64_t>& other = ranges_[static_cast<size_t>((t + k) % n_threads_)].be;
+    for (uint64_t r = other.load(std::memory_order_relaxed);;) {
+      const int64_t b = RangeBegin(r), e = RangeEnd(r);
+      if (b >= e) break;
+      const int64_t size = std::max(grain, (e - b + 1) / 2);
+      const int64_t from = std::max(b, e - size);
+      if (!other.compare_exchange_weak(r, PackRange(b, from), std::memory_order_relaxed)) continue;
+      if (!run(from, e)) return;
+      r = other.load(std::memory_order_relaxed);
+    }
   }
 }
 
-void ThreadPool::WorkerLoop() {
+void ThreadPool::SetReadAhead(const void* p, size_t bytes) {
+  if (n_threads_ == 1) return;
+  std::lock_guard<std::mutex> lock(ra_mu_);
+  const char* b = static_cast<const char*>(p);
+  if (b == ra_begin_.load(std::memory_order_relaxed) && b != nullptr) return;
+  ra_stop_.store(true);
+  while (ra_active_.load() != 0) CpuRelax();
+  ra_begin_.store(b, std::memory_order_relaxed);
+  ra_len_.store(b == nullptr ? 0 : std::min(bytes, kReadAheadMaxBytes), std::memory_order_relaxed);
+  ra_pos_.store(0, std::memory_order_relaxed);
+  if (b != nullptr) ra_stop_.store(false);
+}
+
+bool ThreadPool::ReadAheadStep() {
+  if (ra_stop_.load(std::memory_order_relaxed)) return false;
+  ra_active_.fetch_add(1);
+  bool did = false;
+  if (!ra_stop_.load()) {
+    const size_t len = ra_len_.load(std::memory_order_relaxed);
+    const size_t pos = ra_pos_.fetch_add(kReadAheadStep, std::memory_order_relaxed);
+    if (pos < len) {
+      TouchLines(ra_begin_.load(std::memory_order_relaxed) + pos,
+                 std::min(kReadAheadStep, len - pos));
+      did = true;
+    }
+  }
+  ra_active_.fetch_sub(1);
+  return did;
+}
+
+void ThreadPool::WorkerLoop(int t) {
   uint64_t seen = 0;
   for (;;) {
     auto ready = [&] {
       return stop_.load(std::memory_order_acquire) ||
              generation_.load(std::memory_order_acquire) != seen;
     };
+    while (!ready() && ReadAheadStep()) {
+    }
     if (!SpinUntil(ready)) {
       std::unique_lock<std::mutex> lock(mu_);
       cv_work_.wait(lock, ready);
@@ -97,7 +160,7 @@ void ThreadPool::WorkerLoop() {
     if (stop_.load(std::memory_order_acquire)) return;
     seen = generation_.load(std::memory_order_acquire);
     std::exception_ptr err;
-    RunChunks(*job_, job_n_, job_grain_, &err);
+    RunChunks(*job_, t, job_grain_, &err);
     if (err) {
       std::lock_guard<std::mutex> lock(mu_);
       if (!error_) error_ = err;
@@ -115,11 +178,20 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
     fn(0, n);
     return;
   }
+  constexpr int64_t kMaxN = int64_t{1} << 30;  // ranges are packed as two 32-bit halves
+  if (n > kMaxN) {
+    for (int64_t b = 0; b < n; b += kMaxN) {
+      const int64_t e = std::min(n, b + kMaxN);
+      ParallelFor(e - b, [&](int64_t cb, int64_t ce) { fn(b + cb, b + ce); });
+    }
+    return;
+  }
   std::lock_guard<std::mutex> call_lock(call_mu_);
   job_ = &fn;
-  job_n_ = n;
   job_grain_ = std::max<int64_t>(1, n / (int64_t{n_threads_} * kMinChunksPerThread));
-  next_.store(0, std::memory_order_relaxed);
+  for (int t = 0; t < n_threads_; ++t)
+    ranges_[static_cast<size_t>(t)].be.store(
+        PackRange(n * t / n_threads_, n * (t + 1) / n_threads_), std::memory_order_relaxed);
   pending_.store(n_threads_ - 1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -128,8 +200,10 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
   }
   cv_work_.notify_all();  // no system call when every worker is still spinning
   std::exception_ptr err;
-  RunChunks(fn, n, job_grain_, &err);
+  RunChunks(fn, 0, job_grain_, &err);
   auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  while (!done() && ReadAheadStep()) {
+  }
   std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
   if (SpinUntil(done)) {
     lock.lock();  // error_ is written under mu_

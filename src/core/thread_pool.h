@@ -4,6 +4,7 @@
 // costs more than the gaps between them; a short bound keeps shared cores usable.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -25,39 +26,77 @@ class ThreadPool {
 
   int num_threads() const { return n_threads_; }
 
-  // Runs fn(begin, end) over [0, n) split into contiguous chunks that the threads claim in
-  // order until none is left ("guided": each claim takes 1 / (2 * threads) of what is left,
-  // at least n / (threads * kMinChunksPerThread)), and returns when all are done: a thread that
-  // is slowed down (a shared core, an interrupt) takes fewer chunks instead of making the others
-  // wait at the end. Exceptions thrown by fn are rethrown here (the first one; chunks not yet
-  // claimed are then skipped).
+  // Runs fn(begin, end) over [0, n) in contiguous chunks and returns when all are done. Each
+  // thread starts on its own 1 / threads of the range and claims it from the front, a quarter
+  // of what is left at a time (consecutive chunks: one sequential stream through memory); a
+  // thread that is done takes half of what is left of another's range, from the back. So a
+  // thread slowed down (a shared core, an interrupt) does less instead of making the others wait,
+  // and streaming kernels keep long runs. Chunks hold at least n / (threads *
+  // kMinChunksPerThread) items where there are that many. Exceptions thrown by fn are rethrown
+  // here (the first one; chunks not yet claimed are then skipped).
   void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
   static constexpr int64_t kMinChunksPerThread = 16;
+
+  // Memory that threads read while they would otherwise wait (a worker between jobs, the caller
+  // at the end of a job): the weights the next parallel job streams, so that the serial parts of
+  // a decode step (norms, activation quantization, RoPE) and the ends of its parallel jobs still
+  // keep the memory bus busy. At most kReadAheadMaxBytes are read, once, and reading stops as soon
+  // as a job arrives. Setting the range that is already set keeps its progress. Returns only once
+  // no thread reads the previous range any more: SetReadAhead(nullptr, 0) before that memory may
+  // go away. Only a hint: results never depend on it.
+  void SetReadAhead(const void* p, size_t bytes);
+  static constexpr size_t kReadAheadMaxBytes = size_t{1} << 20;
+  // Bytes of the current read-ahead range that threads have taken to read (0 when none is set).
+  size_t read_ahead_claimed() const {
+    return std::min(ra_pos_.load(std::memory_order_relaxed),
+                    ra_len_.load(std::memory_order_relaxed));
+  }
 
   // The process-wide pool used by kernels; SetGlobalThreads replaces it (not while in use).
   static ThreadPool& Global();
   static void SetGlobalThreads(int n_threads);
 
  private:
-  void WorkerLoop();
-  // Claims and runs chunks of the current job until none is left; the first exception in *err.
-  void RunChunks(const std::function<void(int64_t, int64_t)>& fn, int64_t n, int64_t grain,
+  void WorkerLoop(int t);
+  // Thread t claims and runs chunks of the current job until none is left; the first exception
+  // in *err.
+  void RunChunks(const std::function<void(int64_t, int64_t)>& fn, int t, int64_t grain,
                  std::exception_ptr* err);
+  // A thread's unclaimed [begin, end), packed into one word so both ends change atomically.
+  static uint64_t PackRange(int64_t b, int64_t e) {
+    return static_cast<uint64_t>(b) | static_cast<uint64_t>(e) << 32;
+  }
+  static int64_t RangeBegin(uint64_t r) { return static_cast<int64_t>(r & 0xffffffffu); }
+  static int64_t RangeEnd(uint64_t r) { return static_cast<int64_t>(r >> 32); }
+  struct Range {
+    alignas(64) std::atomic<uint64_t> be{0};
+  };
+  // Reads the next piece of the read-ahead range; false when there is none.
+  bool ReadAheadStep();
 
   int n_threads_;
   std::vector<std::thread> workers_;
   std::mutex mu_;
   std::condition_variable cv_work_, cv_done_;
-  // job_ and job_n_ are written before generation_ is bumped (release) and read after it is seen
-  // (acquire); a job's workers are all done (pending_ == 0) before the next one is written.
+  // job_, job_grain_ and ranges_ are written before generation_ is bumped (release) and read after
+  // it is seen (acquire); a job's workers are all done (pending_ == 0) before the next one is
+  // written.
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
-  int64_t job_n_ = 0, job_grain_ = 1;
-  alignas(64) std::atomic<int64_t> next_{0};  // the next unclaimed index of the current job
+  int64_t job_grain_ = 1;
+  std::vector<Range> ranges_;  // per thread (0: the caller), written before generation_ is bumped
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   std::atomic<bool> stop_{false};
   std::exception_ptr error_;  // guarded by mu_
   std::mutex call_mu_;        // one ParallelFor at a time
+  // Read-ahead: ra_begin_/ra_len_ change only while ra_stop_ is set and no reader is active
+  // (readers announce themselves in ra_active_ before they look at ra_stop_).
+  std::mutex ra_mu_;  // one SetReadAhead at a time
+  std::atomic<const char*> ra_begin_{nullptr};
+  std::atomic<size_t> ra_len_{0};
+  alignas(64) std::atomic<size_t> ra_pos_{0};
+  std::atomic<int> ra_active_{0};
+  std::atomic<bool> ra_stop_{true};
 };
 
 int DefaultThreadCount();

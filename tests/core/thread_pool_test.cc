@@ -1,15 +1,22 @@
-// ThreadPool: every index is covered exactly once for any n and thread count, a held-up thread
-// takes less of the work, exceptions reach the caller and leave the pool usable, back-to-back
-// calls (decode's pattern, served by spinning workers) and calls from several threads at once
-// work, and pools start and stop cleanly whether their workers are spinning or asleep.
+// ThreadPool: every index is covered exactly once for any n and thread count, each thread streams
+// its own share from the front and takes others' from the back, a held-up thread takes less of
+// the work, exceptions reach the caller and leave the pool usable, back-to-back calls (decode's
+// pattern, served by spinning workers) and calls from several threads at once work, pools start
+// and stop cleanly whether their workers are spinning or asleep, and the read-ahead range is read
+// by idle threads and let go of when cleared.
 #include "core/thread_pool.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace plm {
@@ -28,6 +35,65 @@ TEST(ThreadPool, CoversEveryIndexOnce) {
       for (int64_t i = 0; i < n; ++i) EXPECT_EQ(hits[static_cast<size_t>(i)], 1) << n << " " << i;
     }
     pool.ParallelFor(0, [](int64_t, int64_t) { ADD_FAILURE() << "called for n = 0"; });
+  }
+}
+
+// Ranges too long for the packed 32-bit claims are split, still covering every index once.
+TEST(ThreadPool, CoversRangesBeyond32Bits) {
+  ThreadPool pool(2);
+  const int64_t n = (int64_t{1} << 32) + 3;
+  std::mutex mu;
+  std::vector<std::pair<int64_t, int64_t>> chunks;
+  pool.ParallelFor(n, [&](int64_t b, int64_t e) {
+    std::lock_guard<std::mutex> lock(mu);
+    chunks.emplace_back(b, e);
+  });
+  std::sort(chunks.begin(), chunks.end());
+  int64_t next = 0;
+  for (const auto& [b, e] : chunks) {
+    EXPECT_EQ(b, next);
+    EXPECT_LT(b, e);
+    next = e;
+  }
+  EXPECT_EQ(next, n);
+}
+
+// Two threads: the caller owns [0, n/2), the worker [n/2, n). Whatever the timing, a thread's
+// chunks in its own share follow each other from the share's start (one sequential stream), come
+// before any it takes from the other share, and those shrink the other share from its end.
+TEST(ThreadPool, OwnShareFromTheFrontTheOtherFromTheBack) {
+  ThreadPool pool(2);
+  const std::thread::id caller = std::this_thread::get_id();
+  for (int64_t n : {2, 10, 1000, 4097}) {
+    for (int round = 0; round < 20; ++round) {
+      std::mutex mu;
+      std::map<std::thread::id, std::vector<std::pair<int64_t, int64_t>>> by_thread;
+      pool.ParallelFor(n, [&](int64_t b, int64_t e) {
+        std::lock_guard<std::mutex> lock(mu);
+        by_thread[std::this_thread::get_id()].emplace_back(b, e);
+      });
+      int64_t covered = 0;
+      for (const auto& [id, chunks] : by_thread) {
+        const bool is_caller = id == caller;
+        const int64_t own_b = is_caller ? 0 : n / 2, own_e = is_caller ? n / 2 : n;
+        const int64_t other_e = is_caller ? n : n / 2;
+        int64_t own_next = own_b, stolen_next = other_e;
+        bool stealing = false;
+        for (const auto& [b, e] : chunks) {
+          covered += e - b;
+          if (b >= own_b && e <= own_e) {
+            EXPECT_FALSE(stealing) << n << ": own chunk after a stolen one";
+            EXPECT_EQ(b, own_next) << n << ": own share not claimed in order";
+            own_next = e;
+          } else {
+            stealing = true;
+            EXPECT_EQ(e, stolen_next) << n << ": not taken from the back of the other share";
+            stolen_next = b;
+          }
+        }
+      }
+      EXPECT_EQ(covered, n);
+    }
   }
 }
 
@@ -93,6 +159,32 @@ TEST(ThreadPool, CallsFromSeveralThreadsAreSerialised) {
     });
   for (auto& c : callers) c.join();
   EXPECT_EQ(total, 4 * 500 * 10);
+}
+
+// Idle threads (a worker after its job, the caller waiting for the workers) read the read-ahead
+// range, at most kReadAheadMaxBytes of it; once SetReadAhead(nullptr, 0) has returned nothing
+// reads it any more (under AddressSanitizer a read of the freed buffer fails the test).
+TEST(ThreadPool, ReadAheadIsReadByIdleThreadsAndLetGoOfWhenCleared) {
+  ThreadPool pool(2);
+  for (size_t bytes : {size_t{1}, size_t{961}, size_t{4097}, 3 * ThreadPool::kReadAheadMaxBytes}) {
+    auto buf = std::make_unique<char[]>(bytes);
+    pool.SetReadAhead(buf.get(), bytes);
+    const size_t want = std::min(bytes, ThreadPool::kReadAheadMaxBytes);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (pool.read_ahead_claimed() < want && std::chrono::steady_clock::now() < until)
+      pool.ParallelFor(2, [](int64_t, int64_t) {});  // the worker reads after each job
+    EXPECT_EQ(pool.read_ahead_claimed(), want) << bytes;
+    pool.SetReadAhead(buf.get(), bytes);  // the same range again: nothing more to read
+    EXPECT_EQ(pool.read_ahead_claimed(), want) << bytes;
+    pool.SetReadAhead(nullptr, 0);
+    EXPECT_EQ(pool.read_ahead_claimed(), 0u);
+    buf.reset();
+    for (int i = 0; i < 100; ++i) pool.ParallelFor(2, [](int64_t, int64_t) {});
+  }
+  ThreadPool single(1);  // no idle thread: a no-op
+  std::vector<char> v(4096);
+  single.SetReadAhead(v.data(), v.size());
+  EXPECT_EQ(single.read_ahead_claimed(), 0u);
 }
 
 TEST(ThreadPool, StartsAndStopsWhileSpinningOrAsleep) {
