@@ -27,12 +27,20 @@ using Buffer = std::vector<float, HugePageAllocator<float>>;
 
 // Sums of [b, b + n) with the widest loads the CPU has: the plain loop (SSE, as this file is
 // compiled) reads ~20 % slower than AVX-512 loads here, which would understate the machine.
+// With `kPrefetch`, lines 8 KiB ahead are requested into L2 as well: in slow minutes (a busy
+// memory system, long latencies) that reads 5-10 % faster, in fast ones it changes little;
+// passes alternate between the two, so a probe is the better of both ways of reading.
+template <bool kPrefetch>
 __attribute__((target("avx512f"))) float SumAvx512(const float* b, size_t n) {
   __m512 a[8];
   for (auto& x : a) x = _mm512_setzero_ps();
   size_t i = 0;
-  for (; i + 128 <= n; i += 128)
+  for (; i + 128 <= n; i += 128) {
+    if constexpr (kPrefetch)
+      for (int j = 0; j < 8; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(b + i) + 8192 + 64 * j, _MM_HINT_T1);
     for (int j = 0; j < 8; ++j) a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(b + i + 16 * j));
+  }
   for (int j = 1; j < 8; ++j) a[0] = _mm512_add_ps(a[0], a[j]);
   float t[16];
   _mm512_storeu_ps(t, a[0]);
@@ -42,12 +50,17 @@ __attribute__((target("avx512f"))) float SumAvx512(const float* b, size_t n) {
   return s;
 }
 
+template <bool kPrefetch>
 __attribute__((target("avx2"))) float SumAvx2(const float* b, size_t n) {
   __m256 a[8];
   for (auto& x : a) x = _mm256_setzero_ps();
   size_t i = 0;
-  for (; i + 64 <= n; i += 64)
+  for (; i + 64 <= n; i += 64) {
+    if constexpr (kPrefetch)
+      for (int j = 0; j < 4; ++j)
+        _mm_prefetch(reinterpret_cast<const char*>(b + i) + 8192 + 64 * j, _MM_HINT_T1);
     for (int j = 0; j < 8; ++j) a[j] = _mm256_add_ps(a[j], _mm256_loadu_ps(b + i + 8 * j));
+  }
   for (int j = 1; j < 8; ++j) a[0] = _mm256_add_ps(a[0], a[j]);
   float t[8];
   _mm256_storeu_ps(t, a[0]);
@@ -69,11 +82,14 @@ float SumPlain(const float* b, size_t n) {
 }
 
 // One read of the whole buffer by `threads` threads, in bytes per second.
-double ReadPass(const Buffer& buf, int threads) {
+double ReadPass(const Buffer& buf, int threads, bool prefetch) {
   const CpuFeatures& cpu = Cpu();
-  float (*sum)(const float*, size_t) = cpu.avx512_full() ? SumAvx512
-                                       : cpu.avx2        ? SumAvx2
-                                                         : SumPlain;
+  float (*sum)(const float*, size_t) = SumPlain;
+  if (cpu.avx512_full()) {
+    sum = prefetch ? SumAvx512<true> : SumAvx512<false>;
+  } else if (cpu.avx2) {
+    sum = prefetch ? SumAvx2<true> : SumAvx2<false>;
+  }
   const size_t n = buf.size();
   std::vector<float> sums(static_cast<size_t>(threads), 0.0f);
   const double t0 = Now();
@@ -117,7 +133,7 @@ bool WriteAll(int fd, const void* p, size_t n) {
   int passes = 0;
   while (ReadAll(in, &passes, sizeof(passes))) {
     double best = 0;
-    for (int p = 0; p < passes; ++p) best = std::max(best, ReadPass(buf, threads));
+    for (int p = 0; p < passes; ++p) best = std::max(best, ReadPass(buf, threads, p % 2 == 1));
     if (!WriteAll(out, &best, sizeof(best))) break;
   }
   ::_exit(0);

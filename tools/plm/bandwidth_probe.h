@@ -16,7 +16,8 @@ class BandwidthProbe {
   BandwidthProbe(const BandwidthProbe&) = delete;
   BandwidthProbe& operator=(const BandwidthProbe&) = delete;
 
-  // Bytes per second: the best of `passes` reads of the whole buffer by `threads` threads.
+  // Bytes per second: the best of `passes` reads of the whole buffer by `threads` threads
+  // (alternately without and with software prefetch).
   // Throws plm::Error(kInternal) when the child fails.
   double Measure(int passes);
 
