@@ -12,6 +12,7 @@
 #include "core/attention.h"
 #include "core/cpu_features.h"
 #include "core/dtype.h"
+#include "core/memory_read.h"
 #include "core/thread_pool.h"
 #include "plm/huge_page_allocator.h"
 
@@ -174,21 +175,20 @@ BENCHMARK(BM_FusedAttentionDecodeFromMemory)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// Plain read rate of a 1 GiB buffer (huge pages) over the global ThreadPool (the reference for
-// the above).
+// Read rate of a 1 GiB buffer (huge pages) over the global ThreadPool, with the widest loads
+// (ReadSum), without (arg 0) and with (arg 1) software prefetch: the better of the two is the
+// reference for the above.
 void BM_ReadBandwidth(benchmark::State& st) {
   const size_t n = (size_t{1} << 30) / sizeof(float);
   std::vector<float, plm::HugePageAllocator<float>> buf(n, 1.0f);
   plm::ThreadPool& pool = plm::ThreadPool::Global();
-  std::vector<float> sums(static_cast<size_t>(pool.num_threads()) * 16);
+  std::vector<float> sums(static_cast<size_t>(pool.num_threads()));
+  const bool prefetch = st.range(0) != 0;
   for (auto _ : st) {
     pool.ParallelFor(pool.num_threads(), [&](int64_t t0, int64_t t1) {
       for (int64_t t = t0; t < t1; ++t) {
         const size_t b = n * t / pool.num_threads(), e = n * (t + 1) / pool.num_threads();
-        float acc[16] = {};
-        for (size_t i = b; i + 16 <= e; i += 16)
-          for (int j = 0; j < 16; ++j) acc[j] += buf[i + j];
-        sums[t * 16] = acc[0] + acc[15];
+        sums[t] = plm::ReadSum(buf.data() + b, e - b, prefetch);
       }
     });
     benchmark::DoNotOptimize(sums.data());
@@ -198,7 +198,12 @@ void BM_ReadBandwidth(benchmark::State& st) {
       benchmark::Counter::kIsRate);
 }
 
-BENCHMARK(BM_ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ReadBandwidth)
+    ->ArgName("prefetch")
+    ->Arg(0)
+    ->Arg(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // Throughput of independent vdpbf16ps (32 bf16 multiply-adds each) and f32 FMAs on one core:
 // the ceiling for decode attention, which does 2 multiply-adds per byte of bf16 K/V at 4 query

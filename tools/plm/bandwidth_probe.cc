@@ -4,14 +4,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <chrono>
 #include <thread>
 #include <vector>
 
-#include "core/cpu_features.h"
+#include "core/memory_read.h"
 #include "plm/error.h"
 #include "plm/huge_page_allocator.h"
 
@@ -25,71 +23,8 @@ double Now() {
 
 using Buffer = std::vector<float, HugePageAllocator<float>>;
 
-// Sums of [b, b + n) with the widest loads the CPU has: the plain loop (SSE, as this file is
-// compiled) reads ~20 % slower than AVX-512 loads here, which would understate the machine.
-// With `kPrefetch`, lines 8 KiB ahead are requested into L2 as well: in slow minutes (a busy
-// memory system, long latencies) that reads 5-10 % faster, in fast ones it changes little;
-// passes alternate between the two, so a probe is the better of both ways of reading.
-template <bool kPrefetch>
-__attribute__((target("avx512f"))) float SumAvx512(const float* b, size_t n) {
-  __m512 a[8];
-  for (auto& x : a) x = _mm512_setzero_ps();
-  size_t i = 0;
-  for (; i + 128 <= n; i += 128) {
-    if constexpr (kPrefetch)
-      for (int j = 0; j < 8; ++j)
-        _mm_prefetch(reinterpret_cast<const char*>(b + i) + 8192 + 64 * j, _MM_HINT_T1);
-    for (int j = 0; j < 8; ++j) a[j] = _mm512_add_ps(a[j], _mm512_loadu_ps(b + i + 16 * j));
-  }
-  for (int j = 1; j < 8; ++j) a[0] = _mm512_add_ps(a[0], a[j]);
-  float t[16];
-  _mm512_storeu_ps(t, a[0]);
-  float s = 0;
-  for (float v : t) s += v;
-  for (; i < n; ++i) s += b[i];
-  return s;
-}
-
-template <bool kPrefetch>
-__attribute__((target("avx2"))) float SumAvx2(const float* b, size_t n) {
-  __m256 a[8];
-  for (auto& x : a) x = _mm256_setzero_ps();
-  size_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    if constexpr (kPrefetch)
-      for (int j = 0; j < 4; ++j)
-        _mm_prefetch(reinterpret_cast<const char*>(b + i) + 8192 + 64 * j, _MM_HINT_T1);
-    for (int j = 0; j < 8; ++j) a[j] = _mm256_add_ps(a[j], _mm256_loadu_ps(b + i + 8 * j));
-  }
-  for (int j = 1; j < 8; ++j) a[0] = _mm256_add_ps(a[0], a[j]);
-  float t[8];
-  _mm256_storeu_ps(t, a[0]);
-  float s = 0;
-  for (float v : t) s += v;
-  for (; i < n; ++i) s += b[i];
-  return s;
-}
-
-float SumPlain(const float* b, size_t n) {
-  float acc[16] = {};
-  size_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    for (int j = 0; j < 16; ++j) acc[j] += b[i + j];
-  float s = 0;
-  for (float a : acc) s += a;
-  for (; i < n; ++i) s += b[i];
-  return s;
-}
-
 // One read of the whole buffer by `threads` threads, in bytes per second.
 double ReadPass(const Buffer& buf, int threads, bool prefetch) {
-  const CpuFeatures& cpu = Cpu();
-  float (*sum)(const float*, size_t) = SumPlain;
-  if (cpu.avx512_full()) {
-    sum = prefetch ? SumAvx512<true> : SumAvx512<false>;
-  } else if (cpu.avx2) {
-    sum = prefetch ? SumAvx2<true> : SumAvx2<false>;
-  }
   const size_t n = buf.size();
   std::vector<float> sums(static_cast<size_t>(threads), 0.0f);
   const double t0 = Now();
@@ -97,7 +32,7 @@ double ReadPass(const Buffer& buf, int threads, bool prefetch) {
   for (int t = 0; t < threads; ++t)
     ts.emplace_back([&, t] {
       const size_t b = n * t / threads, e = n * (t + 1) / threads;
-      sums[t] = sum(buf.data() + b, e - b);
+      sums[t] = ReadSum(buf.data() + b, e - b, prefetch);
     });
   for (auto& th : ts) th.join();
   const double dt = Now() - t0;
