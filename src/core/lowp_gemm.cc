@@ -1615,9 +1615,12 @@ __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"), always_inline)) inline voi
     for (int c = 0; c < 4; ++c) tot[i][c] = _mm512_setzero_ps();
   for (int64_t s = 0; s < nb; ++s) {
     const uint8_t* sb = wb + s * kQ4BlockedBytes;
+    // The accumulators start at -8 sum x: sum (q + 8) x - 8 sum x = sum q x, exactly in int32.
     __m512i acc[M][4];
-    for (int i = 0; i < M; ++i)
-      for (int c = 0; c < 4; ++c) acc[i][c] = _mm512_setzero_si512();
+    for (int i = 0; i < M; ++i) {
+      const __m512i off = _mm512_set1_epi32(-8 * a.sum[(i0 + i) * nb + s]);
+      for (int c = 0; c < 4; ++c) acc[i][c] = off;
+    }
     for (int64_t g = 0; g < 4; ++g) {
       __m512i xl[M], xh[M];
       for (int i = 0; i < M; ++i) {
@@ -1649,12 +1652,8 @@ __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"), always_inline)) inline voi
     for (int c = 0; c < 4; ++c) {
       const __m512 sc =
           _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb + 32 * c)));
-      for (int i = 0; i < M; ++i) {
-        // sum (q + 8) x - 8 sum x = sum q x, exactly in int32.
-        const __m512i off = _mm512_set1_epi32(8 * a.sum[(i0 + i) * nb + s]);
-        tot[i][c] =
-            _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][c], off)), tot[i][c]);
-      }
+      for (int i = 0; i < M; ++i)
+        tot[i][c] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(acc[i][c]), tot[i][c]);
     }
   }
   for (int c = 0; c < 4; ++c) {
