@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -40,10 +41,13 @@ double ReadPass(const Buffer& buf, int threads, bool prefetch) {
   return static_cast<double>(n * sizeof(float)) / dt;
 }
 
-bool ReadAll(int fd, void* p, size_t n) {
-  auto* c = static_cast<char*>(p);
+// All n bytes through read(2) or write(2), resuming after short transfers and EINTR; false at
+// end of file or on an error.
+template <typename Char, typename Syscall>
+bool TransferAll(Syscall sys, int fd, Char* c, size_t n) {
   while (n > 0) {
-    const ssize_t r = ::read(fd, c, n);
+    const ssize_t r = sys(fd, c, n);
+    if (r < 0 && errno == EINTR) continue;
     if (r <= 0) return false;
     c += r;
     n -= static_cast<size_t>(r);
@@ -51,15 +55,12 @@ bool ReadAll(int fd, void* p, size_t n) {
   return true;
 }
 
+bool ReadAll(int fd, void* p, size_t n) {
+  return TransferAll(::read, fd, static_cast<char*>(p), n);
+}
+
 bool WriteAll(int fd, const void* p, size_t n) {
-  const auto* c = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t r = ::write(fd, c, n);
-    if (r <= 0) return false;
-    c += r;
-    n -= static_cast<size_t>(r);
-  }
-  return true;
+  return TransferAll(::write, fd, static_cast<const char*>(p), n);
 }
 
 // The child: fills its buffer once, then answers each request (a pass count) with the best pass.
