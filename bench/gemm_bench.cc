@@ -2,14 +2,18 @@
 // decode GEMV). GFLOP/s (2·m·n·k per call) are reported as the "flops" counter.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <chrono>
 #include <memory>
 #include <random>
 #include <vector>
 
 #include "core/dtype.h"
 #include "core/lowp_gemm.h"
+#include "core/memory_read.h"
 #include "core/ops.h"
 #include "core/thread_pool.h"
+#include "plm/huge_page_allocator.h"
 
 namespace {
 
@@ -93,6 +97,72 @@ BENCHMARK(BM_Gemm)
     // m = 1 over 4x that (bf16 512 MiB, q8 256 MiB, q4 144 MiB): DRAM-bound, "weight_bytes" is
     // the bandwidth.
     ->ArgsProduct({{1}, {32768}, {8192}, {1, 2, 3, 4, 5, 6}, {2}})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+
+// The q4 weights of one PLM-1B decode step (16 layers of q/k/v, o, gate/up and down GEMVs, 549
+// MB: far beyond the caches) streamed in order as a decode step does, each time between two
+// read-bandwidth probes (ReadSum over 1 GiB, plain and prefetching passes): "fraction" is the
+// stream's bytes per second over the better of the probes around it, averaged over iterations
+// (the bandwidth here swings within seconds, so it is related to probes taken right next to it).
+void BM_DecodeStreamQ4(benchmark::State& st) {
+  plm::ThreadPool::SetGlobalThreads(static_cast<int>(st.range(0)));
+  plm::ThreadPool& pool = plm::ThreadPool::Global();
+  const int64_t D = 2048, I = 8192;
+  const std::pair<int64_t, int64_t> shapes[] = {{D + 1024, D}, {D, D}, {2 * I, D}, {D, I}};
+  std::vector<plm::Q4Matrix> ws;
+  double bytes = 0;
+  for (const auto& [n, k] : shapes) {
+    const auto w = Random(static_cast<size_t>(n * k), 0.05f);
+    for (int layer = 0; layer < 16; ++layer) {
+      ws.push_back(plm::QuantizeQ4(w.data(), n, k));
+      if (!plm::PackQ4(&ws.back())) {
+        st.SkipWithError("blocked q4 layout unavailable on this CPU");
+        return;
+      }
+    }
+  }
+  std::vector<const plm::Q4Matrix*> order;  // layer by layer, as a decode step reads them
+  for (int layer = 0; layer < 16; ++layer)
+    for (size_t s = 0; s < 4; ++s) order.push_back(&ws[s * 16 + static_cast<size_t>(layer)]);
+  for (const auto* q : order) bytes += static_cast<double>(q->bytes());
+  const auto x = Random(static_cast<size_t>(I), 1.0f);
+  std::vector<float> y(static_cast<size_t>(2 * I));
+  std::vector<float, plm::HugePageAllocator<float>> probe_buf((size_t{1} << 30) / sizeof(float),
+                                                              1.0f);
+  auto now = [] { return std::chrono::steady_clock::now(); };
+  auto probe = [&] {
+    double best = 0;
+    for (bool prefetch : {false, true}) {
+      std::vector<float> sums(static_cast<size_t>(pool.num_threads()));
+      const auto t0 = now();
+      pool.ParallelFor(pool.num_threads(), [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const size_t n = probe_buf.size(), p = static_cast<size_t>(pool.num_threads());
+          sums[t] = plm::ReadSum(probe_buf.data() + n * t / p, n / p, prefetch);
+        }
+      });
+      benchmark::DoNotOptimize(sums.data());
+      best = std::max(best, static_cast<double>(probe_buf.size() * sizeof(float)) /
+                                std::chrono::duration<double>(now() - t0).count());
+    }
+    return best;
+  };
+  double fraction = 0, before = probe();
+  for (auto _ : st) {
+    const auto t0 = now();
+    for (const auto* q : order) plm::GemmQ4(x.data(), *q, nullptr, y.data(), 1);
+    const double rate = bytes / std::chrono::duration<double>(now() - t0).count();
+    const double after = probe();
+    fraction += rate / std::max(before, after);
+    before = after;
+  }
+  st.counters["fraction"] = benchmark::Counter(fraction, benchmark::Counter::kAvgIterations);
+}
+
+BENCHMARK(BM_DecodeStreamQ4)
+    ->ArgName("threads")
+    ->Arg(2)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -1887,18 +1887,4 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
   return true;
 }
 
-WeightStream DecodeStream(const Q8Matrix& w) {
-  if (w.packed) return {w.packed->data, static_cast<size_t>(w.packed->np * w.packed->kp)};
-  return {w.q, static_cast<size_t>(w.n * w.k)};
-}
-
-WeightStream DecodeStream(const Q4Matrix& w) {
-  if (w.packed) return {w.packed->data, static_cast<size_t>(Q4BlockedBytes(w.n, w.k))};
-  return {w.q, static_cast<size_t>(w.n * w.k / 2)};
-}
-
-WeightStream DecodeStream(const PackedBf16& w) {
-  return {w.data, PackedBf16Bytes(w)};
-}
-
 }  // namespace plm

@@ -189,14 +189,4 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
 // Keeps oneDNN's (OpenMP) thread count equal to ThreadPool::Global(); called by the GEMMs.
 void SyncGemmThreads();
 
-// Where a decode GEMV over a matrix starts reading its weights, and how many bytes it reads in
-// order from there (ThreadPool::SetReadAhead); {nullptr, 0} when unknown.
-struct WeightStream {
-  const void* data = nullptr;
-  size_t bytes = 0;
-};
-WeightStream DecodeStream(const Q8Matrix& w);
-WeightStream DecodeStream(const Q4Matrix& w);
-WeightStream DecodeStream(const PackedBf16& w);
-
 }  // namespace plm

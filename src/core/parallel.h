@@ -11,8 +11,8 @@
 namespace plm {
 
 // Runs fn(begin, end) over [0, n) in contiguous chunks, one per thread (with PLM_PARALLEL=pool:
-// the ThreadPool's guided chunks, several per thread); rethrows the first exception. Nested calls
-// run serially.
+// ThreadPool::ParallelFor's chunks, several per thread); rethrows the first exception. Nested
+// calls run serially.
 void ParallelForOmp(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
 
 }  // namespace plm

@@ -43,16 +43,6 @@ bool SpinUntil(const F& done) {
   }
 }
 
-// Bytes one ReadAheadStep reads: small enough that a job waits at most ~0.1 µs for it.
-constexpr size_t kReadAheadStep = 4096;
-
-// One load per cache line (the hardware prefetchers follow the stream).
-void TouchLines(const char* p, size_t bytes) {
-  uint8_t acc = 0;
-  for (size_t i = 0; i < bytes; i += 64) acc ^= *reinterpret_cast<const volatile uint8_t*>(p + i);
-  __asm__ volatile("" : : "r"(acc));  // the loads are the point: keep them
-}
-
 }  // namespace
 
 int DefaultThreadCount() {
@@ -114,36 +104,6 @@ void ThreadPool::RunChunks(const std::function<void(int64_t, int64_t)>& fn, int 
   }
 }
 
-void ThreadPool::SetReadAhead(const void* p, size_t bytes) {
-  if (n_threads_ == 1) return;
-  std::lock_guard<std::mutex> lock(ra_mu_);
-  const char* b = static_cast<const char*>(p);
-  if (b == ra_begin_.load(std::memory_order_relaxed) && b != nullptr) return;
-  ra_stop_.store(true);
-  while (ra_active_.load() != 0) CpuRelax();
-  ra_begin_.store(b, std::memory_order_relaxed);
-  ra_len_.store(b == nullptr ? 0 : std::min(bytes, kReadAheadMaxBytes), std::memory_order_relaxed);
-  ra_pos_.store(0, std::memory_order_relaxed);
-  if (b != nullptr) ra_stop_.store(false);
-}
-
-bool ThreadPool::ReadAheadStep() {
-  if (ra_stop_.load(std::memory_order_relaxed)) return false;
-  ra_active_.fetch_add(1);
-  bool did = false;
-  if (!ra_stop_.load()) {
-    const size_t len = ra_len_.load(std::memory_order_relaxed);
-    const size_t pos = ra_pos_.fetch_add(kReadAheadStep, std::memory_order_relaxed);
-    if (pos < len) {
-      TouchLines(ra_begin_.load(std::memory_order_relaxed) + pos,
-                 std::min(kReadAheadStep, len - pos));
-      did = true;
-    }
-  }
-  ra_active_.fetch_sub(1);
-  return did;
-}
-
 void ThreadPool::WorkerLoop(int t) {
   uint64_t seen = 0;
   for (;;) {
@@ -151,8 +111,6 @@ void ThreadPool::WorkerLoop(int t) {
       return stop_.load(std::memory_order_acquire) ||
              generation_.load(std::memory_order_acquire) != seen;
     };
-    while (!ready() && ReadAheadStep()) {
-    }
     if (!SpinUntil(ready)) {
       std::unique_lock<std::mutex> lock(mu_);
       cv_work_.wait(lock, ready);
@@ -202,8 +160,6 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
   std::exception_ptr err;
   RunChunks(fn, 0, job_grain_, &err);
   auto done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
-  while (!done() && ReadAheadStep()) {
-  }
   std::unique_lock<std::mutex> lock(mu_, std::defer_lock);
   if (SpinUntil(done)) {
     lock.lock();  // error_ is written under mu_

@@ -4,7 +4,6 @@
 // costs more than the gaps between them; a short bound keeps shared cores usable.
 #pragma once
 
-#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -37,21 +36,6 @@ class ThreadPool {
   void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
   static constexpr int64_t kMinChunksPerThread = 16;
 
-  // Memory that threads read while they would otherwise wait (a worker between jobs, the caller
-  // at the end of a job): the weights the next parallel job streams, so that the serial parts of
-  // a decode step (norms, activation quantization, RoPE) and the ends of its parallel jobs still
-  // keep the memory bus busy. At most kReadAheadMaxBytes are read, once, and reading stops as soon
-  // as a job arrives. Setting the range that is already set keeps its progress. Returns only once
-  // no thread reads the previous range any more: SetReadAhead(nullptr, 0) before that memory may
-  // go away. Only a hint: results never depend on it.
-  void SetReadAhead(const void* p, size_t bytes);
-  static constexpr size_t kReadAheadMaxBytes = size_t{1} << 20;
-  // Bytes of the current read-ahead range that threads have taken to read (0 when none is set).
-  size_t read_ahead_claimed() const {
-    return std::min(ra_pos_.load(std::memory_order_relaxed),
-                    ra_len_.load(std::memory_order_relaxed));
-  }
-
   // The process-wide pool used by kernels; SetGlobalThreads replaces it (not while in use).
   static ThreadPool& Global();
   static void SetGlobalThreads(int n_threads);
@@ -71,8 +55,6 @@ class ThreadPool {
   struct Range {
     alignas(64) std::atomic<uint64_t> be{0};
   };
-  // Reads the next piece of the read-ahead range; false when there is none.
-  bool ReadAheadStep();
 
   int n_threads_;
   std::vector<std::thread> workers_;
@@ -89,14 +71,6 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
   std::exception_ptr error_;  // guarded by mu_
   std::mutex call_mu_;        // one ParallelFor at a time
-  // Read-ahead: ra_begin_/ra_len_ change only while ra_stop_ is set and no reader is active
-  // (readers announce themselves in ra_active_ before they look at ra_stop_).
-  std::mutex ra_mu_;  // one SetReadAhead at a time
-  std::atomic<const char*> ra_begin_{nullptr};
-  std::atomic<size_t> ra_len_{0};
-  alignas(64) std::atomic<size_t> ra_pos_{0};
-  std::atomic<int> ra_active_{0};
-  std::atomic<bool> ra_stop_{true};
 };
 
 int DefaultThreadCount();

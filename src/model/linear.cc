@@ -222,21 +222,6 @@ size_t Linear::weight_bytes() const {
   return 0;
 }
 
-WeightStream Linear::decode_stream() const {
-  switch (compute_) {
-    case ComputeType::kF32:
-      return {w_.data(), static_cast<size_t>(out_ * in_) * 4};
-    case ComputeType::kBF16:
-      if (bf16_packed_ != nullptr) return DecodeStream(*bf16_packed_);
-      return {bf16_, static_cast<size_t>(out_ * in_) * 2};
-    case ComputeType::kQ8:
-      return DecodeStream(*q8_);
-    case ComputeType::kQ4:
-      return DecodeStream(*q4_);
-  }
-  return {};
-}
-
 void Linear::ForwardMany(const float* x, int64_t rows, const std::vector<const Linear*>& layers,
                          const std::vector<float*>& ys) {
   if (rows <= kSmallM && !layers.empty()) {

@@ -54,8 +54,6 @@ class Linear {
   const Q4Matrix* q4() const { return q4_.get(); }
   // Bytes of weight data read by one Forward (what a decode step streams from memory).
   size_t weight_bytes() const;
-  // The weight bytes a decode-sized Forward reads first (ThreadPool::SetReadAhead).
-  WeightStream decode_stream() const;
 
  private:
   int64_t in_ = 0, out_ = 0;

@@ -136,30 +136,6 @@ void LlamaDecoder::ApplyRope(float* x, int64_t heads, int64_t pos) const {
   }
 }
 
-namespace {
-
-// The ThreadPool's read-ahead for one decoder pass: Set() points it at a projection's weights,
-// and it is cleared when the pass ends.
-class ReadAheadGuard {
- public:
-  explicit ReadAheadGuard(bool on) : pool_(on ? &ThreadPool::Global() : nullptr) {}
-  ~ReadAheadGuard() {
-    if (pool_ != nullptr) pool_->SetReadAhead(nullptr, 0);
-  }
-  ReadAheadGuard(const ReadAheadGuard&) = delete;
-  ReadAheadGuard& operator=(const ReadAheadGuard&) = delete;
-  void Set(const Linear& l) {
-    if (pool_ == nullptr) return;
-    const WeightStream s = l.decode_stream();
-    pool_->SetReadAhead(s.data, s.bytes);
-  }
-
- private:
-  ThreadPool* pool_;
-};
-
-}  // namespace
-
 DecoderResult LlamaDecoder::Forward(const DecoderRequest& req, KVCache* cache) const {
   const int64_t B = req.batch, L = req.len;
   if (cache->batch() != B)
@@ -256,16 +232,11 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   GemmEpilogue residual;
   residual.kind = GemmEpilogue::Kind::kAddScaled;
-  // Decode-sized passes: threads that would wait read the weights of the next projection ahead
-  // (ThreadPool::SetReadAhead), cleared when the pass ends (the hints point into these weights).
-  ReadAheadGuard ahead(rows <= kSmallM && compute_ != ComputeType::kF32);
 
   for (size_t li = 0; li < layers_.size(); ++li) {
     const Layer& layer = layers_[li];
     const auto layer_idx = static_cast<int64_t>(li);
-    ahead.Set(layer.q);
     RmsNorm(h.data(), layer.input_norm.data(), eps, x.data(), rows, D);
-    ahead.Set(layer.o);
     Linear::ForwardMany(x.data(), rows, {&layer.q, &layer.k, &layer.v},
                         {q.data(), k.data(), v.data()});
     for (int64_t r = 0; r < rows; ++r) {
@@ -359,10 +330,8 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
     }
     if (req.output_attentions) res.attentions.push_back(std::move(probs));
     // The residual adds happen in the projections' output pass (h += o(attn), h += down(.)).
-    ahead.Set(layer.gate);
     layer.o.Forward(attn.data(), rows, h.data(), residual);
     RmsNorm(h.data(), layer.post_norm.data(), eps, x.data(), rows, D);
-    ahead.Set(layer.down);
     Linear::ForwardMany(x.data(), rows, {&layer.gate, &layer.up}, {g.data(), u.data()});
     if (compute_ == ComputeType::kF32) {
       SiluInPlace(g.data(), rows * I);
@@ -370,7 +339,6 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
     } else {
       ParallelSiluMulFast(g.data(), u.data(), rows * I);
     }
-    if (li + 1 < layers_.size()) ahead.Set(layers_[li + 1].q);
     layer.down.Forward(g.data(), rows, h.data(), residual);
     if (req.output_hidden_states) {
       Tensor t({B, L, D});

@@ -1,9 +1,8 @@
 // ThreadPool: every index is covered exactly once for any n and thread count, each thread streams
 // its own share from the front and takes others' from the back, a held-up thread takes less of
 // the work, exceptions reach the caller and leave the pool usable, back-to-back calls (decode's
-// pattern, served by spinning workers) and calls from several threads at once work, pools start
-// and stop cleanly whether their workers are spinning or asleep, and the read-ahead range is read
-// by idle threads and let go of when cleared.
+// pattern, served by spinning workers) and calls from several threads at once work, and pools start
+// and stop cleanly whether their workers are spinning or asleep.
 #include "core/thread_pool.h"
 
 #include <gtest/gtest.h>
@@ -159,32 +158,6 @@ TEST(ThreadPool, CallsFromSeveralThreadsAreSerialised) {
     });
   for (auto& c : callers) c.join();
   EXPECT_EQ(total, 4 * 500 * 10);
-}
-
-// Idle threads (a worker after its job, the caller waiting for the workers) read the read-ahead
-// range, at most kReadAheadMaxBytes of it; once SetReadAhead(nullptr, 0) has returned nothing
-// reads it any more (under AddressSanitizer a read of the freed buffer fails the test).
-TEST(ThreadPool, ReadAheadIsReadByIdleThreadsAndLetGoOfWhenCleared) {
-  ThreadPool pool(2);
-  for (size_t bytes : {size_t{1}, size_t{961}, size_t{4097}, 3 * ThreadPool::kReadAheadMaxBytes}) {
-    auto buf = std::make_unique<char[]>(bytes);
-    pool.SetReadAhead(buf.get(), bytes);
-    const size_t want = std::min(bytes, ThreadPool::kReadAheadMaxBytes);
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-    while (pool.read_ahead_claimed() < want && std::chrono::steady_clock::now() < until)
-      pool.ParallelFor(2, [](int64_t, int64_t) {});  // the worker reads after each job
-    EXPECT_EQ(pool.read_ahead_claimed(), want) << bytes;
-    pool.SetReadAhead(buf.get(), bytes);  // the same range again: nothing more to read
-    EXPECT_EQ(pool.read_ahead_claimed(), want) << bytes;
-    pool.SetReadAhead(nullptr, 0);
-    EXPECT_EQ(pool.read_ahead_claimed(), 0u);
-    buf.reset();
-    for (int i = 0; i < 100; ++i) pool.ParallelFor(2, [](int64_t, int64_t) {});
-  }
-  ThreadPool single(1);  // no idle thread: a no-op
-  std::vector<char> v(4096);
-  single.SetReadAhead(v.data(), v.size());
-  EXPECT_EQ(single.read_ahead_claimed(), 0u);
 }
 
 TEST(ThreadPool, StartsAndStopsWhileSpinningOrAsleep) {
