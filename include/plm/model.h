@@ -97,6 +97,18 @@ struct ForwardOutputs {
   VisionOutputs video;                // filled when pixel_values_videos were given
 };
 
+// Bytes of weights in copies the model owns and used in place from the checkpoint; see
+// PerceptionLMForConditionalGeneration::weight_bytes().
+struct HeldBytes {
+  size_t owned = 0, in_place = 0;
+  size_t total() const { return owned + in_place; }
+  HeldBytes& operator+=(const HeldBytes& o) {
+    owned += o.owned;
+    in_place += o.in_place;
+    return *this;
+  }
+};
+
 class PerceptionLMForConditionalGeneration {
  public:
   // Loads config.json and the weights of a Hugging Face PerceptionLM folder. Throws plm::Error
@@ -132,12 +144,15 @@ class PerceptionLMForConditionalGeneration {
   ForwardOutputs ForwardSequences(const ForwardInputs& inputs,
                                   std::span<KVCache* const> caches) const;
 
-  // Bytes of weight data in the checkpoint: the vision side (tower + projector) and the text side
-  // (decoder, token embeddings, LM head). The bf16/q8/q4 paths use checkpoint weights in place
-  // from the memory-mapped files (a q8/q4 folder written by `plm quantize`), so this is what a
-  // run keeps resident for the sides it uses; `plm bench` relates its peak RSS to it.
+  // Bytes of weights the loaded model holds, per side (vision = tower + projector; text =
+  // decoder, token embeddings, LM head), in the form it computes with. `owned`: copies the model
+  // built (converted, quantized or reordered at load, or on the vision tower's first use),
+  // resident whether or not a run uses them. `in_place`: checkpoint data used as stored, from
+  // the memory-mapped files (resident once a run reads them) or, for the decoder matrices of a
+  // `plm quantize` folder, from the huge pages they are read into at load. `plm bench` relates
+  // its peak RSS to what its run keeps resident.
   struct WeightBytes {
-    size_t vision = 0, text = 0;
+    HeldBytes vision, text;
   };
   WeightBytes weight_bytes() const;
 

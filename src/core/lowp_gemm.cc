@@ -197,6 +197,11 @@ size_t Q8Matrix::bytes() const {
          static_cast<size_t>(n * 8);
 }
 
+size_t Q8Matrix::owned_bytes() const {
+  return q_own.size() + (scale_own.size() + sum_own.size()) * 4 +
+         (packed ? packed->owned.get_deleter().bytes : 0);
+}
+
 int64_t Q8BlockedBytes(int64_t n, int64_t k) {
   return (n + 63) / 64 * 64 * ((k + 63) / 64 * 64);
 }
@@ -1221,6 +1226,10 @@ size_t PackedBf16Bytes(const PackedBf16& w) {
   return static_cast<size_t>(w.np * w.kp * 2);
 }
 
+size_t PackedBf16OwnedBytes(const PackedBf16& w) {
+  return w.owned.get_deleter().bytes;
+}
+
 void GemmBF16Packed(const float* x, const PackedBf16& w, const float* bias, float* y, int64_t m) {
   const int64_t n = w.n, k = w.k;
   if (m == 0 || n == 0) return;
@@ -1706,6 +1715,11 @@ void UnblockQ4(const uint8_t* blocked, int64_t n, int64_t k, uint8_t* q, uint16_
       }
     }
   }
+}
+
+size_t Q4Matrix::owned_bytes() const {
+  return q_own.size() + scale_own.size() * 2 + comp_own.size() * 4 +
+         (packed ? packed->owned.get_deleter().bytes : 0);
 }
 
 bool PackQ4(Q4Matrix* w) {

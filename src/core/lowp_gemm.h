@@ -61,6 +61,7 @@ void BlockBf16Rows(const uint16_t* w, int64_t n, int64_t k, int64_t b0, int64_t 
 void UnblockBf16(const uint16_t* blocked, int64_t n, int64_t k, uint16_t* w);
 std::shared_ptr<const PackedBf16> UseBlockedBf16(const uint16_t* blocked, int64_t n, int64_t k);
 size_t PackedBf16Bytes(const PackedBf16& w);
+size_t PackedBf16OwnedBytes(const PackedBf16& w);  // 0 when used in place from a mapping
 void GemmBF16Packed(const float* x, const PackedBf16& w, const float* bias, float* y, int64_t m);
 
 // y = x W^T + b with W bf16 [n, k].
@@ -93,6 +94,8 @@ struct Q8Matrix {
   // Allocates owned arrays for n x k and points at them.
   void Allocate(int64_t rows, int64_t cols);
   size_t bytes() const;
+  // Bytes of the arrays this matrix owns (built at load; the rest are borrowed from a mapping).
+  size_t owned_bytes() const;
 };
 
 // Quantizes rows of a float32 [rows, k] matrix into q/scale/sum (one row at a time, so callers
@@ -144,6 +147,7 @@ struct Q4Matrix {
   Q4Matrix& operator=(Q4Matrix&&) = default;
   void Allocate(int64_t rows, int64_t cols);
   size_t bytes() const { return static_cast<size_t>(n * k / 2 + n * (k / kQ4Block) * 2 + n * 4); }
+  size_t owned_bytes() const;  // as Q8Matrix::owned_bytes
 };
 void QuantizeQ4Rows(const float* w, int64_t rows, int64_t k, uint8_t* q, uint16_t* scale,
                     float* comp);

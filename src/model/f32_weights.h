@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
+#include "plm/model.h"
 
 namespace plm {
 
@@ -21,6 +22,10 @@ class F32Weights {
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   bool borrowed() const { return owned_.empty() && size_ > 0; }
+  HeldBytes held_bytes() const {
+    const size_t n = size_ * sizeof(float);
+    return borrowed() ? HeldBytes{0, n} : HeldBytes{n, 0};
+  }
   const float& operator[](size_t i) const { return ptr_[i]; }
   const float* begin() const { return ptr_; }
   const float* end() const { return ptr_ + size_; }

@@ -222,6 +222,28 @@ size_t Linear::weight_bytes() const {
   return 0;
 }
 
+HeldBytes Linear::held_bytes() const {
+  size_t owned = 0;
+  switch (compute_) {
+    case ComputeType::kF32:
+      owned = w_.held_bytes().owned;
+      break;
+    case ComputeType::kBF16:
+      owned = bf16_owned_.size() * 2 + (bf16_packed_ ? PackedBf16OwnedBytes(*bf16_packed_) : 0);
+      break;
+    case ComputeType::kQ8:
+      owned = q8_ ? q8_->owned_bytes() : 0;
+      break;
+    case ComputeType::kQ4:
+      owned = q4_ ? q4_->owned_bytes() : 0;
+      break;
+  }
+  // Owned blocked copies are padded (and may round up), so they can exceed weight_bytes().
+  HeldBytes h{owned, owned < weight_bytes() ? weight_bytes() - owned : 0};
+  h += b_.held_bytes();
+  return h;
+}
+
 void Linear::ForwardMany(const float* x, int64_t rows, const std::vector<const Linear*>& layers,
                          const std::vector<float*>& ys) {
   if (rows <= kSmallM && !layers.empty()) {

@@ -54,6 +54,8 @@ class Linear {
   const Q4Matrix* q4() const { return q4_.get(); }
   // Bytes of weight data read by one Forward (what a decode step streams from memory).
   size_t weight_bytes() const;
+  // Weight and bias bytes held: owned (converted, quantized or packed copies) and in place.
+  HeldBytes held_bytes() const;
 
  private:
   int64_t in_ = 0, out_ = 0;

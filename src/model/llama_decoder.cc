@@ -436,6 +436,23 @@ void LlamaDecoder::Logits(const float* hidden, int64_t rows, float* logits) cons
   }
 }
 
+HeldBytes LlamaDecoder::held_bytes() const {
+  HeldBytes h = embed_.held_bytes();
+  h += norm_.held_bytes();
+  h += lm_head_.held_bytes();
+  // A bf16 LM head tied to the embeddings reads the same mapped table: count it once.
+  const bool head_reads_table =
+      embed_view_.data != nullptr &&
+      static_cast<const void*>(lm_head_.bf16()) == static_cast<const void*>(embed_view_.data);
+  if (embed_view_.data != nullptr && !head_reads_table) h.in_place += embed_view_.nbytes;
+  for (const Layer& l : layers_) {
+    h += l.input_norm.held_bytes();
+    h += l.post_norm.held_bytes();
+    for (const Linear* p : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) h += p->held_bytes();
+  }
+  return h;
+}
+
 size_t LlamaDecoder::DecodeWeightBytes() const {
   size_t n = 0;
   for (const Layer& l : layers_)

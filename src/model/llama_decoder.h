@@ -59,6 +59,8 @@ class LlamaDecoder {
   KVCache NewCache(int64_t batch, int64_t capacity) const;
   // Bytes of weights streamed by one decode step (all linear layers and the LM head).
   size_t DecodeWeightBytes() const;
+  // Weights held, owned and in place (see PerceptionLMForConditionalGeneration::weight_bytes).
+  HeldBytes held_bytes() const;
   const std::vector<float>& inv_freq() const { return inv_freq_; }
 
  private:

@@ -86,9 +86,9 @@ ComputeType PerceptionLMForConditionalGeneration::compute() const {
 PerceptionLMForConditionalGeneration::WeightBytes
 PerceptionLMForConditionalGeneration::weight_bytes() const {
   WeightBytes b;
-  b.vision = impl_->weights.BytesWithPrefix("model.vision_tower.") +
-             impl_->weights.BytesWithPrefix("model.multi_modal_projector.");
-  b.text = impl_->weights.TotalBytes() - b.vision;
+  b.vision = impl_->vision->held_bytes();
+  b.vision += impl_->projector->held_bytes();
+  b.text = impl_->decoder->held_bytes();
   return b;
 }
 

@@ -21,6 +21,11 @@ class Projector {
   // vision: [n_tiles, T, D_vision] (T includes the class row when the tower has one).
   // Returns [n_tiles, tokens_per_tile, D_text].
   Tensor Forward(const Tensor& vision) const;
+  HeldBytes held_bytes() const {
+    HeldBytes h = linear_1_.held_bytes();
+    h += linear_2_.held_bytes();
+    return h;
+  }
 
  private:
   int64_t pooling_ratio_;

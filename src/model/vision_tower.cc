@@ -271,6 +271,20 @@ void VisionTower::ForwardTile(const float* pixels, float* z, std::vector<Tensor>
   if (cfg_.use_post_transformer_norm) LayerNorm(z, norm_w_.data(), norm_b_.data(), eps, z, T, D);
 }
 
+HeldBytes VisionTower::held_bytes() const {
+  HeldBytes h;
+  for (const F32Weights* w :
+       {&patch_w_, &patch_b_, &cls_, &pos_, &norm_pre_w_, &norm_pre_b_, &norm_w_, &norm_b_})
+    h += w->held_bytes();
+  for (const Block& b : blocks_) {
+    for (const F32Weights* w :
+         {&b.norm1_w, &b.norm1_b, &b.norm2_w, &b.norm2_b, &b.gamma_1, &b.gamma_2})
+      h += w->held_bytes();
+    for (const Linear* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) h += l->held_bytes();
+  }
+  return h;
+}
+
 Tensor VisionTower::Forward(const float* pixels, int64_t n_tiles,
                             std::vector<Tensor>* block_outputs,
                             const std::function<void(int64_t, int64_t)>& on_tile) const {

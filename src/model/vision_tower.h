@@ -32,6 +32,9 @@ class VisionTower {
                  const std::function<void(int64_t done, int64_t total)>& on_tile = {}) const;
 
   const VisionConfig& config() const { return cfg_; }
+  // Weights held, owned and in place (the block weights become owned packed copies on the first
+  // Forward; not to be called while one runs).
+  HeldBytes held_bytes() const;
   int64_t tokens_per_tile() const { return cfg_.num_prefix_tokens() + cfg_.num_patches(); }
 
  private:

@@ -11,6 +11,7 @@
 #include "io/image_decode.h"
 #include "io/image_processor.h"
 #include "io/safetensors.h"
+#include "plm/model.h"
 #include "plm/processor.h"
 #include "support/test_support.h"
 
@@ -151,37 +152,49 @@ TEST(Cli, OpenMpWaitPolicyDefaultsToPassiveAndRespectsTheUser) {
   EXPECT_EQ(ParseJson(b.out, "bench")["omp_wait_policy"], "active");
 }
 
-// `plm bench --json` relates its peak RSS to what the run needs resident: the checkpoint's
-// weights (vision side included when tiles ran) and the KV cache at the longest context.
+// `plm bench --json` relates its peak RSS to what the run keeps resident: the weights as the
+// model holds them (PerceptionLMForConditionalGeneration::weight_bytes: copies it owns, and the
+// vision side's in-place weights only when tiles ran) and the KV cache at the longest context.
 TEST(Cli, BenchReportsMemoryAgainstWeightsAndKvCache) {
   const std::string model_dir = test::FixturesDir() + "/models/" + ModelDirs().at(0);
-  const RunResult r = RunPlm({"bench", "--config", model_dir, "--model", model_dir, "--dtype",
-                              "bf16", "--threads", "1", "--tiles", "1", "--prefill", "5,9",
-                              "--decode-tokens", "2", "--prefill-chunk", "4", "--json"});
-  ASSERT_EQ(r.code, 0) << r.err;
-  const Json j = ParseJson(r.out, "bench");
-  EXPECT_EQ(j["prefill_chunk"], 4);
-  size_t tensor_bytes = 0;  // every shard's tensors
-  for (const auto& f : test::ListDir(model_dir, false)) {
-    if (!f.ends_with(".safetensors")) continue;
-    const SafetensorsFile file(model_dir + "/" + f);
-    for (const auto& [name, view] : file.tensors()) tensor_bytes += view.nbytes;
+  for (const std::string dtype : {"q8", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    // The same weights in this process: bf16 after a tile ran (the tower packs on first use).
+    LoadOptions options;
+    options.compute = dtype == "q8" ? ComputeType::kQ8 : ComputeType::kBF16;
+    auto model = PerceptionLMForConditionalGeneration::FromPretrained(model_dir, options);
+    const VisionConfig& vc = model->config().vision;
+    std::vector<float> pix(static_cast<size_t>(3 * vc.img_height * vc.img_width), 0.0f);
+    if (dtype == "bf16") model->GetImageFeatures({pix.data(), 1});
+    const auto wb = model->weight_bytes();
+    ASSERT_GT(wb.text.owned, 0u);
+    // q8 without tiles: the vision tower's int8 copies count, its in-place weights do not.
+    const double expected = static_cast<double>(wb.text.total() + wb.vision.owned +
+                                                (dtype == "bf16" ? wb.vision.in_place : 0));
+    const RunResult r =
+        RunPlm({"bench", "--config", model_dir, "--model", model_dir, "--dtype", dtype, "--threads",
+                "1", "--tiles", dtype == "bf16" ? "1" : "0", "--prefill", "5,9", "--decode-tokens",
+                "2", "--prefill-chunk", "4", "--json"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const Json j = ParseJson(r.out, "bench");
+    EXPECT_EQ(j["prefill_chunk"], 4);
+    EXPECT_EQ(j["weight_bytes"].get<double>(), expected);
+    EXPECT_EQ(j["weight_bytes_owned"].get<double>(),
+              static_cast<double>(wb.text.owned + wb.vision.owned));
+    const Json text = ReadJsonFile(model_dir + "/config.json")["text_config"];
+    const int64_t layers = text["num_hidden_layers"], kv_heads = text["num_key_value_heads"];
+    const int64_t head_dim =
+        text.contains("head_dim")
+            ? text["head_dim"].get<int64_t>()
+            : text["hidden_size"].get<int64_t>() / text["num_attention_heads"].get<int64_t>();
+    // bf16 keys and values for 9 prompt + 2 decoded positions.
+    EXPECT_EQ(j["kv_cache_bytes"].get<double>(),
+              static_cast<double>(2 * layers * kv_heads * head_dim * 11 * 2));
+    EXPECT_NEAR(j["peak_rss_over_weights_kv"].get<double>(),
+                j["peak_rss_bytes"].get<double>() /
+                    (j["weight_bytes"].get<double>() + j["kv_cache_bytes"].get<double>()),
+                1e-9);
   }
-  ASSERT_GT(tensor_bytes, 0u);
-  EXPECT_EQ(j["weight_bytes"].get<double>(), static_cast<double>(tensor_bytes));
-  const Json text = ReadJsonFile(model_dir + "/config.json")["text_config"];
-  const int64_t layers = text["num_hidden_layers"], kv_heads = text["num_key_value_heads"];
-  const int64_t head_dim =
-      text.contains("head_dim")
-          ? text["head_dim"].get<int64_t>()
-          : text["hidden_size"].get<int64_t>() / text["num_attention_heads"].get<int64_t>();
-  // bf16 keys and values for 9 prompt + 2 decoded positions.
-  EXPECT_EQ(j["kv_cache_bytes"].get<double>(),
-            static_cast<double>(2 * layers * kv_heads * head_dim * 11 * 2));
-  EXPECT_NEAR(j["peak_rss_over_weights_kv"].get<double>(),
-              j["peak_rss_bytes"].get<double>() /
-                  (j["weight_bytes"].get<double>() + j["kv_cache_bytes"].get<double>()),
-              1e-9);
 }
 
 // `plm bench` decodes in segments of 8 steps with a bandwidth probe before, between and after

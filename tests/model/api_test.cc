@@ -2,7 +2,10 @@
 // inputs_embeds vs input_ids, logits_to_keep, explicit logits positions, placeholder count checks.
 #include <gtest/gtest.h>
 
+#include "core/cpu_features.h"
 #include "io/safetensors.h"
+#include "model/quantized_checkpoint.h"
+#include "model/weight_store.h"
 #include "plm/error.h"
 #include "plm/model.h"
 #include "plm/perception_lm_model.h"
@@ -32,25 +35,87 @@ std::vector<Case> AllCases() {
   return out;
 }
 
-// weight_bytes() splits the checkpoint's tensor bytes into the vision side (tower + projector)
-// and the text side (everything else), over every shard.
-TEST(Api, WeightBytesSplitsVisionAndText) {
-  for (const auto& dir : test::FixtureModels()) {
-    auto model = PerceptionLMForConditionalGeneration::FromPretrained(dir);
-    size_t vision = 0, text = 0;
-    for (const auto& f : test::ListDir(dir, false)) {
-      if (!f.ends_with(".safetensors")) continue;
-      const SafetensorsFile file(dir + "/" + f);
-      for (const auto& [name, view] : file.tensors()) {
-        const bool v = name.starts_with("model.vision_tower.") ||
-                       name.starts_with("model.multi_modal_projector.");
-        (v ? vision : text) += view.nbytes;
-      }
+// Bytes of the checkpoint's tensors per side: vision (tower + projector) and text.
+std::pair<size_t, size_t> CheckpointBytes(const std::string& dir, size_t bytes_per_element) {
+  size_t vision = 0, text = 0;
+  for (const auto& f : test::ListDir(dir, false)) {
+    if (!f.ends_with(".safetensors")) continue;
+    const SafetensorsFile file(dir + "/" + f);
+    for (const auto& [name, view] : file.tensors()) {
+      const bool v = name.starts_with("model.vision_tower.") ||
+                     name.starts_with("model.multi_modal_projector.");
+      (v ? vision : text) += bytes_per_element == 0
+                                 ? view.nbytes
+                                 : static_cast<size_t>(view.numel()) * bytes_per_element;
     }
-    const auto wb = model->weight_bytes();
-    EXPECT_GT(wb.vision, 0u) << dir;
-    EXPECT_EQ(wb.vision, vision) << dir;
-    EXPECT_EQ(wb.text, text) << dir;
+  }
+  return {vision, text};
+}
+
+// int8 bytes of the decoder's linear layers (and the LM head), from the config alone; `held`:
+// the most a model may hold for them and its norms (per-row scales and sums, k and n padded to
+// 64 by the blocked layout, float32 norms).
+size_t DecoderInt8Bytes(const TextConfig& t, bool held = false) {
+  const int64_t D = t.hidden_size, q = t.num_attention_heads * t.head_dim,
+                kv = t.num_key_value_heads * t.head_dim, I = t.intermediate_size;
+  auto mat = [&](int64_t n, int64_t k) {
+    auto r = [&](int64_t x) { return held ? (x + 63) / 64 * 64 : x; };
+    return r(n) * r(k) + (held ? 8 * n : 0);
+  };
+  const int64_t layer = mat(q, D) + 2 * mat(kv, D) + mat(D, q) + 2 * mat(I, D) + mat(D, I);
+  const int64_t norms = held ? (2 * t.num_hidden_layers + 1) * D * 4 : 0;
+  return static_cast<size_t>(t.num_hidden_layers * layer + mat(t.vocab_size, D) + norms);
+}
+
+// weight_bytes() counts the weights in the form each run holds them: float32 copies on the
+// reference path, int8 copies quantized at load, in place from a quantized folder.
+TEST(Api, WeightBytesFollowTheFormatHeld) {
+  for (const auto& dir : test::FixtureModels()) {
+    SCOPED_TRACE(dir);
+    {
+      // f32: every tensor as float32 (in place where the checkpoint stores float32).
+      auto model = PerceptionLMForConditionalGeneration::FromPretrained(dir);
+      const auto [vision, text] = CheckpointBytes(dir, 4);
+      const auto wb = model->weight_bytes();
+      EXPECT_GT(wb.vision.total(), 0u);
+      EXPECT_EQ(wb.vision.total(), vision);
+      EXPECT_EQ(wb.text.total(), text);
+    }
+    {
+      // bf16: nothing of the checkpoint is counted twice (a tied LM head reads the embedding
+      // table in place, the table itself too).
+      LoadOptions bf16;
+      bf16.compute = ComputeType::kBF16;
+      auto model = PerceptionLMForConditionalGeneration::FromPretrained(dir, bf16);
+      EXPECT_LE(model->weight_bytes().text.in_place, CheckpointBytes(dir, 0).second);
+    }
+    LoadOptions q8;
+    q8.compute = ComputeType::kQ8;
+    auto model = PerceptionLMForConditionalGeneration::FromPretrained(dir, q8);
+    const auto at_load = model->weight_bytes();
+    const TextConfig& tc = model->config().text;
+    const size_t int8 = DecoderInt8Bytes(tc);
+    // Quantized at load: the decoder's int8 matrices are owned, the embedding table is read in
+    // place (converted row by row on lookup).
+    EXPECT_GE(at_load.text.owned, int8);
+    EXPECT_LE(at_load.text.owned, DecoderInt8Bytes(tc, true));
+    const size_t table =
+        WeightStore::Open(dir).GetAnyShape("model.language_model.embed_tokens.weight").nbytes;
+    EXPECT_EQ(at_load.text.in_place, table);
+    EXPECT_GT(at_load.vision.owned, 0u);
+    const std::string out = test::MakeTempDir();
+    QuantizeCheckpoint(dir, out, ComputeType::kQ8);
+    auto folder = PerceptionLMForConditionalGeneration::FromPretrained(out);
+    const auto stored = folder->weight_bytes();
+    // From a quantized folder the same int8 matrices are used as stored (where this CPU runs
+    // the stored layout): only the small float32 norms are copies.
+    EXPECT_GE(stored.text.total(), int8);
+    if (Cpu().avx512_full()) {
+      EXPECT_GE(stored.text.in_place, int8);
+      EXPECT_LT(stored.text.owned * 10, stored.text.total());
+    } else {
+      EXPECT_GE(stored.text.owned, int8);  // rows rebuilt from the blocked layout at load
+    }
   }
 }
 

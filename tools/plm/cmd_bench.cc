@@ -355,12 +355,15 @@ int Run(const BenchArgs& a) {
   j["decode_weight_bytes"] = wbytes;
   j["read_bandwidth_bytes_per_s"] = bandwidth;
   j["peak_rss_bytes"] = PeakRss();
-  // What the run needs resident: the checkpoint's text weights (and vision weights when tiles
-  // ran; used in place from the mapped files on the bf16/q8/q4 paths) plus the KV cache.
+  // What the run keeps resident: every weight copy the model owns (converted or quantized at
+  // load, packed), the text weights it reads in place from the mapped files, the vision ones too
+  // when tiles ran, plus the KV cache.
   const auto wb = model->weight_bytes();
-  const double resident = static_cast<double>(wb.text) +
-                          (!a.skip_vision && a.tiles > 0 ? static_cast<double>(wb.vision) : 0.0);
+  const bool vision_ran = !a.skip_vision && a.tiles > 0;
+  const double resident = static_cast<double>(wb.vision.owned + wb.text.total() +
+                                              (vision_ran ? wb.vision.in_place : 0));
   j["weight_bytes"] = resident;
+  j["weight_bytes_owned"] = static_cast<double>(wb.vision.owned + wb.text.owned);
   j["kv_cache_bytes"] = kv_bytes;
   j["peak_rss_over_weights_kv"] = static_cast<double>(PeakRss()) / (resident + kv_bytes);
 
