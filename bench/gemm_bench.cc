@@ -105,6 +105,8 @@ BENCHMARK(BM_Gemm)
 // read-bandwidth probes (ReadSum over 1 GiB, plain and prefetching passes): "fraction" is the
 // stream's bytes per second over the better of the probes around it, averaged over iterations
 // (the bandwidth here swings within seconds, so it is related to probes taken right next to it).
+// one_matrix:1 streams the same bytes as one matrix (one GEMV): what the sequence of 64 smaller
+// jobs costs over one long stream.
 void BM_DecodeStreamQ4(benchmark::State& st) {
   plm::ThreadPool::SetGlobalThreads(static_cast<int>(st.range(0)));
   plm::ThreadPool& pool = plm::ThreadPool::Global();
@@ -125,9 +127,17 @@ void BM_DecodeStreamQ4(benchmark::State& st) {
   std::vector<const plm::Q4Matrix*> order;  // layer by layer, as a decode step reads them
   for (int layer = 0; layer < 16; ++layer)
     for (size_t s = 0; s < 4; ++s) order.push_back(&ws[s * 16 + static_cast<size_t>(layer)]);
+  if (st.range(1) != 0) {  // the same rows as one matrix
+    int64_t rows = 0;
+    for (const auto& [n, k] : shapes) rows += 16 * n * k / D;
+    ws.clear();
+    ws.push_back(plm::QuantizeQ4(Random(static_cast<size_t>(rows * D), 0.05f).data(), rows, D));
+    plm::PackQ4(&ws.back());
+    order = {&ws.back()};
+  }
   for (const auto* q : order) bytes += static_cast<double>(q->bytes());
   const auto x = Random(static_cast<size_t>(I), 1.0f);
-  std::vector<float> y(static_cast<size_t>(2 * I));
+  std::vector<float> y(static_cast<size_t>(order.front()->n > 2 * I ? order.front()->n : 2 * I));
   std::vector<float, plm::HugePageAllocator<float>> probe_buf((size_t{1} << 30) / sizeof(float),
                                                               1.0f);
   auto now = [] { return std::chrono::steady_clock::now(); };
@@ -161,8 +171,8 @@ void BM_DecodeStreamQ4(benchmark::State& st) {
 }
 
 BENCHMARK(BM_DecodeStreamQ4)
-    ->ArgName("threads")
-    ->Arg(2)
+    ->ArgNames({"threads", "one_matrix"})
+    ->ArgsProduct({{2}, {0, 1}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 

@@ -30,6 +30,11 @@ enum class ComputeType { kF32, kBF16, kQ8, kQ4 };
 const char* ComputeTypeName(ComputeType t);
 // Parses "f32" / "bf16" / "q8" / "q4"; throws kInvalidArgument otherwise.
 ComputeType ParseComputeType(const std::string& s);
+// The compute type that runs a checkpoint in the dtype its config names, as transformers'
+// default dtype="auto" loads it: bf16 for "bfloat16", float32 otherwise ("float16" too: there
+// is no f16 path, and float32 loses nothing). A `plm quantize` folder runs in its own format
+// whatever is requested.
+ComputeType StoredComputeType(const PerceptionLMConfig& config);
 
 struct LoadOptions {
   ComputeType compute = ComputeType::kF32;

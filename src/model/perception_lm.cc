@@ -34,6 +34,10 @@ ComputeType ParseComputeType(const std::string& s) {
               "unknown compute type \"" + s + "\" (expected f32, bf16, q8 or q4)");
 }
 
+ComputeType StoredComputeType(const PerceptionLMConfig& config) {
+  return config.dtype == "bfloat16" ? ComputeType::kBF16 : ComputeType::kF32;
+}
+
 struct PerceptionLMForConditionalGeneration::Impl {
   PerceptionLMConfig config;
   WeightStore weights;

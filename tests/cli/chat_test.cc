@@ -41,6 +41,8 @@ TEST(Chat, MultiTurnEqualsPipeline) {
   for (const auto& model : test::FixtureModels()) {
     LoadOptions lo;
     lo.threads = kThreads;
+    // What `plm chat` runs without --dtype: the checkpoint config's dtype.
+    lo.compute = StoredComputeType(PerceptionLMConfig::FromFile(model + "/config.json"));
     auto pipe = Pipeline::FromPretrained(model, lo);
     // The same session, computed in-process.
     std::string want;

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
 #include "cli/cli_util.h"
@@ -68,7 +69,7 @@ TEST(Cli, RunReproducesGoldenImageContinuation) {
     const auto want = g.Get("generated_ids").ToI64();
     const auto top = g.Get("generated.top5_values").ToF32();
     RunResult r = RunPlm({"run", "-m", model_dir, "-i", image, "-p", user, "--system", system, "-n",
-                          std::to_string(want.size()), "--json", "-t", "2"});
+                          std::to_string(want.size()), "--json", "-t", "2", "--dtype", "f32"});
     ASSERT_EQ(r.code, 0) << r.err;
     const Json j = ParseJson(r.out, "plm run --json");
     const auto got = j["tokens"].get<std::vector<int64_t>>();
@@ -229,6 +230,27 @@ TEST(Cli, BenchRelatesDecodeSegmentsToTheirProbes) {
   EXPECT_NEAR(j["decode_read_bandwidth_bytes_per_s"]["5"].get<double>(), weighted_bw / seconds,
               1e-6 * weighted_bw / seconds);
   EXPECT_LT(j["peak_rss_bytes"].get<double>(), 1024.0 * 1024 * 1024);
+}
+
+// Without --dtype a model runs in the dtype its config names (transformers' dtype="auto"): bf16
+// for a bfloat16 checkpoint, float32 for a float32 one; the verbose load line says which.
+TEST(Cli, DefaultDtypeFollowsTheCheckpointConfig) {
+  const std::string model_dir = test::FixturesDir() + "/models/" + ModelDirs().at(0);
+  for (const std::string dtype : {"bfloat16", "float32"}) {
+    SCOPED_TRACE(dtype);
+    const std::string dir = test::MakeTempDir();
+    for (const auto& f : test::ListDir(model_dir, false))
+      if (f != "config.json") std::filesystem::create_symlink(model_dir + "/" + f, dir + "/" + f);
+    Json config = ReadJsonFile(model_dir + "/config.json");
+    config.erase("torch_dtype");
+    config["dtype"] = dtype;
+    test::WriteFile(dir + "/config.json", config.dump());
+    const RunResult r = RunPlm({"run", "-m", dir, "-p", "Hello", "-n", "1", "--verbose"});
+    ASSERT_EQ(r.code, 0) << r.err;
+    const std::string want = dtype == "bfloat16" ? "(bf16)" : "(f32)";
+    EXPECT_NE(r.err.find("loaded " + dir + " " + want), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("note:"), std::string::npos) << r.err;
+  }
 }
 
 // A `plm quantize` folder runs in its stored format: an explicit --dtype that says otherwise is

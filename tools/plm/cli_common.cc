@@ -82,9 +82,10 @@ void ModelArgs::Register(CLI::App* app) {
       ->required();
   compute_option =
       app->add_option("--dtype", compute,
-                      "Weight/compute format: f32 (reference), bf16, q8, q4 (a `plm quantize` "
-                      "folder runs in its own format)")
-          ->check(CLI::IsMember({"f32", "bf16", "q8", "q4"}));
+                      "Weight/compute format: auto (default: the checkpoint's dtype, bf16 for "
+                      "a bfloat16 checkpoint, else f32), f32 (reference), bf16, q8, q4 (a `plm "
+                      "quantize` folder runs in its own format)")
+          ->check(CLI::IsMember({"auto", "f32", "bf16", "q8", "q4"}));
   app->add_option("--threads,-t", threads, "Threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
   app->add_flag(
@@ -150,14 +151,21 @@ std::unique_ptr<Pipeline> LoadPipeline(const ModelArgs& args, Progress& progress
   const std::string dir =
       ResolveModel(args.model, [&](const std::string& s) { progress.Status(s); });
   LoadOptions lo;
-  lo.compute = ParseComputeType(args.compute);
+  lo.compute = args.compute == "auto"
+                   ? StoredComputeType(PerceptionLMConfig::FromFile(dir + "/config.json"))
+                   : ParseComputeType(args.compute);
   lo.threads = args.threads;
   lo.huge_pages = !args.mmap;
   lo.on_progress = [&](const std::string& s) { progress.Status(s + "..."); };
+  const auto t0 = std::chrono::steady_clock::now();
   auto p = Pipeline::FromPretrained(dir, lo);
   progress.Clear();
+  char buf[64];
+  std::snprintf(buf, sizeof buf, " (%s) in %.1f s", ComputeTypeName(p->model().compute()),
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  progress.Note("loaded " + dir + buf);
   if (args.compute_option != nullptr && args.compute_option->count() > 0 &&
-      p->model().compute() != lo.compute)
+      args.compute != "auto" && p->model().compute() != lo.compute)
     if (!args.quiet)  // even when progress is off (stderr not a terminal): a flag was ignored
       std::fprintf(stderr,
                    "note: %s is stored as %s (plm quantize) and runs as %s, not --dtype %s\n",

@@ -35,7 +35,7 @@ class Progress {
 
 struct ModelArgs {
   std::string model;
-  std::string compute = "f32";
+  std::string compute = "auto";  // auto: the checkpoint config's dtype (StoredComputeType)
   int threads = 0;
   bool quiet = false;
   bool verbose = false;

@@ -96,7 +96,8 @@ int Serve(ServeArgs& a) {
   srv.SetPipeline(pipe, defaults);
   if (!quiet) {
     std::fprintf(stderr, "plm serve: ready (model '%s', %s, up to %d requests at once)\n",
-                 o.model_name.c_str(), a.model.compute.c_str(), o.engine.max_batch);
+                 o.model_name.c_str(), ComputeTypeName(pipe->model().compute()),
+                 o.engine.max_batch);
     std::fflush(stderr);
   }
   srv.Wait();
