@@ -33,6 +33,11 @@ namespace plm {
 namespace {
 
 constexpr int64_t kRowBlock = 16;  // W rows per parallel task in the small-m kernels
+// The blocked decode GEMVs hand out 64-row weight blocks one at a time (ParallelFor's grain):
+// each is 32-300 KB of weights, so the threads finish a projection within one block of each
+// other (the default grain of 1/32 of the blocks left up to ~15 us of waiting on the 1B's
+// gate/up pass; paired measurement in docs/PERFORMANCE.md, session 11).
+constexpr int64_t kBlockGrain = 1;
 constexpr int64_t kChunkM = 1536;  // at most this many activation rows per oneDNN call
 
 // Rows per oneDNN call: m split evenly into ceil(m / kChunkM) chunks (a 1025-row vision tile is
@@ -1238,7 +1243,7 @@ void GemmBF16Packed(const float* x, const PackedBf16& w, const float* bias, floa
     ToBf16Padded(x, m, k, w.kp, &xb);
     const uint16_t* xp = xb.data();
     ThreadPool::Global().ParallelFor(
-        w.np / 64, [&](int64_t b, int64_t e) { GemvBf16Blocked(xp, w, y, m, b, e); });
+        w.np / 64, [&](int64_t b, int64_t e) { GemvBf16Blocked(xp, w, y, m, b, e); }, kBlockGrain);
     AddBias(y, bias, m, n);
     return;
   }
@@ -1422,9 +1427,10 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
     std::vector<float> xs;
     QuantizeRowsU8Padded(x, m, k, w.packed->kp, &xu, &xs);
     float* out = ep.kind == GemmEpilogue::Kind::kAddScaled ? EpilogueScratch(m * n) : y;
-    ThreadPool::Global().ParallelFor((n + 63) / 64, [&](int64_t b, int64_t e) {
-      GemvQ8Blocked(xu.data(), xs.data(), w, out, m, b, e);
-    });
+    ThreadPool::Global().ParallelFor(
+        (n + 63) / 64,
+        [&](int64_t b, int64_t e) { GemvQ8Blocked(xu.data(), xs.data(), w, out, m, b, e); },
+        kBlockGrain);
     FinishRows(out, n, y, n, 0, m, n, bias, ep);
     return;
   }
@@ -1754,7 +1760,7 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
     const Q4BlockedAct& a = act;
     ThreadPool& pool = ThreadPool::Global();
     pool.ParallelFor((n + 63) / 64,
-                     [&](int64_t b, int64_t e) { GemvQ4Blocked(a, w, out, m, b, e); });
+                     [&](int64_t b, int64_t e) { GemvQ4Blocked(a, w, out, m, b, e); }, kBlockGrain);
     if (m <= kSmallM) {
       FinishRows(out, n, y, n, 0, m, n, bias, ep);
     } else {
@@ -1870,33 +1876,36 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
   const float* xsp = xs.data();
   const Q4Act& a = act;
   const Q4BlockedAct& ba = bact;
-  ThreadPool::Global().ParallelFor(first.back(), [&](int64_t b, int64_t e) {
-    size_t j = 0;
-    for (int64_t t = b; t < e; ++t) {
-      while (first[j + 1] <= t) ++j;
-      const GemvJob& g = jobs[j];
-      if (kind == 3) {
-        GemvQ8Blocked(xup, xsp, *g.q8, g.y, m, t - first[j], t - first[j] + 1);
-        continue;
-      }
-      if (kind == 4) {
-        GemvQ4Blocked(ba, *g.q4, g.y, m, t - first[j], t - first[j] + 1);
-        continue;
-      }
-      if (kind == 5) {
-        GemvBf16Blocked(xbp, *g.bf16p, g.y, m, t - first[j], t - first[j] + 1);
-        continue;
-      }
-      const int64_t r0 = (t - first[j]) * kRowBlock, r1 = std::min(g.n, r0 + kRowBlock);
-      if (kind == 0) {
-        GemvBf16Avx512(xbp, g.bf16, g.y, m, g.n, k, r0, r1);
-      } else if (kind == 1) {
-        GemvQ8Avx512(xup, xsp, *g.q8, g.y, m, r0, r1);
-      } else {
-        GemvQ4Avx512(a, *g.q4, g.y, m, r0, r1);
-      }
-    }
-  });
+  ThreadPool::Global().ParallelFor(
+      first.back(),
+      [&](int64_t b, int64_t e) {
+        size_t j = 0;
+        for (int64_t t = b; t < e; ++t) {
+          while (first[j + 1] <= t) ++j;
+          const GemvJob& g = jobs[j];
+          if (kind == 3) {
+            GemvQ8Blocked(xup, xsp, *g.q8, g.y, m, t - first[j], t - first[j] + 1);
+            continue;
+          }
+          if (kind == 4) {
+            GemvQ4Blocked(ba, *g.q4, g.y, m, t - first[j], t - first[j] + 1);
+            continue;
+          }
+          if (kind == 5) {
+            GemvBf16Blocked(xbp, *g.bf16p, g.y, m, t - first[j], t - first[j] + 1);
+            continue;
+          }
+          const int64_t r0 = (t - first[j]) * kRowBlock, r1 = std::min(g.n, r0 + kRowBlock);
+          if (kind == 0) {
+            GemvBf16Avx512(xbp, g.bf16, g.y, m, g.n, k, r0, r1);
+          } else if (kind == 1) {
+            GemvQ8Avx512(xup, xsp, *g.q8, g.y, m, r0, r1);
+          } else {
+            GemvQ4Avx512(a, *g.q4, g.y, m, r0, r1);
+          }
+        }
+      },
+      kind >= 3 ? kBlockGrain : 0);
   for (const GemvJob& g : jobs) AddBias(g.y, g.bias, m, g.n);
   return true;
 }

@@ -130,7 +130,8 @@ void ThreadPool::WorkerLoop(int t) {
   }
 }
 
-void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn,
+                             int64_t grain) {
   if (n <= 0) return;
   if (n_threads_ == 1 || n == 1) {
     fn(0, n);
@@ -140,13 +141,15 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
   if (n > kMaxN) {
     for (int64_t b = 0; b < n; b += kMaxN) {
       const int64_t e = std::min(n, b + kMaxN);
-      ParallelFor(e - b, [&](int64_t cb, int64_t ce) { fn(b + cb, b + ce); });
+      ParallelFor(
+          e - b, [&](int64_t cb, int64_t ce) { fn(b + cb, b + ce); }, grain);
     }
     return;
   }
   std::lock_guard<std::mutex> call_lock(call_mu_);
   job_ = &fn;
-  job_grain_ = std::max<int64_t>(1, n / (int64_t{n_threads_} * kMinChunksPerThread));
+  job_grain_ =
+      grain > 0 ? grain : std::max<int64_t>(1, n / (int64_t{n_threads_} * kMinChunksPerThread));
   for (int t = 0; t < n_threads_; ++t)
     ranges_[static_cast<size_t>(t)].be.store(
         PackRange(n * t / n_threads_, n * (t + 1) / n_threads_), std::memory_order_relaxed);

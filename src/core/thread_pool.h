@@ -30,10 +30,12 @@ class ThreadPool {
   // of what is left at a time (consecutive chunks: one sequential stream through memory); a
   // thread that is done takes half of what is left of another's range, from the back. So a
   // thread slowed down (a shared core, an interrupt) does less instead of making the others wait,
-  // and streaming kernels keep long runs. Chunks hold at least n / (threads *
-  // kMinChunksPerThread) items where there are that many. Exceptions thrown by fn are rethrown
-  // here (the first one; chunks not yet claimed are then skipped).
-  void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+  // and streaming kernels keep long runs. Chunks hold at least `grain` items where there are
+  // that many; grain 0 means n / (threads * kMinChunksPerThread), so cheap items are not claimed
+  // one by one. Heavy items (a decode GEMV's 64-row weight blocks, ~2-8 us each) pass 1: the
+  // threads then finish a job within one item of each other. Exceptions thrown by fn are
+  // rethrown here (the first one; chunks not yet claimed are then skipped).
+  void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain = 0);
   static constexpr int64_t kMinChunksPerThread = 16;
 
   // The process-wide pool used by kernels; SetGlobalThreads replaces it (not while in use).

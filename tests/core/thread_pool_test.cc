@@ -96,6 +96,42 @@ TEST(ThreadPool, OwnShareFromTheFrontTheOtherFromTheBack) {
   }
 }
 
+// `grain` bounds how small the claims get: 1 hands out single items at the end of every share
+// (the decode GEMVs' heavy blocks), the default keeps chunks of about n / (threads * 16) items.
+TEST(ThreadPool, GrainSetsTheSmallestClaim) {
+  ThreadPool pool(2);
+  const int64_t n = 1024;
+  for (int64_t grain : {int64_t{0}, int64_t{1}, int64_t{64}}) {
+    for (int round = 0; round < 20; ++round) {
+      std::mutex mu;
+      std::vector<std::pair<int64_t, int64_t>> chunks;
+      pool.ParallelFor(
+          n,
+          [&](int64_t b, int64_t e) {
+            std::lock_guard<std::mutex> lock(mu);
+            chunks.emplace_back(b, e);
+          },
+          grain);
+      int64_t covered = 0, smallest = n;
+      for (const auto& [b, e] : chunks) {
+        covered += e - b;
+        smallest = std::min(smallest, e - b);
+      }
+      EXPECT_EQ(covered, n);
+      const int64_t want = grain > 0 ? grain : n / (2 * ThreadPool::kMinChunksPerThread);
+      // Claims hold `want` items except where less than that is left of a share (at most one
+      // such remainder per share and thief).
+      int64_t short_chunks = 0;
+      for (const auto& [b, e] : chunks) short_chunks += e - b < want;
+      EXPECT_LE(short_chunks, 4) << "grain " << grain;
+      EXPECT_LE(static_cast<int64_t>(chunks.size()), n / want + 4) << "grain " << grain;
+      if (grain == 1) {
+        EXPECT_EQ(smallest, 1);
+      }
+    }
+  }
+}
+
 // Chunks are claimed, not assigned: while one thread is held up, the others take the rest of
 // the work. The worker's first chunk waits until the caller has done more than half (at most 2 s:
 // with one fixed half per thread the caller can never get there, and the test fails).
