@@ -1,5 +1,7 @@
 #include "model/llama_decoder.h"
 
+#include <optional>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -8,6 +10,7 @@
 #include "core/dtype.h"
 #include "core/ops.h"
 #include "core/parallel.h"
+#include "core/phase_times.h"
 #include "core/thread_pool.h"
 #include "plm/error.h"
 
@@ -236,9 +239,17 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
   for (size_t li = 0; li < layers_.size(); ++li) {
     const Layer& layer = layers_[li];
     const auto layer_idx = static_cast<int64_t>(li);
-    RmsNorm(h.data(), layer.input_norm.data(), eps, x.data(), rows, D);
-    Linear::ForwardMany(x.data(), rows, {&layer.q, &layer.k, &layer.v},
-                        {q.data(), k.data(), v.data()});
+    {
+      PhaseScope t(Phase::kNorms);
+      RmsNorm(h.data(), layer.input_norm.data(), eps, x.data(), rows, D);
+    }
+    {
+      PhaseScope t(Phase::kQkv);
+      Linear::ForwardMany(x.data(), rows, {&layer.q, &layer.k, &layer.v},
+                          {q.data(), k.data(), v.data()});
+    }
+    // RoPE and the cache writes, attention, then the output projection: timed in sequence.
+    std::optional<PhaseScope> phase(Phase::kRopeKv);
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t pos = req.positions[r];
       ApplyRope(q.data() + r * H * hd, H, pos);
@@ -265,6 +276,8 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
           }
         }
     }
+    phase.reset();
+    phase.emplace(Phase::kAttention);
     Tensor probs;
     // Attentions are only returned for a shared cache, where every row has the same length.
     if (req.output_attentions) probs = Tensor({B, H, L, max_total});
@@ -330,16 +343,31 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
     }
     if (req.output_attentions) res.attentions.push_back(std::move(probs));
     // The residual adds happen in the projections' output pass (h += o(attn), h += down(.)).
+    phase.reset();
+    phase.emplace(Phase::kO);
     layer.o.Forward(attn.data(), rows, h.data(), residual);
-    RmsNorm(h.data(), layer.post_norm.data(), eps, x.data(), rows, D);
-    Linear::ForwardMany(x.data(), rows, {&layer.gate, &layer.up}, {g.data(), u.data()});
-    if (compute_ == ComputeType::kF32) {
-      SiluInPlace(g.data(), rows * I);
-      for (int64_t i = 0; i < rows * I; ++i) g[i] *= u[i];
-    } else {
-      ParallelSiluMulFast(g.data(), u.data(), rows * I);
+    phase.reset();
+    {
+      PhaseScope t(Phase::kNorms);
+      RmsNorm(h.data(), layer.post_norm.data(), eps, x.data(), rows, D);
     }
-    layer.down.Forward(g.data(), rows, h.data(), residual);
+    {
+      PhaseScope t(Phase::kGateUp);
+      Linear::ForwardMany(x.data(), rows, {&layer.gate, &layer.up}, {g.data(), u.data()});
+    }
+    {
+      PhaseScope t(Phase::kSiluMul);
+      if (compute_ == ComputeType::kF32) {
+        SiluInPlace(g.data(), rows * I);
+        for (int64_t i = 0; i < rows * I; ++i) g[i] *= u[i];
+      } else {
+        ParallelSiluMulFast(g.data(), u.data(), rows * I);
+      }
+    }
+    {
+      PhaseScope t(Phase::kDown);
+      layer.down.Forward(g.data(), rows, h.data(), residual);
+    }
     if (req.output_hidden_states) {
       Tensor t({B, L, D});
       t.data = h;
@@ -347,7 +375,10 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
     }
   }
   res.hidden = Tensor({B, L, D});
-  RmsNorm(h.data(), norm_.data(), eps, res.hidden.ptr(), rows, D);
+  {
+    PhaseScope t(Phase::kNorms);
+    RmsNorm(h.data(), norm_.data(), eps, res.hidden.ptr(), rows, D);
+  }
   if (req.output_hidden_states) res.hidden_states.back().data = res.hidden.data;
   return res;
 }
@@ -429,6 +460,7 @@ void LlamaDecoder::FusedAttentionLayer(const float* q, std::span<const CacheSlot
 }
 
 void LlamaDecoder::Logits(const float* hidden, int64_t rows, float* logits) const {
+  PhaseScope t(Phase::kLmHead);
   if (tied_) {
     GemmF32(hidden, embed_.data(), nullptr, logits, rows, cfg_.vocab_size, cfg_.hidden_size);
   } else {

@@ -230,6 +230,19 @@ TEST(Cli, BenchRelatesDecodeSegmentsToTheirProbes) {
   EXPECT_NEAR(j["decode_read_bandwidth_bytes_per_s"]["5"].get<double>(), weighted_bw / seconds,
               1e-6 * weighted_bw / seconds);
   EXPECT_LT(j["peak_rss_bytes"].get<double>(), 1024.0 * 1024 * 1024);
+  // Where the steps' time went: every phase of the forward pass, and what is left outside them;
+  // together one step's time.
+  const Json ph = j["decode_phase_seconds_per_token"]["5"];
+  double step = 0;
+  for (const char* name : {"norms", "qkv", "rope_kv", "attention", "o", "gate_up", "silu_mul",
+                           "down", "lm_head", "other"}) {
+    ASSERT_TRUE(ph.contains(name)) << name;
+    EXPECT_GE(ph[name].get<double>(), 0.0) << name;
+    step += ph[name].get<double>();
+  }
+  for (const char* name : {"qkv", "o", "gate_up", "down", "lm_head", "attention"})
+    EXPECT_GT(ph[name].get<double>(), 0.0) << name;
+  EXPECT_NEAR(step * j["decode_tok_per_s"]["5"].get<double>(), 1.0, 1e-6);
 }
 
 // Without --dtype a model runs in the dtype its config names (transformers' dtype="auto"): bf16

@@ -23,6 +23,7 @@
 #include "bandwidth_probe.h"
 #include "commands.h"
 #include "core/dtype.h"
+#include "core/phase_times.h"
 #include "core/thread_pool.h"
 #include "io/safetensors.h"
 #include "plm/config.h"
@@ -269,7 +270,8 @@ int Run(const BenchArgs& a) {
   // Prefill at each length, then decode from that context.
   nlohmann::json pre = nlohmann::json::object(), dec = nlohmann::json::object(),
                  bytes = nlohmann::json::object(), frac = nlohmann::json::object(),
-                 near_bw = nlohmann::json::object(), segments = nlohmann::json::object();
+                 near_bw = nlohmann::json::object(), segments = nlohmann::json::object(),
+                 phases = nlohmann::json::object();
   const double wbytes = DecodeWeightBytes(cfg, model->compute());
   double kv_bytes = 0;  // the largest KV cache in use (bytes of keys and values)
   bool warmed = false;
@@ -310,6 +312,7 @@ int Run(const BenchArgs& a) {
     double before = probe.Measure(kSegmentPasses), decode_s = 0, bw_s = 0;
     bandwidth = std::max(bandwidth, before);
     nlohmann::json segs = nlohmann::json::array();
+    EnablePhaseTimes(true);  // where each step's time goes (summed over the timed steps only)
     for (int64_t done = 0; done < steps;) {
       const int64_t n = std::min(kDecodeSegment, steps - done);
       t0 = Now();
@@ -323,6 +326,18 @@ int Run(const BenchArgs& a) {
       segs.push_back({{"tokens", n}, {"seconds", dt}, {"read_bandwidth_bytes_per_s", bw}});
       before = after;
       done += n;
+    }
+    EnablePhaseTimes(false);
+    {
+      nlohmann::json ph = nlohmann::json::object();
+      double in_phases = 0;
+      const auto secs = PhaseSeconds();
+      for (size_t i = 0; i < kPhaseCount; ++i) {
+        ph[PhaseName(static_cast<Phase>(i))] = secs[i] / static_cast<double>(steps);
+        in_phases += secs[i];
+      }
+      ph["other"] = std::max(0.0, decode_s - in_phases) / static_cast<double>(steps);
+      phases[std::to_string(L)] = std::move(ph);
     }
     const double tps = static_cast<double>(steps) / decode_s;
     const double bw_near = bw_s / decode_s;
@@ -352,6 +367,8 @@ int Run(const BenchArgs& a) {
   j["decode_bandwidth_fraction"] = frac;
   j["decode_read_bandwidth_bytes_per_s"] = near_bw;
   j["decode_segments"] = segments;
+  // Seconds per decode step in each phase of the forward pass (core/phase_times.h).
+  j["decode_phase_seconds_per_token"] = phases;
   j["decode_weight_bytes"] = wbytes;
   j["read_bandwidth_bytes_per_s"] = bandwidth;
   j["peak_rss_bytes"] = PeakRss();
@@ -385,6 +402,14 @@ int Run(const BenchArgs& a) {
   for (auto& [k, v] : pre.items())
     std::printf("  %-8s %12.1f %12.2f %16.3e %9.0f%%\n", k.c_str(), v.get<double>(),
                 dec[k].get<double>(), bytes[k].get<double>(), 100 * frac[k].get<double>());
+  for (auto& [k, v] : phases.items()) {
+    std::printf("  decode step at %s (ms):", k.c_str());
+    for (size_t i = 0; i <= kPhaseCount; ++i) {
+      const char* name = i < kPhaseCount ? PhaseName(static_cast<Phase>(i)) : "other";
+      std::printf(" %s %.2f", name, 1e3 * v[name].get<double>());
+    }
+    std::printf("\n");
+  }
   std::printf("  peak RSS             %8.2f GiB (%.2fx the weights + KV cache in use: %.2f GiB)\n",
               static_cast<double>(PeakRss()) / (1024.0 * 1024.0 * 1024.0),
               j["peak_rss_over_weights_kv"].get<double>(),
