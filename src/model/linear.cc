@@ -269,11 +269,24 @@ void Linear::ForwardMany(const float* x, int64_t rows, const std::vector<const L
   for (size_t i = 0; i < layers.size(); ++i) layers[i]->Forward(x, rows, ys[i]);
 }
 
+LinearSource FindLinear(WeightStore& ws, const std::string& weight_name, int64_t out, int64_t in,
+                        const std::string& bias_name, ComputeType compute) {
+  LinearSource s;
+  s.compute = compute;
+  s.bias = bias_name.empty() ? nullptr : &ws.Get(bias_name, {out});
+  s.quantized = ws.GetQuantized(weight_name, {out, in});
+  if (!s.quantized) s.weight = &ws.Get(weight_name, {out, in});
+  return s;
+}
+
+Linear LinearSource::Build() const {
+  if (quantized) return Linear(*quantized, bias);
+  return Linear(*weight, bias, compute);
+}
+
 Linear LoadLinear(WeightStore& ws, const std::string& weight_name, int64_t out, int64_t in,
                   const std::string& bias_name, ComputeType compute) {
-  const TensorView* b = bias_name.empty() ? nullptr : &ws.Get(bias_name, {out});
-  if (auto q = ws.GetQuantized(weight_name, {out, in})) return Linear(*q, b);
-  return Linear(ws.Get(weight_name, {out, in}), b, compute);
+  return FindLinear(ws, weight_name, out, in, bias_name, compute).Build();
 }
 
 }  // namespace plm

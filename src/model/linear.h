@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,8 +69,25 @@ class Linear {
   std::shared_ptr<Q4Matrix> q4_;
 };
 
-// Loads `<name>.weight` [out, in] (and `<name>.bias` [out] when `bias`) as a Linear: in place
-// when the checkpoint stores it quantized, else converted to `compute`.
+// A Linear's tensors found (and their shapes checked) in the checkpoint, built later: a model
+// checks every tensor at load but converts a matrix only when it is first needed.
+struct LinearSource {
+  const TensorView* weight = nullptr;  // [out, in] as stored (null when stored quantized)
+  std::optional<QuantizedWeight> quantized;
+  const TensorView* bias = nullptr;  // [out] or null
+  ComputeType compute = ComputeType::kF32;
+
+  // The Linear (converting or quantizing the stored weight to `compute`, or in place).
+  Linear Build() const;
+};
+
+// Finds `weight_name` [out, in] (and `bias_name` [out] unless empty): throws plm::Error naming a
+// missing or mis-shaped tensor. Marks them used.
+LinearSource FindLinear(WeightStore& ws, const std::string& weight_name, int64_t out, int64_t in,
+                        const std::string& bias_name, ComputeType compute);
+
+// FindLinear(...).Build(): in place when the checkpoint stores it quantized, else converted to
+// `compute`.
 Linear LoadLinear(WeightStore& ws, const std::string& weight_name, int64_t out, int64_t in,
                   const std::string& bias_name, ComputeType compute);
 

@@ -18,9 +18,9 @@ F32Weights Load(WeightStore& ws, const std::string& name, const std::vector<int6
   return F32Weights(ws.Get(name, shape));
 }
 
-Linear LoadBlockLinear(WeightStore& ws, const std::string& name, int64_t out, int64_t in, bool bias,
-                       ComputeType compute) {
-  return LoadLinear(ws, name + ".weight", out, in, bias ? name + ".bias" : "", compute);
+LinearSource FindBlockLinear(WeightStore& ws, const std::string& name, int64_t out, int64_t in,
+                             bool bias, ComputeType compute) {
+  return FindLinear(ws, name + ".weight", out, in, bias ? name + ".bias" : "", compute);
 }
 
 }  // namespace
@@ -50,10 +50,16 @@ VisionTower::VisionTower(const VisionConfig& cfg, const LoadOptions& options, We
     blk.norm1_b = Load(ws, b + "norm1.bias", {D});
     blk.norm2_w = Load(ws, b + "norm2.weight", {D});
     blk.norm2_b = Load(ws, b + "norm2.bias", {D});
-    blk.qkv = LoadBlockLinear(ws, b + "attn.qkv", 3 * D, D, cfg.qkv_bias, compute_);
-    blk.proj = LoadBlockLinear(ws, b + "attn.proj", D, D, true, compute_);
-    blk.fc1 = LoadBlockLinear(ws, b + "mlp.fc1", hidden, D, true, compute_);
-    blk.fc2 = LoadBlockLinear(ws, b + "mlp.fc2", D, hidden, true, compute_);
+    blk.sources = {FindBlockLinear(ws, b + "attn.qkv", 3 * D, D, cfg.qkv_bias, compute_),
+                   FindBlockLinear(ws, b + "attn.proj", D, D, true, compute_),
+                   FindBlockLinear(ws, b + "mlp.fc1", hidden, D, true, compute_),
+                   FindBlockLinear(ws, b + "mlp.fc2", D, hidden, true, compute_)};
+    // Stored quantized: used in place, nothing to defer.
+    for (size_t i = 0; i < blk.sources.size(); ++i)
+      if (blk.sources[i].quantized) {
+        *blk.linears()[i] = blk.sources[i].Build();
+        blk.sources[i] = {};
+      }
     if (cfg.init_values > 0) {
       blk.gamma_1 = Load(ws, b + "gamma_1", {D});
       blk.gamma_2 = Load(ws, b + "gamma_2", {D});
@@ -280,7 +286,14 @@ HeldBytes VisionTower::held_bytes() const {
     for (const F32Weights* w :
          {&b.norm1_w, &b.norm1_b, &b.norm2_w, &b.norm2_b, &b.gamma_1, &b.gamma_2})
       h += w->held_bytes();
-    for (const Linear* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) h += l->held_bytes();
+    for (size_t i = 0; i < b.sources.size(); ++i) {
+      const LinearSource& src = b.sources[i];
+      if (src.weight == nullptr) {
+        h += b.linears()[i]->held_bytes();
+      } else {  // not built yet: the checkpoint's bytes, in place
+        h.in_place += src.weight->nbytes + (src.bias != nullptr ? src.bias->nbytes : 0);
+      }
+    }
   }
   return h;
 }
@@ -290,11 +303,20 @@ Tensor VisionTower::Forward(const float* pixels, int64_t n_tiles,
                             const std::function<void(int64_t, int64_t)>& on_tile) const {
   const int64_t T = tokens_per_tile(), D = cfg_.embed_dim;
   const int64_t tile_elems = 3 * cfg_.img_height * cfg_.img_width;
-  // GEMMs of one tile's tokens from packed bf16/int8 weights are 10-25 % faster; the plain rows
-  // are dropped (other callers wait here until it is done).
-  std::call_once(packed_, [&] {
-    for (const Block& b : blocks_)
-      for (const Linear* l : {&b.qkv, &b.proj, &b.fc1, &b.fc2}) const_cast<Linear*>(l)->Pack();
+  // The block matrices are converted (bf16 / int8 from what the checkpoint stores) on the first
+  // image, so text-only use never holds them, and packed: GEMMs of one tile's tokens from packed
+  // bf16/int8 weights are 10-25 % faster; the plain rows are dropped. Other callers wait here
+  // until it is done.
+  std::call_once(prepared_, [&] {
+    for (const Block& cb : blocks_) {
+      auto& b = const_cast<Block&>(cb);
+      for (size_t i = 0; i < b.sources.size(); ++i) {
+        Linear* l = b.linears()[i];
+        if (b.sources[i].weight != nullptr) *l = b.sources[i].Build();
+        b.sources[i] = {};
+        l->Pack();
+      }
+    }
   });
   Tensor out({n_tiles, T, D});
   if (block_outputs != nullptr) block_outputs->assign(blocks_.size(), Tensor());

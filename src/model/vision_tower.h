@@ -4,6 +4,7 @@
 // independent.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -32,8 +33,9 @@ class VisionTower {
                  const std::function<void(int64_t done, int64_t total)>& on_tile = {}) const;
 
   const VisionConfig& config() const { return cfg_; }
-  // Weights held, owned and in place (the block weights become owned packed copies on the first
-  // Forward; not to be called while one runs).
+  // Weights held, owned and in place. Before the first Forward the block matrices count as their
+  // checkpoint bytes in place; it builds their converted / packed copies (not to be called while
+  // one runs).
   HeldBytes held_bytes() const;
   int64_t tokens_per_tile() const { return cfg_.num_prefix_tokens() + cfg_.num_patches(); }
 
@@ -41,6 +43,10 @@ class VisionTower {
   struct Block {
     F32Weights norm1_w, norm1_b, norm2_w, norm2_b, gamma_1, gamma_2;
     Linear qkv, proj, fc1, fc2;
+    // Where qkv, proj, fc1, fc2 are stored until they are built (weight null once built).
+    std::array<LinearSource, 4> sources;
+    std::array<Linear*, 4> linears() { return {&qkv, &proj, &fc1, &fc2}; }
+    std::array<const Linear*, 4> linears() const { return {&qkv, &proj, &fc1, &fc2}; }
   };
 
   // Activations of one tile, allocated once per Forward and reused (uninitialised: every
@@ -59,9 +65,9 @@ class VisionTower {
   F32Weights patch_w_, patch_b_, cls_, pos_, norm_pre_w_, norm_pre_b_, norm_w_, norm_b_;
   std::vector<Block> blocks_;
   std::vector<float> rope_cos_, rope_sin_;  // [patches, head_dim / 2]: one angle per adjacent pair
-  // The bf16/int8 block weights go to their blocked layouts on the first Forward, so loading
-  // stays a mapping and text-only use never pays for it.
-  mutable std::once_flag packed_;
+  // The block matrices are built (converted, quantized) and packed on the first Forward, so
+  // loading stays a mapping and text-only use never pays for them.
+  mutable std::once_flag prepared_;
 };
 
 }  // namespace plm
