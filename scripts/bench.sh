@@ -9,7 +9,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build-perf}
-CONFIG=${CONFIG:-$ROOT/../shared/fixtures/configs/plm-1b-shaped}
+CONFIG=${CONFIG:-$ROOT/bench/configs/plm-1b-shaped}
 DTYPES=${DTYPES:-"bf16 q8 q4"}
 THREADS=${THREADS:-"1 2"}
 PREFILL=${PREFILL:-512,2048,9472}

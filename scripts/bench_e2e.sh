@@ -11,7 +11,7 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build-perf}
-CONFIG=${CONFIG:-$ROOT/../shared/fixtures/configs/plm-1b-shaped}
+CONFIG=${CONFIG:-$ROOT/bench/configs/plm-1b-shaped}
 FIXTURES=${PLM_FIXTURES:-$ROOT/../shared/fixtures}
 THREADS=${THREADS:-2}
 WORK=${WORK:-/tmp/plm-e2e}

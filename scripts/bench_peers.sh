@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build-perf}
 T=${THREADS:-2}
 REPS=${REPS:-3}
-CONFIG=${CONFIG:-$ROOT/../shared/fixtures/configs/plm-1b-shaped}
+CONFIG=${CONFIG:-$ROOT/bench/configs/plm-1b-shaped}
 load() { echo "# load: $(cut -d' ' -f1-3 /proc/loadavg)  $(date -u +%T)"; }
 for peer in llama ik; do
   bin=$LLAMA_BENCH; [ "$peer" = ik ] && bin=$IK_BENCH

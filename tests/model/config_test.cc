@@ -14,14 +14,16 @@
 namespace plm {
 namespace {
 
-// Every config.json under the fixtures (models and shape-only configs).
+// Every config.json under the fixtures (models and shape-only configs) and of the benchmarks'
+// real shapes (bench/configs).
 std::vector<std::string> FixtureConfigs() {
   std::vector<std::string> out;
   const std::string root = test::FixturesDir();
-  for (const std::string sub : {"/models", "/configs"})
-    for (const auto& d : test::ListDir(root + sub, true))
-      if (test::PathExists(root + sub + "/" + d + "/config.json"))
-        out.push_back(root + sub + "/" + d + "/config.json");
+  for (const std::string& dir :
+       {root + "/models", root + "/configs", std::string(PLM_SOURCE_DIR) + "/bench/configs"})
+    for (const auto& d : test::ListDir(dir, true))
+      if (test::PathExists(dir + "/" + d + "/config.json"))
+        out.push_back(dir + "/" + d + "/config.json");
   return out;
 }
 
