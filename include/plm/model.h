@@ -127,6 +127,11 @@ class PerceptionLMForConditionalGeneration {
   // folder written by `plm quantize` (which takes precedence).
   ComputeType compute() const;
 
+  // Builds the vision tower's working copies of its matrices (converted, quantized or reordered
+  // from what the checkpoint stores) now; otherwise the first GetImageFeatures does, so that
+  // text-only use never holds them. Once; safe to call from several threads.
+  void PrepareVision() const;
+
   // Vision tower + projector on pixel tiles. Returns features [tiles, tokens_per_tile, hidden];
   // `vision` (optional) receives the tower outputs. `on_tile(done, total)` reports progress.
   Tensor GetImageFeatures(const PixelInputs& pixels, VisionOutputs* vision = nullptr,

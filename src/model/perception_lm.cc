@@ -105,6 +105,10 @@ void PerceptionLMForConditionalGeneration::ComputeLogits(const float* hidden, in
   impl_->decoder->Logits(hidden, rows, logits);
 }
 
+void PerceptionLMForConditionalGeneration::PrepareVision() const {
+  impl_->vision->Prepare();
+}
+
 Tensor PerceptionLMForConditionalGeneration::GetImageFeatures(
     const PixelInputs& pixels, VisionOutputs* vision, bool block_outputs,
     const std::function<void(int64_t, int64_t)>& on_tile) const {

@@ -298,11 +298,7 @@ HeldBytes VisionTower::held_bytes() const {
   return h;
 }
 
-Tensor VisionTower::Forward(const float* pixels, int64_t n_tiles,
-                            std::vector<Tensor>* block_outputs,
-                            const std::function<void(int64_t, int64_t)>& on_tile) const {
-  const int64_t T = tokens_per_tile(), D = cfg_.embed_dim;
-  const int64_t tile_elems = 3 * cfg_.img_height * cfg_.img_width;
+void VisionTower::Prepare() const {
   // The block matrices are converted (bf16 / int8 from what the checkpoint stores) on the first
   // image, so text-only use never holds them, and packed: GEMMs of one tile's tokens from packed
   // bf16/int8 weights are 10-25 % faster; the plain rows are dropped. Other callers wait here
@@ -318,6 +314,14 @@ Tensor VisionTower::Forward(const float* pixels, int64_t n_tiles,
       }
     }
   });
+}
+
+Tensor VisionTower::Forward(const float* pixels, int64_t n_tiles,
+                            std::vector<Tensor>* block_outputs,
+                            const std::function<void(int64_t, int64_t)>& on_tile) const {
+  const int64_t T = tokens_per_tile(), D = cfg_.embed_dim;
+  const int64_t tile_elems = 3 * cfg_.img_height * cfg_.img_width;
+  Prepare();
   Tensor out({n_tiles, T, D});
   if (block_outputs != nullptr) block_outputs->assign(blocks_.size(), Tensor());
   const int64_t ps = cfg_.patch_size, N = cfg_.num_patches();

@@ -32,6 +32,10 @@ class VisionTower {
   Tensor Forward(const float* pixels, int64_t n_tiles, std::vector<Tensor>* block_outputs = nullptr,
                  const std::function<void(int64_t done, int64_t total)>& on_tile = {}) const;
 
+  // Builds the block matrices (converted, quantized, packed) now rather than on the first
+  // Forward; once, thread-safe.
+  void Prepare() const;
+
   const VisionConfig& config() const { return cfg_; }
   // Weights held, owned and in place. Before the first Forward the block matrices count as their
   // checkpoint bytes in place; it builds their converted / packed copies (not to be called while

@@ -129,6 +129,14 @@ TEST(Api, WeightBytesFollowTheFormatHeld) {
     const auto after_image = model->weight_bytes();
     EXPECT_GE(after_image.vision.owned, at_load.vision.owned + vision_int8);
     EXPECT_EQ(after_image.text.total(), at_load.text.total());
+    {
+      // PrepareVision builds them without an image: the same bytes as after one.
+      auto prepared = PerceptionLMForConditionalGeneration::FromPretrained(dir, q8);
+      prepared->PrepareVision();
+      EXPECT_EQ(prepared->weight_bytes().vision.owned, after_image.vision.owned);
+      prepared->PrepareVision();  // once
+      EXPECT_EQ(prepared->weight_bytes().vision.owned, after_image.vision.owned);
+    }
     const std::string out = test::MakeTempDir();
     QuantizeCheckpoint(dir, out, ComputeType::kQ8);
     auto folder = PerceptionLMForConditionalGeneration::FromPretrained(out);

@@ -91,6 +91,9 @@ int Serve(ServeArgs& a) {
 
   Progress progress(true, false);
   std::shared_ptr<const Pipeline> pipe = LoadPipeline(a.model, progress);
+  // A server answers about images: build the vision tower's matrices before it reports ready,
+  // so that the first image request does not stall the streams running beside it.
+  pipe->model().PrepareVision();
   GenerationConfig defaults = a.sampling.Apply(pipe->default_generation());
   o.default_max_tokens = defaults.max_new_tokens;
   srv.SetPipeline(pipe, defaults);
