@@ -11,6 +11,7 @@
 #include "core/ops.h"
 #include "core/parallel.h"
 #include "core/phase_times.h"
+#include "core/rms_norm_fast.h"
 #include "core/thread_pool.h"
 #include "plm/error.h"
 
@@ -235,13 +236,15 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   GemmEpilogue residual;
   residual.kind = GemmEpilogue::Kind::kAddScaled;
+  // The float32 reference path keeps the reference RMSNorm (one double sum per element).
+  const auto norm = compute_ == ComputeType::kF32 ? RmsNorm : RmsNormFast;
 
   for (size_t li = 0; li < layers_.size(); ++li) {
     const Layer& layer = layers_[li];
     const auto layer_idx = static_cast<int64_t>(li);
     {
       PhaseScope t(Phase::kNorms);
-      RmsNorm(h.data(), layer.input_norm.data(), eps, x.data(), rows, D);
+      norm(h.data(), layer.input_norm.data(), eps, x.data(), rows, D);
     }
     {
       PhaseScope t(Phase::kQkv);
@@ -349,7 +352,7 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
     phase.reset();
     {
       PhaseScope t(Phase::kNorms);
-      RmsNorm(h.data(), layer.post_norm.data(), eps, x.data(), rows, D);
+      norm(h.data(), layer.post_norm.data(), eps, x.data(), rows, D);
     }
     {
       PhaseScope t(Phase::kGateUp);
@@ -377,7 +380,7 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
   res.hidden = Tensor({B, L, D});
   {
     PhaseScope t(Phase::kNorms);
-    RmsNorm(h.data(), norm_.data(), eps, res.hidden.ptr(), rows, D);
+    norm(h.data(), norm_.data(), eps, res.hidden.ptr(), rows, D);
   }
   if (req.output_hidden_states) res.hidden_states.back().data = res.hidden.data;
   return res;
