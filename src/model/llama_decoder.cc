@@ -122,14 +122,16 @@ void LlamaDecoder::Embed(const int64_t* ids, int64_t n, float* out) const {
 }
 
 // HF rotate_half RoPE on `heads` vectors of head_dim at one position.
-void LlamaDecoder::ApplyRope(float* x, int64_t heads, int64_t pos) const {
-  const int64_t hd = cfg_.head_dim, half = hd / 2;
-  float cs[512], sn[512];
-  for (int64_t d = 0; d < half; ++d) {
+void LlamaDecoder::RopeAngles(int64_t pos, float* cs, float* sn) const {
+  for (int64_t d = 0; d < cfg_.head_dim / 2; ++d) {
     const float th = inv_freq_[d] * static_cast<float>(pos);
     cs[d] = static_cast<float>(std::cos(static_cast<double>(th)));
     sn[d] = static_cast<float>(std::sin(static_cast<double>(th)));
   }
+}
+
+void LlamaDecoder::ApplyRope(float* x, int64_t heads, const float* cs, const float* sn) const {
+  const int64_t hd = cfg_.head_dim, half = hd / 2;
   for (int64_t h = 0; h < heads; ++h) {
     float* v = x + h * hd;
     for (int64_t d = 0; d < half; ++d) {
@@ -236,6 +238,9 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
   const float eps = static_cast<float>(cfg_.rms_norm_eps);
   GemmEpilogue residual;
   residual.kind = GemmEpilogue::Kind::kAddScaled;
+  std::vector<float> rope_cos(rows * (hd / 2)), rope_sin(rows * (hd / 2));
+  for (int64_t r = 0; r < rows; ++r)
+    RopeAngles(req.positions[r], rope_cos.data() + r * (hd / 2), rope_sin.data() + r * (hd / 2));
   // The float32 reference path keeps the reference RMSNorm (one double sum per element).
   const auto norm = compute_ == ComputeType::kF32 ? RmsNorm : RmsNormFast;
 
@@ -254,9 +259,10 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
     // RoPE and the cache writes, attention, then the output projection: timed in sequence.
     std::optional<PhaseScope> phase(Phase::kRopeKv);
     for (int64_t r = 0; r < rows; ++r) {
-      const int64_t pos = req.positions[r];
-      ApplyRope(q.data() + r * H * hd, H, pos);
-      ApplyRope(k.data() + r * KV * hd, KV, pos);
+      const float* cs = rope_cos.data() + r * (hd / 2);
+      const float* sn = rope_sin.data() + r * (hd / 2);
+      ApplyRope(q.data() + r * H * hd, H, cs, sn);
+      ApplyRope(k.data() + r * KV * hd, KV, cs, sn);
     }
     for (int64_t b = 0; b < B; ++b) {
       const CacheSlot& s = slots[b];

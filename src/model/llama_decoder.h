@@ -76,7 +76,11 @@ class LlamaDecoder {
     int64_t past = 0;
   };
   DecoderResult Run(const DecoderRequest& req, std::span<const CacheSlot> slots) const;
-  void ApplyRope(float* x, int64_t heads, int64_t pos) const;
+  // cos / sin of every rotary angle at `pos` ([head_dim / 2] each): once per position and
+  // forward pass, shared by the layers and by queries and keys.
+  void RopeAngles(int64_t pos, float* cs, float* sn) const;
+  // Rotates `heads` vectors of head_dim in x by the angles of one position.
+  void ApplyRope(float* x, int64_t heads, const float* cs, const float* sn) const;
   void FusedAttentionLayer(const float* q, std::span<const CacheSlot> slots, int64_t layer,
                            int64_t L, float* attn) const;
 
