@@ -1614,7 +1614,8 @@ void PrepareQ4BlockedAct(const float* x, int64_t m, int64_t k, Q4BlockedAct* a) 
 
 // Activation rows per blocked q4 tile: each unpacked weight vector feeds 4 rows' vpdpbusd (16
 // accumulators + 8 broadcast activations, no spills). 4 instead of 2: prefill +4 % (1B q4, 512
-// and 2048 tokens, session 12), and a batched decode of 4 rows reads the weights once.
+// and 2048 tokens, session 12). (Every group passes over a 64-output block while it is in L2,
+// so DRAM reads each weight once either way; the gain is fewer unpacks per product.)
 constexpr int kQ4BlockedGroup = 4;
 // Software prefetch distance in blocks (6.75 KB): the q4 kernel spends more instructions per
 // byte than the q8/bf16 ones, so it must ask earlier to keep enough lines in flight. Measured on
