@@ -220,7 +220,8 @@ TEST(Cli, BenchRelatesDecodeSegmentsToTheirProbes) {
   EXPECT_EQ(segs[0]["tokens"], 8);
   EXPECT_EQ(segs[1]["tokens"], 2);
   const double bytes = j["decode_bytes_per_token"]["5"].get<double>();
-  double seconds = 0, weighted_bw = 0;
+  double seconds = 0, weighted_bw = 0, steady_tokens = 0, steady_bw = 0;
+  double previous_after = 0;
   for (const Json& s : segs) {
     const double dt = s["seconds"].get<double>(),
                  bw = s["read_bandwidth_bytes_per_s"].get<double>();
@@ -229,8 +230,27 @@ TEST(Cli, BenchRelatesDecodeSegmentsToTheirProbes) {
     EXPECT_LE(bw, j["read_bandwidth_bytes_per_s"].get<double>());
     EXPECT_NEAR(s["bandwidth_fraction"].get<double>(), bytes * s["tokens"].get<double>() / dt / bw,
                 1e-9);
+    // The better of the probes before and after it; they agree when within 10 % of each other.
+    const double before = s["probe_before_bytes_per_s"].get<double>(),
+                 after = s["probe_after_bytes_per_s"].get<double>();
+    EXPECT_EQ(bw, std::max(before, after));
+    if (previous_after > 0) {
+      EXPECT_EQ(before, previous_after);  // shared with the previous segment
+    }
+    previous_after = after;
+    EXPECT_EQ(s["probes_agree"].get<bool>(), std::min(before, after) >= 0.9 * bw);
+    if (s["probes_agree"].get<bool>()) {
+      steady_tokens += s["tokens"].get<double>();
+      steady_bw += dt * bw;
+    }
     seconds += dt;
     weighted_bw += dt * bw;
+  }
+  const Json& steady = j["decode_bandwidth_fraction_stable"]["5"];
+  if (steady_bw > 0) {
+    EXPECT_NEAR(steady.get<double>(), bytes * steady_tokens / steady_bw, 1e-9);
+  } else {
+    EXPECT_TRUE(steady.is_null());
   }
   EXPECT_NEAR(j["decode_tok_per_s"]["5"].get<double>(), 10 / seconds, 1e-6 * 10 / seconds);
   EXPECT_NEAR(j["decode_read_bandwidth_bytes_per_s"]["5"].get<double>(), weighted_bw / seconds,
