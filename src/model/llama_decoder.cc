@@ -1,10 +1,9 @@
 #include "model/llama_decoder.h"
 
-#include <optional>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 #include "core/attention.h"
 #include "core/dtype.h"
@@ -121,7 +120,6 @@ void LlamaDecoder::Embed(const int64_t* ids, int64_t n, float* out) const {
   }
 }
 
-// HF rotate_half RoPE on `heads` vectors of head_dim at one position.
 void LlamaDecoder::RopeAngles(int64_t pos, float* cs, float* sn) const {
   for (int64_t d = 0; d < cfg_.head_dim / 2; ++d) {
     const float th = inv_freq_[d] * static_cast<float>(pos);
@@ -130,6 +128,7 @@ void LlamaDecoder::RopeAngles(int64_t pos, float* cs, float* sn) const {
   }
 }
 
+// HF rotate_half RoPE on `heads` vectors of head_dim at one position.
 void LlamaDecoder::ApplyRope(float* x, int64_t heads, const float* cs, const float* sn) const {
   const int64_t hd = cfg_.head_dim, half = hd / 2;
   for (int64_t h = 0; h < heads; ++h) {
@@ -220,7 +219,6 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
   const int64_t H = cfg_.num_attention_heads, KV = cfg_.num_key_value_heads,
                 I = cfg_.intermediate_size;
   const int64_t rep = H / KV, rows = B * L;
-  if (hd > 1024) throw Error(ErrorCode::kUnsupported, "head_dim above 1024 is not supported");
   int64_t max_total = 0;
   for (const CacheSlot& s : slots) max_total = std::max(max_total, s.past + L);
 

@@ -26,11 +26,12 @@ TEST(PhaseTimes, SumsScopesOnlyWhileEnabled) {
   EnablePhaseTimes(false);
   {
     PhaseScope s(Phase::kDown);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
   const auto secs = PhaseSeconds();
   EXPECT_GE(secs[static_cast<size_t>(Phase::kDown)], 0.010);
-  EXPECT_LT(secs[static_cast<size_t>(Phase::kDown)], 0.025);  // the disabled scope is not in
+  // The disabled scope is not in (the bound leaves room for sleeps overshooting on a busy machine).
+  EXPECT_LT(secs[static_cast<size_t>(Phase::kDown)], 0.150);
   EXPECT_GE(secs[static_cast<size_t>(Phase::kAttention)], 0.002);
   EXPECT_EQ(secs[static_cast<size_t>(Phase::kQkv)], 0.0);
   EXPECT_EQ(std::string(PhaseName(Phase::kGateUp)), "gate_up");
