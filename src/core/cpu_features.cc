@@ -11,6 +11,7 @@ CpuFeatures& Features() {
     CpuFeatures c;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
+    c.intel = __builtin_cpu_is("intel");
     c.avx2 = __builtin_cpu_supports("avx2");
     c.fma = __builtin_cpu_supports("fma");
     c.avx512f = __builtin_cpu_supports("avx512f");

@@ -8,6 +8,7 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
   bool avx512bf16 = false, avx512vnni = false;
+  bool intel = false;  // the vendor: memory-stream tuning differs (core/stream_prefetch.h)
   // AVX-512 F/BW/VL + BF16 + VNNI: the fast bf16 and int8 kernels.
   bool avx512_full() const {
     return avx512f && avx512bw && avx512dq && avx512vl && avx512bf16 && avx512vnni;

@@ -22,6 +22,7 @@
 #include "core/dtype.h"
 #include "core/ops.h"
 #include "core/parallel.h"
+#include "core/stream_prefetch.h"
 #include "core/thread_pool.h"
 #include "plm/error.h"
 #include "plm/huge_page_allocator.h"
@@ -674,7 +675,8 @@ constexpr int64_t kQ8BlockAhead = 1024;  // software prefetch distance in bytes
 
 template <int M>
 __attribute__((target(PLM_AVX512 ",avx512vnni"), always_inline)) inline void Q8BlockTile(
-    const uint8_t* xu, const float* xs, const Q8Matrix& w, float* y, int64_t blk, int64_t i0) {
+    const uint8_t* xu, const float* xs, const Q8Matrix& w, float* y, int64_t blk, int64_t i0,
+    int64_t l2) {
   const PackedS8& p = *w.packed;
   const int64_t kp = p.kp, n = w.n;
   const int8_t* wb = p.data + blk * 64 * kp;
@@ -686,6 +688,7 @@ __attribute__((target(PLM_AVX512 ",avx512vnni"), always_inline)) inline void Q8B
     __m512i wv[4];
     for (int c = 0; c < 4; ++c) {
       _mm_prefetch(reinterpret_cast<const char*>(wg + kQ8BlockAhead + 64 * c), _MM_HINT_T0);
+      if (l2 != 0) _mm_prefetch(reinterpret_cast<const char*>(wg + l2 + 64 * c), _MM_HINT_T1);
       wv[c] = _mm512_load_si512(wg + 64 * c);
     }
     for (int i = 0; i < M; ++i) {
@@ -714,9 +717,10 @@ __attribute__((target(PLM_AVX512 ",avx512vnni"), always_inline)) inline void Q8B
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void GemvQ8Blocked(
     const uint8_t* xu, const float* xs, const Q8Matrix& w, float* y, int64_t m, int64_t b0,
     int64_t b1) {
+  const int64_t l2 = StreamL2AheadBytes();
   for (int64_t blk = b0; blk < b1; ++blk)
     for (RowGroups g(m, kQ8BlockGroup); g.Next();) {
-#define PLM_CALL(M) Q8BlockTile<M>(xu, xs, w, y, blk, g.i0)
+#define PLM_CALL(M) Q8BlockTile<M>(xu, xs, w, y, blk, g.i0, l2)
       PLM_SWITCH_M(kQ8BlockGroup, g.size, PLM_CALL)
 #undef PLM_CALL
     }
@@ -1123,7 +1127,7 @@ namespace {
 
 template <int M>
 __attribute__((target(PLM_AVX512 ",avx512bf16"), always_inline)) inline void Bf16BlockTile(
-    const uint16_t* xb, const PackedBf16& w, float* y, int64_t blk, int64_t i0) {
+    const uint16_t* xb, const PackedBf16& w, float* y, int64_t blk, int64_t i0, int64_t l2) {
   const int64_t kp = w.kp, n = w.n;
   const uint16_t* wb = w.data + blk * 64 * kp;
   __m512 acc[M][4];
@@ -1134,6 +1138,7 @@ __attribute__((target(PLM_AVX512 ",avx512bf16"), always_inline)) inline void Bf1
     __m512bh wv[4];
     for (int c = 0; c < 4; ++c) {
       _mm_prefetch(reinterpret_cast<const char*>(wg + 512 + 32 * c), _MM_HINT_T0);
+      if (l2 != 0) _mm_prefetch(reinterpret_cast<const char*>(wg + 32 * c) + l2, _MM_HINT_T1);
       wv[c] = (__m512bh)_mm512_load_si512(wg + 32 * c);
     }
     for (int i = 0; i < M; ++i) {
@@ -1160,9 +1165,10 @@ __attribute__((target(PLM_AVX512 ",avx512bf16"))) void GemvBf16Blocked(const uin
                                                                        const PackedBf16& w,
                                                                        float* y, int64_t m,
                                                                        int64_t b0, int64_t b1) {
+  const int64_t l2 = StreamL2AheadBytes();
   for (int64_t blk = b0; blk < b1; ++blk)
     for (RowGroups g(m, kBf16BlockGroup); g.Next();) {
-#define PLM_CALL(M) Bf16BlockTile<M>(xb, w, y, blk, g.i0)
+#define PLM_CALL(M) Bf16BlockTile<M>(xb, w, y, blk, g.i0, l2)
       PLM_SWITCH_M(kBf16BlockGroup, g.size, PLM_CALL)
 #undef PLM_CALL
     }
@@ -1625,7 +1631,7 @@ constexpr int64_t kQ4Pf = 6;
 
 template <int M>
 __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"), always_inline)) inline void Q4BlockTile(
-    const Q4BlockedAct& a, const Q4Matrix& w, float* y, int64_t blk, int64_t i0) {
+    const Q4BlockedAct& a, const Q4Matrix& w, float* y, int64_t blk, int64_t i0, int64_t l2) {
   const int64_t k = w.k, n = w.n, nb = k / kQ4Block;
   const uint8_t* wb = w.packed->data + blk * nb * kQ4BlockedBytes;
   const __m512i mask = _mm512_set1_epi8(0x0f);
@@ -1655,6 +1661,9 @@ __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"), always_inline)) inline voi
       _mm_prefetch(reinterpret_cast<const char*>(gp + kQ4Pf * kQ4BlockedBytes + 64), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(gp + kQ4Pf * kQ4BlockedBytes + 128), _MM_HINT_T0);
       _mm_prefetch(reinterpret_cast<const char*>(gp + kQ4Pf * kQ4BlockedBytes + 192), _MM_HINT_T0);
+      if (l2 != 0)
+        for (int c = 0; c < 4; ++c)
+          _mm_prefetch(reinterpret_cast<const char*>(gp + l2 + 64 * c), _MM_HINT_T1);
       for (int c = 0; c < 4; ++c) {
         const __m512i pk = _mm512_loadu_si512(gp + 64 * c);
         const __m512i lo = _mm512_and_si512(pk, mask);
@@ -1668,6 +1677,9 @@ __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"), always_inline)) inline voi
     _mm_prefetch(reinterpret_cast<const char*>(sb + kQ4Pf * kQ4BlockedBytes - 64), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(sb + kQ4Pf * kQ4BlockedBytes), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(sb + kQ4Pf * kQ4BlockedBytes + 64), _MM_HINT_T0);
+    if (l2 != 0)
+      for (int c = -1; c < 2; ++c)
+        _mm_prefetch(reinterpret_cast<const char*>(sb + l2 + 64 * c), _MM_HINT_T1);
     for (int c = 0; c < 4; ++c) {
       const __m512 sc =
           _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sb + 32 * c)));
@@ -1691,9 +1703,10 @@ __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"))) void GemvQ4Blocked(const 
                                                                           const Q4Matrix& w,
                                                                           float* y, int64_t m,
                                                                           int64_t b0, int64_t b1) {
+  const int64_t l2 = StreamL2AheadBytes();
   for (int64_t blk = b0; blk < b1; ++blk)
     for (RowGroups g(m, kQ4BlockedGroup); g.Next();) {
-#define PLM_CALL(M) Q4BlockTile<M>(a, w, y, blk, g.i0)
+#define PLM_CALL(M) Q4BlockTile<M>(a, w, y, blk, g.i0, l2)
       PLM_SWITCH_M(kQ4BlockedGroup, g.size, PLM_CALL)
 #undef PLM_CALL
     }

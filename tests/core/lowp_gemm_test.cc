@@ -14,6 +14,7 @@
 #include "core/dtype.h"
 #include "core/lowp_gemm.h"
 #include "core/ops.h"
+#include "core/stream_prefetch.h"
 #include "plm/error.h"
 #include "plm/huge_page_allocator.h"
 
@@ -535,6 +536,44 @@ TEST(LowpGemmQ4, DecodeKernelMatchesReference) {
     EXPECT_EQ(got[3], 0.0f);
     for (int64_t r = 0; r < n; ++r) EXPECT_NEAR(got[r], want[r], 1e-4f * (1 + std::fabs(want[r])));
   }
+}
+
+// The L2 prefetch distance of the decode kernels (per vendor, PLM_L2_PREFETCH) only moves
+// prefetches: every blocked format gives the same bits with none, the default, and a distance
+// that is not a multiple of a cache line or block, for 1 and 3 activation rows.
+TEST(LowpGemm, L2PrefetchDistanceDoesNotChangeResults) {
+  if (!Cpu().avx512_full()) GTEST_SKIP() << "no blocked layouts on this CPU";
+  const int64_t n = 200, k = 512;
+  auto w = Random(n * k, 41, 0.05f), x = Random(3 * k, 42);
+  Q8Matrix q8 = QuantizeQ8(w.data(), n, k);
+  Q4Matrix q4 = QuantizeQ4(w.data(), n, k);
+  ASSERT_TRUE(PackQ8(&q8));
+  ASSERT_TRUE(PackQ4(&q4));
+  std::vector<uint16_t> wb(w.size());
+  for (size_t i = 0; i < w.size(); ++i) wb[i] = F32ToBf16(w[i]);
+  const auto bf = PackBf16(wb.data(), n, k);
+  ASSERT_NE(bf, nullptr);
+  const int64_t saved = StreamL2AheadBytes();
+  std::vector<std::vector<float>> first;
+  for (int64_t l2 : {int64_t{0}, int64_t{24} << 10, int64_t{1000}}) {
+    SetStreamL2AheadBytesForTesting(l2);
+    std::vector<std::vector<float>> got;
+    for (int64_t m : {1, 3}) {
+      got.emplace_back(m * n);
+      GemmQ8(x.data(), q8, nullptr, got.back().data(), m);
+      got.emplace_back(m * n);
+      GemmQ4(x.data(), q4, nullptr, got.back().data(), m);
+      got.emplace_back(m * n);
+      GemmBF16Packed(x.data(), *bf, nullptr, got.back().data(), m);
+    }
+    if (first.empty()) {
+      first = got;
+    } else {
+      for (size_t i = 0; i < got.size(); ++i)
+        EXPECT_EQ(got[i], first[i]) << "l2=" << l2 << " case " << i;
+    }
+  }
+  SetStreamL2AheadBytesForTesting(saved);
 }
 
 // bf16 keys/values read in place (k16/v16: the bf16 KV cache) give what the float32 kernels give
