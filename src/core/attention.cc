@@ -404,6 +404,51 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void PvAccumulat
   }
 }
 
+// The same step with f32 probabilities (row stride p_stride) and f32 values (rows of hd), for
+// FusedAttentionFlash<true>: o = alpha * o + sum_j p[j] v[j] over `keys` keys.
+struct PvTileF32 {
+  const float* v;
+  int64_t hd, keys;
+  const float* p;
+  int64_t p_stride;
+  const float* alpha;
+  float* o;
+};
+
+template <int IB, int NV>
+__attribute__((target("avx512f,fma"))) inline void PvAccumulateF32(const PvTileF32& t) {
+  __m512 o[IB][NV];
+  for (int i = 0; i < IB; ++i) {
+    const __m512 al = _mm512_set1_ps(t.alpha[i]);
+    for (int c = 0; c < NV; ++c)
+      o[i][c] = _mm512_mul_ps(al, _mm512_loadu_ps(t.o + i * t.hd + 16 * c));
+  }
+  for (int64_t j = 0; j < t.keys; ++j) {
+    const float* vr = t.v + j * t.hd;
+    __m512 vv[NV];
+    for (int c = 0; c < NV; ++c) vv[c] = _mm512_loadu_ps(vr + 16 * c);
+    for (int i = 0; i < IB; ++i) {
+      const __m512 pv = _mm512_set1_ps(t.p[i * t.p_stride + j]);
+      for (int c = 0; c < NV; ++c) o[i][c] = _mm512_fmadd_ps(pv, vv[c], o[i][c]);
+    }
+  }
+  for (int i = 0; i < IB; ++i)
+    for (int c = 0; c < NV; ++c) _mm512_storeu_ps(t.o + i * t.hd + 16 * c, o[i][c]);
+}
+
+__attribute__((target("avx512f,fma"))) void PvAccumulateF32Any(const PvTileF32& t, int64_t ib,
+                                                               int64_t nv) {
+  for (int64_t i = 0; i < ib; ++i)
+    for (int64_t c = 0; c < nv; ++c) {
+      PvTileF32 r = t;
+      r.p += i * t.p_stride;
+      r.alpha += i;
+      r.o += i * t.hd + 16 * c;
+      r.v += 16 * c;
+      PvAccumulateF32<1, 1>(r);
+    }
+}
+
 // The scores of one 32-key tile for 8 rows (row stride ld) that some row may not fully see: keys
 // past row i's causal limit (row 0 sees `keys0`, row i keys0 + i) or masked by `valid` (two
 // 16-lane masks) become kHidden; the rest update the rows' running maxima.
@@ -428,27 +473,58 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void MaskTile(float* s, int
     }
 }
 
-// Flash-style bf16 kernel for many queries (prefill, vision): K/V are packed once per call (K as
-// 32-key tiles [hd/2][32][2], V as key pairs [hd][2], the layouts vdpbf16ps reduces over), then
-// for each block of 8 query positions the keys are visited in blocks of kKB with an online
-// softmax (running max and sum per row, f32), so no score row longer than kKB exists. All `heads`
-// query heads of the group use each key block while it is in L1. Needs hd % 32 == 0.
+// Flash-style kernel for many queries (prefill, vision): K/V are packed once per call, then for
+// each block of 8 query positions the keys are visited in blocks of kKB with an online softmax
+// (running max and sum per row, f32), so no score row longer than kKB exists. All `heads` query
+// heads of the group use each key block while it is in L1. Needs hd % 32 == 0.
+// kF32 = false: bf16 products (vdpbf16ps; K as 32-key tiles [hd/2][32][2], V as key pairs
+// [hd][2], queries and probabilities rounded to bf16). kF32 = true: f32 FMAs on keys and values
+// widened once at packing (K as 32-key tiles [hd][32], V as rows), f32 queries and probabilities:
+// for CPUs whose vdpbf16ps retires half the multiply-adds of FMA (measured on an Intel Xeon:
+// 41 vs 84 GMAC/s per core, `attention_bench` BM_DotProductThroughput).
+template <bool kF32>
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma"))) void
-FusedAttentionBf16(const AttentionArgs& a) {
+FusedAttentionFlash(const AttentionArgs& a) {
   const int64_t hd = a.hd, nk = a.nk, H = std::max<int64_t>(1, a.heads);
   constexpr int64_t kQB = 8, kKB = 256;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const int64_t ldk = (nk + 31) / 32 * 32;
   thread_local std::vector<uint16_t> kp, vp, qb16, pb16;
+  thread_local std::vector<float> kpf, vpf, qf, pf;
   thread_local std::vector<float> sbuf, obuf, mbuf, lbuf;
+  const int64_t ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
+  if constexpr (kF32) {
+    // Keys past the last one in its tile are zero (probability 0 there, and not NaN).
+    kpf.resize(static_cast<size_t>(ldk * hd));
+    vpf.resize(static_cast<size_t>(nk * hd));
+    std::fill(kpf.begin() + (nk / 32) * 32 * hd, kpf.end(), 0.0f);
+    for (int64_t j = 0; j < nk; ++j) {
+      float* kt = kpf.data() + (j / 32) * 32 * hd + j % 32;
+      float* vt = vpf.data() + j * hd;
+      if (a.k16 != nullptr) {
+        const uint16_t* kj = a.k16 + j * ks;
+        const uint16_t* vj = a.v16 + j * a.kv_stride;
+        for (int64_t d = 0; d < hd; ++d) {
+          kt[d * 32] = Bf16ToF32(kj[d]);
+          vt[d] = Bf16ToF32(vj[d]);
+        }
+      } else {
+        const float* kj = a.k + j * ks;
+        const float* vj = a.v + j * a.kv_stride;
+        for (int64_t d = 0; d < hd; ++d) kt[d * 32] = kj[d];
+        std::copy_n(vj, hd, vt);
+      }
+    }
+  }
   // Only the padding past the last key is zeroed (it is read by the last tile / pair with
   // probability 0, and must not be NaN); the keys overwrite the rest.
-  kp.resize(static_cast<size_t>(ldk * hd));
-  vp.resize(static_cast<size_t>(ldk * hd));
-  std::fill(kp.begin() + (nk / 32) * 32 * hd, kp.end(), uint16_t{0});
-  std::fill(vp.begin() + (nk / 2) * 2 * hd, vp.end(), uint16_t{0});
-  const int64_t ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
-  for (int64_t j = 0; j < nk; ++j) {
+  if constexpr (!kF32) {
+    kp.resize(static_cast<size_t>(ldk * hd));
+    vp.resize(static_cast<size_t>(ldk * hd));
+    std::fill(kp.begin() + (nk / 32) * 32 * hd, kp.end(), uint16_t{0});
+    std::fill(vp.begin() + (nk / 2) * 2 * hd, vp.end(), uint16_t{0});
+  }
+  for (int64_t j = 0; j < nk && !kF32; ++j) {
     uint16_t* kt = kp.data() + (j / 32) * 32 * hd + (j % 32) * 2;
     uint16_t* vt = vp.data() + (j / 2) * 2 * hd + (j % 2);
     if (a.k16 != nullptr) {  // bf16 cache: the same values ToBf16 would give, no rounding
@@ -467,20 +543,28 @@ FusedAttentionBf16(const AttentionArgs& a) {
       vt[d * 2] = ToBf16(vj[d]);
     }
   }
-  qb16.resize(static_cast<size_t>(H * kQB * hd));
-  pb16.resize(static_cast<size_t>(kQB * kKB));
+  if constexpr (kF32) {
+    qf.resize(static_cast<size_t>(H * kQB * hd));
+    pf.resize(static_cast<size_t>(kQB * kKB));
+  } else {
+    qb16.resize(static_cast<size_t>(H * kQB * hd));
+    pb16.resize(static_cast<size_t>(kQB * kKB));
+  }
   sbuf.resize(static_cast<size_t>(kQB * kKB));
   obuf.resize(static_cast<size_t>(H * kQB * hd));
   mbuf.resize(static_cast<size_t>(H * kQB));
   lbuf.resize(static_cast<size_t>(H * kQB));
   float* s = sbuf.data();
-  const auto* p32 = reinterpret_cast<const int32_t*>(pb16.data());
   for (int64_t q0 = 0; q0 < a.nq; q0 += kQB) {
     const int64_t qb = std::min(kQB, a.nq - q0);
     for (int64_t h = 0; h < H; ++h)
       for (int64_t i = 0; i < kQB; ++i) {
         const float* qi = a.q + h * a.q_head_stride + (q0 + std::min(i, qb - 1)) * a.q_stride;
-        for (int64_t d = 0; d < hd; ++d) qb16[(h * kQB + i) * hd + d] = ToBf16(qi[d]);
+        if constexpr (kF32) {
+          std::copy_n(qi, hd, qf.data() + (h * kQB + i) * hd);
+        } else {
+          for (int64_t d = 0; d < hd; ++d) qb16[(h * kQB + i) * hd + d] = ToBf16(qi[d]);
+        }
       }
     std::fill(obuf.begin(), obuf.end(), 0.0f);
     std::fill(mbuf.begin(), mbuf.end(), kNegInf);
@@ -511,20 +595,34 @@ FusedAttentionBf16(const AttentionArgs& a) {
         // Scores of 8 rows x 32 keys per step, raw (unscaled). Keys a row may not see are set to
         // kHidden; each row's maximum is kept in registers, so the softmax below reads the
         // scores once.
-        const auto* q32 = reinterpret_cast<const int32_t*>(qb16.data() + h * kQB * hd);
         __m512 vmax[kQB];
         for (int64_t i = 0; i < kQB; ++i) vmax[i] = _mm512_set1_ps(kHidden);
         for (int64_t t = 0; t < tiles; ++t) {
-          const uint16_t* tile = kp.data() + (kb0 + t * 32) * hd;
           __m512 acc[kQB][2];
           for (int64_t i = 0; i < kQB; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-          for (int64_t p = 0; p < hd / 2; ++p) {
-            const __m512bh k0 = (__m512bh)_mm512_loadu_si512(tile + p * 64);
-            const __m512bh k1 = (__m512bh)_mm512_loadu_si512(tile + p * 64 + 32);
-            for (int64_t i = 0; i < kQB; ++i) {
-              const __m512bh qv = (__m512bh)_mm512_set1_epi32(q32[i * hd / 2 + p]);
-              acc[i][0] = _mm512_dpbf16_ps(acc[i][0], qv, k0);
-              acc[i][1] = _mm512_dpbf16_ps(acc[i][1], qv, k1);
+          if constexpr (kF32) {
+            const float* tile = kpf.data() + (kb0 + t * 32) * hd;
+            const float* qh = qf.data() + h * kQB * hd;
+            for (int64_t d = 0; d < hd; ++d) {
+              const __m512 k0 = _mm512_loadu_ps(tile + d * 32);
+              const __m512 k1 = _mm512_loadu_ps(tile + d * 32 + 16);
+              for (int64_t i = 0; i < kQB; ++i) {
+                const __m512 qv = _mm512_set1_ps(qh[i * hd + d]);
+                acc[i][0] = _mm512_fmadd_ps(qv, k0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(qv, k1, acc[i][1]);
+              }
+            }
+          } else {
+            const uint16_t* tile = kp.data() + (kb0 + t * 32) * hd;
+            const auto* q32 = reinterpret_cast<const int32_t*>(qb16.data() + h * kQB * hd);
+            for (int64_t p = 0; p < hd / 2; ++p) {
+              const __m512bh k0 = (__m512bh)_mm512_loadu_si512(tile + p * 64);
+              const __m512bh k1 = (__m512bh)_mm512_loadu_si512(tile + p * 64 + 32);
+              for (int64_t i = 0; i < kQB; ++i) {
+                const __m512bh qv = (__m512bh)_mm512_set1_epi32(q32[i * hd / 2 + p]);
+                acc[i][0] = _mm512_dpbf16_ps(acc[i][0], qv, k0);
+                acc[i][1] = _mm512_dpbf16_ps(acc[i][1], qv, k1);
+              }
             }
           }
           // Every row sees all 32 keys (the common case) unless the tile is the block's last
@@ -547,12 +645,14 @@ FusedAttentionBf16(const AttentionArgs& a) {
         const __m512 c2 = _mm512_set1_ps(a.scale * kLog2e);
         for (int64_t i = 0; i < qb; ++i) {
           float* si = s + i * kKB;
-          auto* pi = reinterpret_cast<__m256i*>(pb16.data() + i * kKB);
           alpha[i] = 1.0f;
           const float bm = _mm512_reduce_max_ps(vmax[i]);
           if (bm <= kHidden) {  // nothing visible in this block: p = 0, output unchanged
-            for (int64_t c = 0; c < chunks; ++c)
-              _mm256_storeu_si256(pi + c, _mm256_setzero_si256());
+            if constexpr (kF32) {
+              std::fill_n(pf.data() + i * kKB, chunks * 16, 0.0f);
+            } else {
+              std::fill_n(pb16.data() + i * kKB, chunks * 16, uint16_t{0});
+            }
             continue;
           }
           const float mnew = std::max(m[i], bm * a.scale);
@@ -562,7 +662,12 @@ FusedAttentionBf16(const AttentionArgs& a) {
           for (int64_t c = 0; c < chunks; ++c) {
             const __m512 e = Exp2Bf16(_mm512_fmadd_ps(_mm512_loadu_ps(si + c * 16), c2, mv));
             vsum = _mm512_add_ps(vsum, e);
-            _mm256_storeu_si256(pi + c, (__m256i)_mm512_cvtneps_pbh(e));
+            if constexpr (kF32) {
+              _mm512_storeu_ps(pf.data() + i * kKB + c * 16, e);
+            } else {
+              _mm256_storeu_si256(reinterpret_cast<__m256i*>(pb16.data() + i * kKB) + c,
+                                  (__m256i)_mm512_cvtneps_pbh(e));
+            }
           }
           l[i] = l[i] * alpha[i] + _mm512_reduce_add_ps(vsum);
           m[i] = mnew;
@@ -574,6 +679,18 @@ FusedAttentionBf16(const AttentionArgs& a) {
           const int64_t ib = std::min<int64_t>(4, qb - i0);
           for (int64_t d0 = 0; d0 < hd; d0 += 64) {
             const int64_t nv = std::min<int64_t>(64, hd - d0) / 16;
+            if constexpr (kF32) {
+              const PvTileF32 t{vpf.data() + kb0 * hd + d0, hd,  kn,
+                                pf.data() + i0 * kKB,       kKB, alpha + i0,
+                                ob + i0 * hd + d0};
+              if (ib == 4 && nv == 4) {
+                PvAccumulateF32<4, 4>(t);
+              } else {
+                PvAccumulateF32Any(t, ib, nv);
+              }
+              continue;
+            }
+            const auto* p32 = reinterpret_cast<const int32_t*>(pb16.data());
             const PvTile t{vp.data() + kb0 * hd + d0 * 2,
                            hd,
                            pairs,
@@ -598,7 +715,8 @@ FusedAttentionBf16(const AttentionArgs& a) {
           // No visible key: uniform over all nk keys (the reference's finfo.min masking).
           for (int64_t d = 0; d < hd; ++d) {
             float acc = 0.0f;
-            for (int64_t j = 0; j < nk; ++j) acc += Bf16ToF32(vp[(j / 2) * 2 * hd + d * 2 + j % 2]);
+            for (int64_t j = 0; j < nk; ++j)
+              acc += kF32 ? vpf[j * hd + d] : Bf16ToF32(vp[(j / 2) * 2 * hd + d * 2 + j % 2]);
             out[d] = acc / static_cast<float>(nk);
           }
           continue;
@@ -929,7 +1047,11 @@ bool UsesBf16ManyQueryKernel(const AttentionArgs& a) {
 
 void FusedAttention(const AttentionArgs& a) {
   if (UsesBf16ManyQueryKernel(a)) {
-    FusedAttentionBf16(a);
+    if (Cpu().intel) {  // vdpbf16ps at half the FMA rate there (see FusedAttentionFlash)
+      FusedAttentionFlash<true>(a);
+    } else {
+      FusedAttentionFlash<false>(a);
+    }
     return;
   }
   if (a.heads > 1) {  // the other kernels take one head at a time

@@ -1,4 +1,4 @@
-// Fused scaled-dot-product attention (no full score matrix: the many-query bf16 kernel is
+// Fused scaled-dot-product attention (no full score matrix: the many-query kernels are
 // flash-style — key blocks with an online softmax — the others hold the scores of a few query rows
 // at a time), plus vectorisable exp/GELU used by the reduced-precision paths.
 // The float32 reference path keeps its simple kernels in ops.h as the correctness oracle.
@@ -31,7 +31,8 @@ struct AttentionArgs {
   const uint16_t* k16 = nullptr;
   const uint16_t* v16 = nullptr;
   // Allows bf16 products (f32 accumulation and softmax) where AVX512-BF16 exists: used by the
-  // reduced-precision compute paths. kt is then not needed.
+  // reduced-precision compute paths. kt is then not needed. (On Intel the many-query kernel uses
+  // f32 FMAs instead, faster there; see UsesBf16ManyQueryKernel.)
   bool bf16 = false;
   // Grouped-query attention: `heads` query heads share these keys/values (head h reads its
   // queries at q + h * q_head_stride and writes out + h * out_head_stride). The bf16 kernel packs
@@ -43,8 +44,9 @@ struct AttentionArgs {
 
 // Single-threaded; callers parallelise over heads and query blocks.
 void FusedAttention(const AttentionArgs& a);
-// Whether FusedAttention takes its bf16 many-query kernel for these arguments (it then ignores kt,
-// so callers can skip transposing the keys).
+// Whether FusedAttention takes one of its many-query flash kernels for these arguments (bf16
+// products, or f32 FMAs on Intel CPUs, where vdpbf16ps is slow; both pack K/V themselves and
+// ignore kt, so callers can skip transposing the keys).
 bool UsesBf16ManyQueryKernel(const AttentionArgs& a);
 
 // kt[d * nk + j] = k[j * stride + d] for j < nk, d < hd.
