@@ -3,6 +3,10 @@
 #include <cstdlib>
 #include <cstring>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 namespace plm {
 
 namespace {
@@ -12,6 +16,8 @@ CpuFeatures& Features() {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
     c.intel = __builtin_cpu_is("intel");
+    unsigned a = 0, b = 0, cx = 0, d = 0;
+    if (__get_cpuid_count(7, 0, &a, &b, &cx, &d)) c.amx_bf16 = (d >> 22) & 1u;
     c.avx2 = __builtin_cpu_supports("avx2");
     c.fma = __builtin_cpu_supports("fma");
     c.avx512f = __builtin_cpu_supports("avx512f");
@@ -26,6 +32,7 @@ CpuFeatures& Features() {
     const char* env = std::getenv("PLM_CPU");
     if (env != nullptr && std::strcmp(env, "generic") == 0) {
       c.avx512f = c.avx512bw = c.avx512dq = c.avx512vl = c.avx512bf16 = c.avx512vnni = false;
+      c.amx_bf16 = false;
     }
     return c;
   }();

@@ -8,7 +8,11 @@ struct CpuFeatures {
   bool avx2 = false, fma = false, f16c = false;
   bool avx512f = false, avx512bw = false, avx512dq = false, avx512vl = false;
   bool avx512bf16 = false, avx512vnni = false;
-  bool intel = false;  // the vendor: memory-stream tuning differs (core/stream_prefetch.h)
+  bool intel = false;     // the vendor: memory-stream tuning differs (core/stream_prefetch.h)
+  bool amx_bf16 = false;  // AMX tiles for bf16 (oneDNN uses them for bf16 GEMMs)
+  // bf16 GEMMs through f32 FMAs on weights widened per panel: on Intel without AMX vdpbf16ps
+  // retires half the multiply-adds of FMA (attention_bench BM_DotProductThroughput).
+  bool bf16_gemm_via_f32() const { return intel && !amx_bf16 && avx512_full(); }
   // AVX-512 F/BW/VL + BF16 + VNNI: the fast bf16 and int8 kernels.
   bool avx512_full() const {
     return avx512f && avx512bw && avx512dq && avx512vl && avx512bf16 && avx512vnni;

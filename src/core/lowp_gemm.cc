@@ -53,19 +53,20 @@ int64_t ChunkRows(int64_t m) {
 
 // kS8: s8 activations; kU8: u8 activations (q + 128, the native VNNI order); kU8Blocked: u8
 // activations against weights in the blocked layout of PackQ8 (s8 weights for all three).
-enum class MmKind { kBF16, kS8, kU8, kU8Blocked, kF32, kBF16Blocked };
+// kF32Blocked: f32 weights in oneDNN's BA16a64b (bf16 blocked weights widened per panel).
+enum class MmKind { kBF16, kS8, kU8, kU8Blocked, kF32, kBF16Blocked, kF32Blocked };
 
 struct Dnnl {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   std::mutex mu;
   std::map<std::tuple<int, int64_t, int64_t, int64_t, int64_t>, dnnl::matmul> cache;
-  bool ok[6] = {true, true, true, true, true, true};
+  bool ok[7] = {true, true, true, true, true, true, true};
 
   bool& Ok(MmKind kind) { return ok[static_cast<int>(kind)]; }
 
   static dnnl::memory::data_type Src(MmKind kind) {
     using dt = dnnl::memory::data_type;
-    if (kind == MmKind::kF32) return dt::f32;
+    if (kind == MmKind::kF32 || kind == MmKind::kF32Blocked) return dt::f32;
     if (kind == MmKind::kBF16Blocked) return dt::bf16;
     return kind == MmKind::kBF16 ? dt::bf16 : kind == MmKind::kS8 ? dt::s8 : dt::u8;
   }
@@ -75,6 +76,7 @@ struct Dnnl {
     using tag = dnnl::memory::format_tag;
     if (kind == MmKind::kU8Blocked) return dnnl::memory::desc({k, n}, dt::s8, tag::BA16a64b4a);
     if (kind == MmKind::kBF16Blocked) return dnnl::memory::desc({k, n}, dt::bf16, tag::BA16a64b2a);
+    if (kind == MmKind::kF32Blocked) return dnnl::memory::desc({k, n}, dt::f32, tag::BA16a64b);
     return dnnl::memory::desc({k, n},
                               kind == MmKind::kF32    ? Src(kind)
                               : kind == MmKind::kBF16 ? dt::bf16
@@ -101,9 +103,8 @@ struct Dnnl {
     }
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
-    const dt o = kind == MmKind::kBF16 || kind == MmKind::kF32 || kind == MmKind::kBF16Blocked
-                     ? dt::f32
-                     : dt::s32;
+    const dt o = kind == MmKind::kS8 || kind == MmKind::kU8 || kind == MmKind::kU8Blocked ? dt::s32
+                                                                                          : dt::f32;
     try {
       dnnl::memory::desc a({m, k}, Src(kind), tag::ab), b = Weights(kind, n, k),
                                                         c({m, n}, o, {ldc, 1});
@@ -129,9 +130,8 @@ struct Dnnl {
     if (ldc == 0) ldc = n;
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
-    const dt o = kind == MmKind::kBF16 || kind == MmKind::kF32 || kind == MmKind::kBF16Blocked
-                     ? dt::f32
-                     : dt::s32;
+    const dt o = kind == MmKind::kS8 || kind == MmKind::kU8 || kind == MmKind::kU8Blocked ? dt::s32
+                                                                                          : dt::f32;
     dnnl::memory am({{m, k}, Src(kind), tag::ab}, eng, const_cast<void*>(a));
     dnnl::memory bm(Weights(kind, n, k), eng, const_cast<void*>(b));
     dnnl::memory cm({{m, n}, o, {ldc, 1}}, eng, c);
@@ -1241,9 +1241,98 @@ size_t PackedBf16OwnedBytes(const PackedBf16& w) {
   return w.owned.get_deleter().bytes;
 }
 
+namespace {
+
+// 64-output blocks [b0, b1) of blocked bf16 weights (BA16a64b2a: per block, per 16 inputs,
+// [8][64][2]) widened to f32 in oneDNN's BA16a64b ([16][64] per 16 inputs), k16 = k rounded up
+// to 16 inputs (the bf16 layout pads to 32: its extra zero inputs are dropped).
+__attribute__((target(PLM_AVX512))) void WidenBf16Blocks(const PackedBf16& w, int64_t b0,
+                                                         int64_t b1, int64_t k16, float* out) {
+  const __m512i hi = _mm512_set1_epi32(static_cast<int32_t>(0xffff0000u));
+  for (int64_t b = b0; b < b1; ++b) {
+    const uint16_t* src = w.data + b * 64 * w.kp;
+    float* dst = out + (b - b0) * 64 * k16;
+    for (int64_t kb = 0; kb < k16 / 16; ++kb)
+      for (int64_t p = 0; p < 8; ++p) {
+        const uint16_t* sp = src + kb * 1024 + p * 128;
+        float* d0 = dst + kb * 1024 + 2 * p * 64;
+        for (int c = 0; c < 4; ++c) {
+          // 16 outputs x (input 2p, input 2p + 1): the low half of each pair is input 2p.
+          const __m512i u = _mm512_loadu_si512(sp + 32 * c);
+          _mm512_storeu_ps(d0 + 16 * c, _mm512_castsi512_ps(_mm512_slli_epi32(u, 16)));
+          _mm512_storeu_ps(d0 + 64 + 16 * c, _mm512_castsi512_ps(_mm512_and_si512(u, hi)));
+        }
+      }
+  }
+}
+
+// x W^T for m > kSmallM through oneDNN's f32 matmul: W's blocked bf16 weights widened to f32 in
+// panels of at most 32 MB (exact: bf16 -> f32 loses nothing) and x rounded to bf16 as the bf16
+// matmul and the decode kernels do, so every route multiplies the same bf16 values (the results
+// differ only in summation order, whatever the CPU or the number of rows). A
+// panel narrower than W writes a dense scratch that is copied into its columns (oneDNN 2.6's
+// brgemm matmul takes no output row stride). False (nothing written) when oneDNN has no such
+// matmul.
+bool GemmBF16PackedViaF32(const float* x, const PackedBf16& w, float* y, int64_t m) {
+  const int64_t n = w.n, k = w.k, k16 = (k + 15) / 16 * 16, blocks = w.np / 64;
+  const int64_t panel_blocks = std::clamp<int64_t>((int64_t{32} << 20) / (64 * k16 * 4), 1, blocks);
+  const int64_t chunk = ChunkRows(m);
+  dnnl::matmul probe;
+  if (!Dnnl::Get().Find(MmKind::kF32Blocked, std::min(m, chunk), std::min(n, panel_blocks * 64), k,
+                        &probe))
+    return false;
+  thread_local LargeBuffer<float> wf;  // reused: one panel per call (up to 32 MB)
+  thread_local size_t wf_bytes = 0;
+  const size_t need = static_cast<size_t>(panel_blocks * 64 * k16) * sizeof(float);
+  if (wf_bytes < need) {
+    wf = NewLargeBuffer<float>(need);
+    wf_bytes = need;
+  }
+  float* wp = wf.get();
+  thread_local std::vector<float> xr, out;  // x rounded to bf16; a narrow panel's output rows
+  xr.resize(static_cast<size_t>(m * k));
+  float* xrp = xr.data();
+  ParallelForOmp(m, [&](int64_t b, int64_t e) {
+    for (int64_t i = b * k; i < e * k; ++i) xrp[i] = Bf16ToF32(F32ToBf16(x[i]));
+  });
+  for (int64_t b0 = 0; b0 < blocks; b0 += panel_blocks) {
+    const int64_t b1 = std::min(blocks, b0 + panel_blocks);
+    const int64_t r0 = b0 * 64, np = std::min(n, b1 * 64) - r0;
+    ParallelForOmp(b1 - b0, [&](int64_t b, int64_t e) {
+      WidenBf16Blocks(w, b0 + b, b0 + e, k16, wp + b * 64 * k16);
+    });
+    for (int64_t i0 = 0; i0 < m; i0 += chunk) {
+      const int64_t mm = std::min(chunk, m - i0);
+      dnnl::matmul prim;
+      if (!Dnnl::Get().Find(MmKind::kF32Blocked, mm, np, k, &prim))
+        throw Error(ErrorCode::kInternal, "oneDNN has no f32 matmul of " + std::to_string(mm) +
+                                              " rows for blocked weights");
+      SyncGemmThreads();
+      if (np == n) {
+        Dnnl::Get().Run(prim, MmKind::kF32Blocked, mm, np, k, xrp + i0 * k, wp, y + i0 * n);
+        continue;
+      }
+      out.resize(static_cast<size_t>(mm * np));
+      Dnnl::Get().Run(prim, MmKind::kF32Blocked, mm, np, k, xrp + i0 * k, wp, out.data());
+      float* yp = y + i0 * n + r0;
+      const float* op = out.data();
+      ParallelForOmp(mm, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) std::copy_n(op + i * np, np, yp + i * n);
+      });
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 void GemmBF16Packed(const float* x, const PackedBf16& w, const float* bias, float* y, int64_t m) {
   const int64_t n = w.n, k = w.k;
   if (m == 0 || n == 0) return;
+  if (m > kSmallM && Cpu().bf16_gemm_via_f32() && GemmBF16PackedViaF32(x, w, y, m)) {
+    AddBiasParallel(y, bias, m, n);
+    return;
+  }
   if (m <= kSmallM) {
     thread_local std::vector<uint16_t> xb;
     ToBf16Padded(x, m, k, w.kp, &xb);

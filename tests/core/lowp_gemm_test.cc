@@ -576,6 +576,52 @@ TEST(LowpGemm, L2PrefetchDistanceDoesNotChangeResults) {
   SetStreamL2AheadBytesForTesting(saved);
 }
 
+// Blocked bf16 weights with many activation rows: oneDNN's bf16 matmul (vdpbf16ps) or, on Intel
+// without AMX, the weights widened to f32 per panel and an f32 matmul; both multiply activations
+// rounded to bf16. Both against a double-precision product of the same bf16 values, with a bias,
+// n and k not multiples of the blocks, and a matrix over one 32 MB panel (two panels, the second
+// narrower).
+TEST(LowpGemm, BlockedBf16ManyRowsBothRoutes) {
+  if (!Cpu().avx512_full()) GTEST_SKIP() << "no blocked layouts on this CPU";
+  const CpuFeatures saved = Cpu();
+  struct Shape {
+    int64_t m, n, k;
+  };
+  for (const Shape& sh : {Shape{37, 200, 80}, Shape{9, 4160, 2048}}) {
+    auto w = Random(sh.n * sh.k, 51, 0.05f), x = Random(sh.m * sh.k, 52), bias = Random(sh.n, 53);
+    std::vector<uint16_t> wb(w.size());
+    for (size_t i = 0; i < w.size(); ++i) wb[i] = F32ToBf16(w[i]);
+    const auto packed = PackBf16(wb.data(), sh.n, sh.k);
+    ASSERT_NE(packed, nullptr);
+    std::vector<double> want(static_cast<size_t>(sh.m * sh.n));
+    for (int64_t i = 0; i < sh.m; ++i)
+      for (int64_t j = 0; j < sh.n; ++j) {
+        double acc = bias[j];
+        for (int64_t t = 0; t < sh.k; ++t)
+          acc += static_cast<double>(Bf16ToF32(F32ToBf16(x[i * sh.k + t]))) *
+                 Bf16ToF32(wb[j * sh.k + t]);
+        want[i * sh.n + j] = acc;
+      }
+    for (bool via_f32 : {false, true}) {
+      CpuFeatures f = saved;
+      f.intel = via_f32;
+      f.amx_bf16 = false;
+      SetCpuFeaturesForTesting(f);
+      std::vector<float> got(want.size(), -1.0f);
+      GemmBF16Packed(x.data(), *packed, bias.data(), got.data(), sh.m);
+      double err = 0, norm = 0;
+      for (size_t i = 0; i < want.size(); ++i) {
+        err += (got[i] - want[i]) * (got[i] - want[i]);
+        norm += want[i] * want[i];
+      }
+      // Exact products of bf16 values, f32 sums: float rounding only.
+      EXPECT_LT(std::sqrt(err / norm), 1e-5)
+          << "m=" << sh.m << " n=" << sh.n << " k=" << sh.k << " via_f32=" << via_f32;
+    }
+    SetCpuFeaturesForTesting(saved);
+  }
+}
+
 // bf16 keys/values read in place (k16/v16: the bf16 KV cache) give what the float32 kernels give
 // on the same bf16-rounded keys/values, for decode-sized query counts (AVX-512 and portable),
 // with causal offsets, padding, a row with no visible key and hd not a multiple of 32.
