@@ -12,6 +12,8 @@
 #include <utility>
 
 #include "commands.h"
+#include "core/blas_core.h"
+#include "core/cpu_features.h"
 #include "plm/error.h"
 
 namespace {
@@ -24,7 +26,9 @@ namespace {
 // OpenBLAS (the float32 reference path's GEMM) starts its worker threads when it is loaded, and
 // they poll with sched_yield for 2^28 cycles (~70 ms) at start and after every call, taking CPU
 // time from the OpenMP threads of the vision tower and prefill; OPENBLAS_THREAD_TIMEOUT=4 (2^4
-// cycles) makes them sleep at once. Each is set unless the user chose it.
+// cycles) makes them sleep at once. OpenBLAS also picks its kernels when loaded, and picks SSE3
+// ones on CPUs it does not know (core/blas_core.h): OPENBLAS_CORETYPE then names the right set.
+// Each is set unless the user chose it.
 void PreferPassiveWaits(char** argv) {
   bool changed = false;
   for (const auto& [name, value] :
@@ -32,6 +36,12 @@ void PreferPassiveWaits(char** argv) {
     if (std::getenv(name) != nullptr) continue;  // the user's choice
     ::setenv(name, value, 1);
     changed = true;
+  }
+  if (std::getenv("OPENBLAS_CORETYPE") == nullptr) {
+    if (const char* core = plm::BetterOpenBlasCore(plm::OpenBlasCoreName(), plm::Cpu())) {
+      ::setenv("OPENBLAS_CORETYPE", core, 1);
+      changed = true;
+    }
   }
   if (changed) ::execv("/proc/self/exe", argv);
 }
