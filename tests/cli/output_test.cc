@@ -60,6 +60,7 @@ TEST(CliOutput, ProgressOnlyOnTerminalsOrWhenAsked) {
   ASSERT_EQ(term.code, 0) << term.out << term.err;
   EXPECT_NE(term.out.find("loading"), std::string::npos) << term.out;
   EXPECT_NE(term.out.find("encoding images"), std::string::npos) << term.out;
+  EXPECT_NE(term.out.find("preparing the vision tower"), std::string::npos) << term.out;
   EXPECT_NE(term.out.find("prefill"), std::string::npos) << term.out;
   EXPECT_NE(term.out.find("[preprocess"), std::string::npos) << term.out;
   // --quiet on a terminal: only the answer.
@@ -69,6 +70,7 @@ TEST(CliOutput, ProgressOnlyOnTerminalsOrWhenAsked) {
   ASSERT_EQ(q.code, 0);
   EXPECT_EQ(q.out.find("[preprocess"), std::string::npos) << q.out;
   EXPECT_EQ(q.out.find("encoding images"), std::string::npos) << q.out;
+  EXPECT_EQ(q.out.find("preparing the vision tower"), std::string::npos) << q.out;
   // --verbose without a terminal: plain progress lines and the summary on stderr.
   auto verbose = args;
   verbose.push_back("--verbose");
@@ -76,6 +78,7 @@ TEST(CliOutput, ProgressOnlyOnTerminalsOrWhenAsked) {
   ASSERT_EQ(v.code, 0) << v.err;
   EXPECT_NE(v.err.find("[preprocess"), std::string::npos) << v.err;
   EXPECT_NE(v.err.find("prefill"), std::string::npos) << v.err;
+  EXPECT_NE(v.err.find("preparing the vision tower"), std::string::npos) << v.err;
   EXPECT_EQ(v.err.find('\r'), std::string::npos) << "no terminal control characters in logs";
   EXPECT_EQ(v.out, plain.out);
 }

@@ -28,6 +28,12 @@ struct RunArgs {
 int Run(const RunArgs& a) {
   Progress progress(a.model.quiet, a.model.verbose);
   auto pipe = LoadPipeline(a.model, progress);
+  if (!a.images.empty() || !a.video.empty()) {
+    // Converting / quantizing the tower's matrices takes seconds on big models: say so instead of
+    // stalling inside the first tile's progress.
+    progress.Status("preparing the vision tower", true);
+    pipe->model().PrepareVision();
+  }
   ChatRequest req;
   if (!a.system.empty()) req.conversation.push_back({"system", {ContentPart::Text(a.system)}});
   Message user{"user", {}};
