@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <string>
 #include <tuple>
 
 #include "core/attention.h"
@@ -123,6 +124,15 @@ struct Dnnl {
       Ok(kind) = false;
       return false;
     }
+  }
+
+  // Find for the blocked layouts, which have no fallback: a missing matmul is an internal error.
+  dnnl::matmul Blocked(MmKind kind, int64_t m, int64_t n, int64_t k, const char* what) {
+    dnnl::matmul mm;
+    if (!Find(kind, m, n, k, &mm))
+      throw Error(ErrorCode::kInternal, std::string("oneDNN has no ") + what + " matmul of " +
+                                            std::to_string(m) + " rows for blocked weights");
+    return mm;
   }
 
   void Run(const dnnl::matmul& mm, MmKind kind, int64_t m, int64_t n, int64_t k, const void* a,
@@ -1303,10 +1313,7 @@ bool GemmBF16PackedViaF32(const float* x, const PackedBf16& w, float* y, int64_t
     });
     for (int64_t i0 = 0; i0 < m; i0 += chunk) {
       const int64_t mm = std::min(chunk, m - i0);
-      dnnl::matmul prim;
-      if (!Dnnl::Get().Find(MmKind::kF32Blocked, mm, np, k, &prim))
-        throw Error(ErrorCode::kInternal, "oneDNN has no f32 matmul of " + std::to_string(mm) +
-                                              " rows for blocked weights");
+      const dnnl::matmul prim = Dnnl::Get().Blocked(MmKind::kF32Blocked, mm, np, k, "f32");
       SyncGemmThreads();
       if (np == n) {
         Dnnl::Get().Run(prim, MmKind::kF32Blocked, mm, np, k, xrp + i0 * k, wp, y + i0 * n);
@@ -1345,10 +1352,7 @@ void GemmBF16Packed(const float* x, const PackedBf16& w, const float* bias, floa
   const int64_t chunk = ChunkRows(m);
   for (int64_t i0 = 0; i0 < m; i0 += chunk) {
     const int64_t mm = std::min(chunk, m - i0);
-    dnnl::matmul prim;
-    if (!Dnnl::Get().Find(MmKind::kBF16Blocked, mm, n, k, &prim))
-      throw Error(ErrorCode::kInternal, "oneDNN has no bf16 matmul of " + std::to_string(mm) +
-                                            " rows for blocked weights");
+    const dnnl::matmul prim = Dnnl::Get().Blocked(MmKind::kBF16Blocked, mm, n, k, "bf16");
     thread_local std::vector<uint16_t> xb;
     xb.resize(static_cast<size_t>(mm * k));
     const float* xs = x + i0 * k;
@@ -1468,9 +1472,7 @@ void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t pane
       const Int8Panel pw = panel(r0, r0 + np);
       const MmKind kind = u8 ? MmKind::kU8 : MmKind::kS8;
       dnnl::matmul prim;
-      if (packed != nullptr && !Dnnl::Get().Find(MmKind::kU8Blocked, mm, n, k, &prim))
-        throw Error(ErrorCode::kInternal, "oneDNN has no int8 matmul of " + std::to_string(mm) +
-                                              " rows for blocked weights");
+      if (packed != nullptr) prim = Dnnl::Get().Blocked(MmKind::kU8Blocked, mm, n, k, "int8");
       if (packed != nullptr || (fast && Dnnl::Get().Find(kind, mm, np, k, &prim))) {
         thread_local std::vector<int32_t> acc;
         acc.resize(static_cast<size_t>(mm * np));

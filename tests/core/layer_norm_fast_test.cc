@@ -9,16 +9,14 @@
 #include <random>
 #include <vector>
 
-#include "core/cpu_features.h"
 #include "core/ops.h"
+#include "support/test_support.h"
 
 namespace plm {
 namespace {
 
 TEST(LayerNormFast, MatchesReference) {
-  const CpuFeatures saved = Cpu();
-  for (bool native : {true, false}) {
-    if (!native) SetCpuFeaturesForTesting(CpuFeatures{});
+  test::ForEachCpuPath([](bool native) {
     for (int64_t d : {1, 15, 16, 33, 64, 1024, 1536}) {
       for (bool bias : {true, false}) {
         const int64_t rows = 5;
@@ -42,8 +40,7 @@ TEST(LayerNormFast, MatchesReference) {
         }
       }
     }
-  }
-  SetCpuFeaturesForTesting(saved);
+  });
 }
 
 }  // namespace

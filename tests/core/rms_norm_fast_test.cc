@@ -10,16 +10,14 @@
 #include <random>
 #include <vector>
 
-#include "core/cpu_features.h"
 #include "core/ops.h"
+#include "support/test_support.h"
 
 namespace plm {
 namespace {
 
 TEST(RmsNormFast, MatchesReference) {
-  const CpuFeatures saved = Cpu();
-  for (bool native : {true, false}) {
-    if (!native) SetCpuFeaturesForTesting(CpuFeatures{});
+  test::ForEachCpuPath([](bool native) {
     for (int64_t d : {1, 7, 8, 15, 33, 64, 100, 2048, 3072}) {
       const int64_t rows = 4;
       std::mt19937 rng(static_cast<uint32_t>(d));
@@ -46,8 +44,7 @@ TEST(RmsNormFast, MatchesReference) {
         EXPECT_EQ(differ, 0) << "d=" << d;  // the portable path is the reference
       }
     }
-  }
-  SetCpuFeaturesForTesting(saved);
+  });
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <fstream>
 #include <mutex>
 
+#include "core/cpu_features.h"
+
 namespace plm::test {
 
 namespace fs = std::filesystem;
@@ -95,6 +97,14 @@ std::string AnyFixtureImage() {
     for (const auto& f : ListDir(dir, false))
       if (f.size() > 4 && f.substr(f.size() - 4) == ext) return dir + "/" + f;
   return "";
+}
+
+void ForEachCpuPath(const std::function<void(bool native)>& run) {
+  const CpuFeatures saved = Cpu();
+  run(true);
+  SetCpuFeaturesForTesting(CpuFeatures{});
+  run(false);
+  SetCpuFeaturesForTesting(saved);
 }
 
 }  // namespace plm::test

@@ -1,6 +1,7 @@
 // Shared helpers for the test programs: where the fixtures are, temp dirs, comparisons.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -27,5 +28,9 @@ struct ErrorStats {
   double rel() const { return max_ref > 0 ? max_abs / max_ref : max_abs; }
 };
 ErrorStats Compare(const float* got, const float* want, size_t n);
+
+// Runs `run(native)` on this CPU's kernels (native = true) and then on the portable fallbacks
+// (CPU features cleared, as PLM_CPU=generic), restoring the detected features afterwards.
+void ForEachCpuPath(const std::function<void(bool native)>& run);
 
 }  // namespace plm::test
