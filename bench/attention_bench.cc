@@ -12,6 +12,7 @@
 #include "core/attention.h"
 #include "core/cpu_features.h"
 #include "core/dtype.h"
+#include "core/key_tiles.h"
 #include "core/memory_read.h"
 #include "core/thread_pool.h"
 #include "plm/huge_page_allocator.h"
@@ -26,16 +27,19 @@ std::vector<float> Random(size_t n, uint32_t seed) {
   return v;
 }
 
-// Random keys and values for `nk` positions of head dim `hd`, as float32 and as bf16 (the cache).
+// Random keys and values for `nk` positions of head dim `hd`, as float32 and as bf16 (the cache:
+// keys in its tiles).
 struct KeysValues {
   std::vector<float> k, v;
   std::vector<uint16_t> k16, v16;
   KeysValues(int64_t nk, int64_t hd)
       : k(Random(static_cast<size_t>(nk * hd), 2)), v(Random(static_cast<size_t>(nk * hd), 3)) {
+    std::vector<uint16_t> rows;
     for (size_t i = 0; i < k.size(); ++i) {
-      k16.push_back(plm::F32ToBf16(k[i]));
+      rows.push_back(plm::F32ToBf16(k[i]));
       v16.push_back(plm::F32ToBf16(v[i]));
     }
+    k16 = plm::ToKeyTiles(rows.data(), nk, hd);
   }
 };
 

@@ -1,9 +1,12 @@
 // Key/value cache of the Llama decoder: per layer [batch, kv_heads, capacity, head_dim], stored as
 // float32 (the f32 reference compute path) or bfloat16 (the bf16/q8/q4 paths: half the bytes read
 // per decoded token), plus which cached positions are real tokens (the attention mask of the
-// cached keys). k()/v() give float32 rows and k_bf16()/v_bf16() bf16 rows; each throws
-// kInvalidArgument when the cache holds the other type (type() says which). CopyPrefixFrom
-// copies positions whatever the type.
+// cached keys). k()/v() give float32 rows and v_bf16() bf16 rows; k_bf16() gives bf16 keys in
+// tiles of 32 positions, [head_dim / 2][32][2] per tile (dimension pairs of 32 consecutive
+// positions: the layout the attention kernels read; src/core/key_tiles.h, KeyTileIndex, gives
+// an element's offset), so a bf16 cache's capacity is a multiple of 32 and its head_dim even.
+// Each accessor throws kInvalidArgument when the cache holds the other type (type() says which).
+// CopyPrefixFrom copies positions whatever the type.
 // It grows on demand, so callers size it to the request rather than to the model maximum.
 // HF's DynamicCache: keep it between Forward calls, Trim it (DynamicCache.crop) to reuse a prefix.
 //
@@ -44,7 +47,8 @@ class KVCache {
   void Trim(int64_t n);
   void Clear() { Trim(0); }
 
-  // Rows of `capacity()` positions x head_dim of one layer / batch row / KV head.
+  // `capacity()` positions x head_dim of one layer / batch row / KV head: rows, except bf16 keys
+  // (tiles, see above).
   float* k(int64_t layer, int64_t b, int64_t head) {
     return At(keys_, KVType::kF32, layer, b, head);
   }

@@ -16,6 +16,7 @@
 
 #include "core/cpu_features.h"
 #include "core/dtype.h"
+#include "core/key_tiles.h"
 #include "core/parallel.h"
 #include "core/thread_pool.h"
 
@@ -233,6 +234,25 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow
 // FusedAttentionDecodeFromMemory against ReadBandwidth, slow-bandwidth minutes).
 constexpr int64_t kAheadRows = 64;
 
+// L2 prefetch distance (bytes) of the decode kernels' key and value streams; 0: none. Intel (the
+// Xeon of session 14): with L1 prefetches alone, decode attention read a 310 MB cache at ~0.6 of
+// the read probe; 64 KB ahead into L2 besides (scratch /tmp/s14/dec.cc) ~0.75-0.8. AMD keeps the
+// L1 prefetches it was tuned with.
+int64_t DecodeL2AheadBytes() {
+  return Cpu().intel ? 64 * 1024 : 0;
+}
+
+// Prefetches the cache lines 8 KB (L1, as the row kernels' 64 rows of 64 bf16) and `ahead2`
+// bytes (L2, when > 0) past each line of [p, p + bytes), short of p + left.
+__attribute__((always_inline)) inline void PrefetchAhead(const char* p, int64_t bytes, int64_t left,
+                                                         int64_t ahead2) {
+  constexpr int64_t kAhead = kAheadRows * 128;
+  for (int64_t o = 0; o < bytes; o += 64) {
+    if (o + kAhead < left) _mm_prefetch(p + o + kAhead, _MM_HINT_T0);
+    if (ahead2 > 0 && o + ahead2 < left) _mm_prefetch(p + o + ahead2, _MM_HINT_T1);
+  }
+}
+
 // out[i] = p[i] · V for up to 4 probability rows (row stride ld, keys [0, keys)), V rows of
 // float32 or bf16 values (widened in registers), 64 dims per pass; hd % 16 == 0.
 // out[i] = sum_j p[i, j] v[j] for `rows` rows. R > 0: rows == R and hd % 64 == 0 at compile
@@ -243,6 +263,9 @@ __attribute__((target("avx512f,avx512bw,fma"), always_inline)) inline void Probs
     const float* p, int64_t ld, int64_t rows_arg, int64_t keys, const T* v, int64_t v_stride,
     int64_t hd, float* out, int64_t out_stride) {
   const int64_t rows = R > 0 ? R : rows_arg;
+  int64_t ahead2_rows = keys;  // none
+  if (std::is_same_v<T, uint16_t> && DecodeL2AheadBytes() > 0)
+    ahead2_rows = DecodeL2AheadBytes() / (v_stride * static_cast<int64_t>(sizeof(T)));
   for (int64_t d0 = 0; d0 < hd; d0 += 64) {
     const int64_t nv = R > 0 ? 4 : std::min<int64_t>(64, hd - d0) / 16;
     __m512 o[R > 0 ? R : 4][4];
@@ -254,6 +277,10 @@ __attribute__((target("avx512f,avx512bw,fma"), always_inline)) inline void Probs
         for (int64_t c = 0; c < nv; c += 64 / (16 * static_cast<int64_t>(sizeof(T))))
           _mm_prefetch(reinterpret_cast<const char*>(vj + kAheadRows * v_stride + 16 * c),
                        _MM_HINT_T0);
+      if (j + ahead2_rows < keys)  // a bf16 cache read from memory (decode)
+        for (int64_t c = 0; c < nv; c += 64 / (16 * static_cast<int64_t>(sizeof(T))))
+          _mm_prefetch(reinterpret_cast<const char*>(vj + ahead2_rows * v_stride + 16 * c),
+                       _MM_HINT_T1);
       __m512 vv[4];
       for (int64_t c = 0; c < nv; ++c) {
         if constexpr (std::is_same_v<T, uint16_t>) {
@@ -504,10 +531,9 @@ FusedAttentionFlash(const AttentionArgs& a) {
       float* kt = kpf.data() + (j / 32) * 32 * hd + j % 32;
       float* vt = vpf.data() + j * hd;
       if (a.k16 != nullptr) {
-        const uint16_t* kj = a.k16 + j * ks;
         const uint16_t* vj = a.v16 + j * a.kv_stride;
         for (int64_t d = 0; d < hd; ++d) {
-          kt[d * 32] = Bf16ToF32(kj[d]);
+          kt[d * 32] = Bf16ToF32(a.k16[KeyTileIndex(j, d, hd)]);
           vt[d] = Bf16ToF32(vj[d]);
         }
       } else {
@@ -526,14 +552,17 @@ FusedAttentionFlash(const AttentionArgs& a) {
     std::fill(kp.begin() + (nk / 32) * 32 * hd, kp.end(), uint16_t{0});
     std::fill(vp.begin() + (nk / 2) * 2 * hd, vp.end(), uint16_t{0});
   }
+  // A bf16 cache's whole key tiles are already this layout (core/key_tiles.h).
+  static_assert(kKeyTile == 32);
+  const int64_t whole = a.k16 != nullptr && !kF32 ? nk / 32 * 32 : 0;
+  if (whole > 0) std::copy_n(a.k16, whole * hd, kp.data());
   for (int64_t j = 0; j < nk && !kF32; ++j) {
     uint16_t* kt = kp.data() + (j / 32) * 32 * hd + (j % 32) * 2;
     uint16_t* vt = vp.data() + (j / 2) * 2 * hd + (j % 2);
     if (a.k16 != nullptr) {  // bf16 cache: the same values ToBf16 would give, no rounding
-      const uint16_t* kj = a.k16 + j * ks;
       const uint16_t* vj = a.v16 + j * a.kv_stride;
       for (int64_t d = 0; d < hd; ++d) {
-        kt[(d / 2) * 64 + (d % 2)] = kj[d];
+        if (j >= whole) kt[(d / 2) * 64 + (d % 2)] = a.k16[KeyTileIndex(j, d, hd)];
         vt[d * 2] = vj[d];
       }
       continue;
@@ -729,154 +758,73 @@ FusedAttentionFlash(const AttentionArgs& a) {
   }
 }
 
-// r[j] = the sum of v[j]'s 16 lanes, j < 16: four folding steps, each pairing vectors and adding
-// the lanes whose index has one bit clear to those that have it set (45 operations for 16 sums,
-// against ~9 per _mm512_reduce_add_ps).
-__attribute__((target("avx512f"))) inline __m512 SumLanes16(const float* v) {
-  alignas(64) static constexpr int32_t kLo[4][16] = {
-      {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23},
-      {0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27},
-      {0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29},
-      {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30}};
-  constexpr int32_t kBit[4] = {8, 4, 2, 1};
-  __m512 x[16];
-  for (int j = 0; j < 16; ++j) x[j] = _mm512_load_ps(v + 16 * j);
-  int n = 16;
-  for (int step = 0; step < 4; ++step) {
-    const __m512i lo = _mm512_load_si512(kLo[step]);
-    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(kBit[step]));
-    for (int j = 0; j < n / 2; ++j)
-      x[j] = _mm512_add_ps(_mm512_permutex2var_ps(x[2 * j], lo, x[2 * j + 1]),
-                           _mm512_permutex2var_ps(x[2 * j], hi, x[2 * j + 1]));
-    n /= 2;
-  }
-  return x[0];
-}
-
-// Scores s[i * ld + j] (unscaled) of up to 4 query rows against keys [0, lim) of a bf16 cache with
-// bf16 products (f32 accumulation), any hd % 32 == 0 up to 256: each key row is loaded once for
-// the 4 rows, vdpbf16ps over dimension pairs, 16 keys' partial vectors folded together.
-// (ScoresKV16Bf16Rows4 below does head_dim 64 and 128 with far less folding.)
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void ScoresKV16Bf16Any(
+// Scores s[i * ld + j] (unscaled) of up to 4 query rows (rows past qb repeat the last) against
+// keys [0, lim) in the cache's tiles (core/key_tiles.h), 32 keys per step: per dimension pair,
+// two loads give 16 keys each, so the scores come out 16 keys per vector with no sums across
+// lanes. Keys past lim in the last tile give scores that are never read. hd even, <= 256.
+// kBf16: vdpbf16ps with each row's query pairs broadcast (queries rounded to bf16). Otherwise
+// f32 FMAs: the keys widened in registers (a shift for the even dimension, a mask for the odd
+// one), each query value broadcast — twice the multiply-adds per cycle of vdpbf16ps on CPUs
+// where that instruction is slow (Intel), and exact products.
+template <bool kBf16>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"))) void ScoresKeyTiles(
     const AttentionArgs& a, int64_t q0, int64_t qb, int64_t lim, float* s, int64_t ld) {
   constexpr int64_t kQB = 4;
-  const int64_t hd = a.hd, nc = hd / 32, ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
-  __m512bh qv[kQB][8];
+  const int64_t hd = a.hd, np = hd / 2;
+  alignas(64) float qf[kQB][256];
+  alignas(64) int32_t qp[kQB][128];
   for (int64_t i = 0; i < kQB; ++i) {
     const float* row = a.q + (q0 + std::min(i, qb - 1)) * a.q_stride;
-    for (int64_t c = 0; c < nc; ++c)
-      qv[i][c] =
-          _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + 32 * c + 16), _mm512_loadu_ps(row + 32 * c));
-  }
-  alignas(64) float part[kQB][16 * 16];
-  for (int64_t j0 = 0; j0 < lim; j0 += 16) {
-    const int64_t jn = std::min<int64_t>(16, lim - j0);
-    for (int64_t jj = 0; jj < 16; ++jj) {
-      if (jj >= jn) {
-        for (int64_t i = 0; i < kQB; ++i) _mm512_store_ps(part[i] + 16 * jj, _mm512_setzero_ps());
-        continue;
-      }
-      const uint16_t* kj = a.k16 + (j0 + jj) * ks;
-      if (j0 + jj + kAheadRows < lim)
-        for (int64_t c = 0; c < nc; c += 2)
-          _mm_prefetch(reinterpret_cast<const char*>(kj + kAheadRows * ks + 32 * c), _MM_HINT_T0);
-      __m512bh kc[8];
-      for (int64_t c = 0; c < nc; ++c) kc[c] = (__m512bh)_mm512_loadu_si512(kj + 32 * c);
-      for (int64_t i = 0; i < kQB; ++i) {
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t c = 0; c < nc; ++c) acc = _mm512_dpbf16_ps(acc, qv[i][c], kc[c]);
-        _mm512_store_ps(part[i] + 16 * jj, acc);
+    for (int64_t c = 0; c < np; ++c) {
+      if constexpr (kBf16) {
+        qp[i][c] = static_cast<int32_t>(static_cast<uint32_t>(ToBf16(row[2 * c])) |
+                                        (static_cast<uint32_t>(ToBf16(row[2 * c + 1])) << 16));
+      } else {
+        qf[i][2 * c] = row[2 * c];
+        qf[i][2 * c + 1] = row[2 * c + 1];
       }
     }
-    for (int64_t i = 0; i < qb; ++i) _mm512_storeu_ps(s + i * ld + j0, SumLanes16(part[i]));
   }
-}
-
-// The same scores with the 4 query rows side by side in one register: block h (128 bits) of
-// register c holds row h's bf16 dims 8c..8c+7, and each key's same 8 dims are broadcast to all
-// four blocks, so one vdpbf16ps gives 4 rows x 4 partial sums of one key. 16 keys' vectors then
-// fold with in-lane shuffles: 36 instructions for the 4 rows instead of 4 x 45 in SumLanes16.
-// NC8 = hd / 8: 8 (16 keys' vectors in registers) or 16 (two halves of 8 keys).
-// Keys go one at a time in memory order with their prefetch: faster from DRAM than unrolling
-// over keys or dims-outer orders (measured; those win only in cache).
-template <int NC8>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"), always_inline)) inline void
-ScoresKV16Bf16Rows4(const AttentionArgs& a, int64_t q0, int64_t qb, int64_t lim, float* s,
-                    int64_t ld) {
-  constexpr int kGroup = NC8 <= 8 ? 16 : 8;  // keys whose vectors are in registers at once
-  const int64_t ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
-  alignas(64) uint16_t qt[NC8][32];
-  for (int h = 0; h < 4; ++h) {
-    const float* row = a.q + (q0 + std::min<int64_t>(h, qb - 1)) * a.q_stride;
-    for (int c = 0; c < NC8; ++c)
-      for (int t = 0; t < 8; ++t) qt[c][8 * h + t] = ToBf16(row[8 * c + t]);
-  }
-  __m512bh qp[NC8];
-  for (int c = 0; c < NC8; ++c) qp[c] = (__m512bh)_mm512_load_si512(qt[c]);
-  for (int64_t j0 = 0; j0 < lim; j0 += 16) {
-    const int64_t jn = std::min<int64_t>(16, lim - j0);
-    __m512 z[4];  // keys 4m..4m+3 of row h in block h of z[m]
-    for (int g = 0; g < 16 / kGroup; ++g) {
-      __m512 acc[kGroup];
-      for (int jj = 0; jj < kGroup; ++jj) {
-        acc[jj] = _mm512_setzero_ps();
-        const int64_t j = g * kGroup + jj;
-        if (j >= jn) continue;
-        const uint16_t* kj = a.k16 + (j0 + j) * ks;
-        if (j0 + j + kAheadRows < lim)
-          for (int c = 0; c < NC8; c += 4)
-            _mm_prefetch(reinterpret_cast<const char*>(kj + kAheadRows * ks + 8 * c), _MM_HINT_T0);
-        for (int c = 0; c < NC8; ++c)
-          acc[jj] = _mm512_dpbf16_ps(acc[jj], qp[c],
-                                     (__m512bh)_mm512_broadcast_i32x4(_mm_loadu_si128(
-                                         reinterpret_cast<const __m128i*>(kj + 8 * c))));
+  const int64_t tile_elems = kKeyTile * hd;
+  const int64_t all_bytes = KeyTilePositions(lim) * hd * 2, ahead2 = DecodeL2AheadBytes();
+  const __m512i odd = _mm512_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
+  for (int64_t j0 = 0; j0 < lim; j0 += kKeyTile) {
+    const uint16_t* tile = a.k16 + (j0 / kKeyTile) * tile_elems;
+    // [i][0]: keys 0-15 of the tile, [i][1]: keys 16-31; x / y: two independent sums each.
+    __m512 x[kQB][2], y[kQB][2];
+    for (int64_t i = 0; i < kQB; ++i) x[i][0] = x[i][1] = y[i][0] = y[i][1] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < np; ++c) {
+      // The two lines read below, some way ahead (spread over the tile, not in one burst).
+      PrefetchAhead(reinterpret_cast<const char*>(tile + c * 2 * kKeyTile), 128,
+                    all_bytes - (j0 * hd + c * 2 * kKeyTile) * 2, ahead2);
+      const __m512i k0 = _mm512_loadu_si512(tile + c * 2 * kKeyTile);
+      const __m512i k1 = _mm512_loadu_si512(tile + c * 2 * kKeyTile + kKeyTile);
+      if constexpr (kBf16) {
+        auto& acc = c % 2 == 0 ? x : y;
+        for (int64_t i = 0; i < kQB; ++i) {
+          const __m512bh qv = (__m512bh)_mm512_set1_epi32(qp[i][c]);
+          acc[i][0] = _mm512_dpbf16_ps(acc[i][0], (__m512bh)k0, qv);
+          acc[i][1] = _mm512_dpbf16_ps(acc[i][1], (__m512bh)k1, qv);
+        }
+      } else {
+        const __m512 e0 = _mm512_castsi512_ps(_mm512_slli_epi32(k0, 16)),
+                     o0 = _mm512_castsi512_ps(_mm512_and_si512(k0, odd)),
+                     e1 = _mm512_castsi512_ps(_mm512_slli_epi32(k1, 16)),
+                     o1 = _mm512_castsi512_ps(_mm512_and_si512(k1, odd));
+        for (int64_t i = 0; i < kQB; ++i) {
+          const __m512 qe = _mm512_set1_ps(qf[i][2 * c]), qo = _mm512_set1_ps(qf[i][2 * c + 1]);
+          x[i][0] = _mm512_fmadd_ps(qe, e0, x[i][0]);
+          x[i][1] = _mm512_fmadd_ps(qe, e1, x[i][1]);
+          y[i][0] = _mm512_fmadd_ps(qo, o0, y[i][0]);
+          y[i][1] = _mm512_fmadd_ps(qo, o1, y[i][1]);
+        }
       }
-      // Per block: [k p0+p2, k p1+p3, k' p0+p2, k' p1+p3] for key pairs (k, k'), then whole sums.
-      __m512 y[kGroup / 2];
-      for (int m = 0; m < kGroup / 2; ++m)
-        y[m] = _mm512_add_ps(_mm512_shuffle_ps(acc[2 * m], acc[2 * m + 1], 0x44),
-                             _mm512_shuffle_ps(acc[2 * m], acc[2 * m + 1], 0xEE));
-      for (int m = 0; m < kGroup / 4; ++m)
-        z[g * (kGroup / 4) + m] = _mm512_add_ps(_mm512_shuffle_ps(y[2 * m], y[2 * m + 1], 0x88),
-                                                _mm512_shuffle_ps(y[2 * m], y[2 * m + 1], 0xDD));
     }
-    // 4 x 4 transpose of 128-bit blocks: row h's 16 scores.
-    const __m512 t0 = _mm512_shuffle_f32x4(z[0], z[1], 0x44),
-                 t1 = _mm512_shuffle_f32x4(z[0], z[1], 0xEE),
-                 t2 = _mm512_shuffle_f32x4(z[2], z[3], 0x44),
-                 t3 = _mm512_shuffle_f32x4(z[2], z[3], 0xEE);
-    const __m512 rows[4] = {_mm512_shuffle_f32x4(t0, t2, 0x88), _mm512_shuffle_f32x4(t0, t2, 0xDD),
-                            _mm512_shuffle_f32x4(t1, t3, 0x88), _mm512_shuffle_f32x4(t1, t3, 0xDD)};
-    for (int64_t i = 0; i < qb; ++i) _mm512_storeu_ps(s + i * ld + j0, rows[i]);
-  }
-}
-
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void ScoresKV16Bf16(
-    const AttentionArgs& a, int64_t q0, int64_t qb, int64_t lim, float* s, int64_t ld) {
-  if (a.hd == 64) return ScoresKV16Bf16Rows4<8>(a, q0, qb, lim, s, ld);
-  if (a.hd == 128) return ScoresKV16Bf16Rows4<16>(a, q0, qb, lim, s, ld);
-  ScoresKV16Bf16Any(a, q0, qb, lim, s, ld);
-}
-
-// The same with float32 queries and products on keys widened in registers (a.bf16 unset).
-__attribute__((target("avx512f,avx512bw,fma"))) void ScoresKV16F32(const AttentionArgs& a,
-                                                                   int64_t q0, int64_t qb,
-                                                                   int64_t lim, float* s,
-                                                                   int64_t ld) {
-  constexpr int64_t kQB = 4;
-  const int64_t hd = a.hd, ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
-  const float* qrow[kQB];
-  for (int64_t i = 0; i < kQB; ++i) qrow[i] = a.q + (q0 + std::min(i, qb - 1)) * a.q_stride;
-  for (int64_t j = 0; j < lim; ++j) {
-    const uint16_t* kj = a.k16 + j * ks;
-    __m512 acc[kQB];
-    for (int64_t i = 0; i < kQB; ++i) acc[i] = _mm512_setzero_ps();
-    for (int64_t d = 0; d < hd; d += 16) {
-      const __m512 kv = LoadBf16(kj + d);
-      for (int64_t i = 0; i < kQB; ++i)
-        acc[i] = _mm512_fmadd_ps(_mm512_loadu_ps(qrow[i] + d), kv, acc[i]);
+    // s has room up to lim rounded up to 32 (ld).
+    for (int64_t i = 0; i < qb; ++i) {
+      _mm512_storeu_ps(s + i * ld + j0, _mm512_add_ps(x[i][0], y[i][0]));
+      _mm512_storeu_ps(s + i * ld + j0 + 16, _mm512_add_ps(x[i][1], y[i][1]));
     }
-    for (int64_t i = 0; i < qb; ++i) s[i * ld + j] = _mm512_reduce_add_ps(acc[i]);
   }
 }
 
@@ -961,20 +909,22 @@ __attribute__((target("avx512f"))) void UnpermutePairOrder(const float* o, int64
   }
 }
 
-// Few queries (decode) against bf16 keys/values read in place: scores as above, softmax in f32
-// (vectorised), then P·V — with bf16 probabilities on value pairs (PvPairs) where the scores are
-// bf16 products, else on values widened to f32; 4 query rows share each key and value load.
-// hd % 16 == 0.
+// Few queries (decode) against the bf16 cache read in place (keys in tiles, values in rows):
+// scores (ScoresKeyTiles), softmax in f32 (vectorised), then P·V; 4 query rows share each key and
+// value load. With bf16 products allowed (a.bf16) on CPUs with a fast vdpbf16ps, the scores use
+// it and P·V takes bf16 probabilities on value pairs (PvPairs); elsewhere (Intel, or a.bf16
+// unset) f32 FMAs on keys and values widened in registers. hd % 16 == 0, hd <= 256.
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma"))) void
 FusedAttentionKV16(const AttentionArgs& a) {
   const int64_t hd = a.hd, nk = a.nk;
   constexpr int64_t kQB = 4;
-  const bool bf16_scores = a.bf16 && hd % 32 == 0 && hd <= 256;
-  const int64_t ld = (nk + 31) / 32 * 32;  // whole 32-key groups for the bf16 pair conversion
+  const bool bf16_scores = a.bf16 && !Cpu().intel;
+  const bool pair_pv = bf16_scores && hd % 32 == 0;
+  const int64_t ld = (nk + 31) / 32 * 32;  // whole 32-key tiles
   thread_local std::vector<float> sbuf, obuf;
   thread_local std::vector<int32_t> pb;
   if (sbuf.size() < static_cast<size_t>(kQB * ld)) sbuf.resize(kQB * ld);
-  if (bf16_scores) {
+  if (pair_pv) {
     if (pb.size() < static_cast<size_t>(kQB * ld / 2)) pb.resize(kQB * ld / 2);
     if (obuf.size() < static_cast<size_t>(kQB * hd)) obuf.resize(kQB * hd);
   }
@@ -984,9 +934,9 @@ FusedAttentionKV16(const AttentionArgs& a) {
     int64_t lim = nk;
     if (a.causal_offset >= 0) lim = std::min(nk, a.causal_offset + q0 + qb);
     if (bf16_scores) {
-      ScoresKV16Bf16(a, q0, qb, lim, s, ld);
+      ScoresKeyTiles<true>(a, q0, qb, lim, s, ld);
     } else {
-      ScoresKV16F32(a, q0, qb, lim, s, ld);
+      ScoresKeyTiles<false>(a, q0, qb, lim, s, ld);
     }
     int64_t row_lim[kQB], block_lim = 0;
     float inv[kQB];
@@ -996,15 +946,15 @@ FusedAttentionKV16(const AttentionArgs& a) {
     pf.row_bytes = hd * static_cast<int64_t>(sizeof(uint16_t));
     pf.rows = lim;
     for (int64_t i = 0; i < qb; ++i) {
-      // The cheaper exp where the scores are bf16 products anyway.
-      row_lim[i] = bf16_scores ? SoftmaxScoreRow<true>(a, s + i * ld, q0 + i, inv + i, &pf)
-                               : SoftmaxScoreRow<false>(a, s + i * ld, q0 + i, inv + i, &pf);
+      // The cheaper exp where reduced precision is allowed (its 4e-5 are far below bf16's).
+      row_lim[i] = a.bf16 ? SoftmaxScoreRow<true>(a, s + i * ld, q0 + i, inv + i, &pf)
+                          : SoftmaxScoreRow<false>(a, s + i * ld, q0 + i, inv + i, &pf);
       block_lim = std::max(block_lim, row_lim[i]);
     }
     for (int64_t i = 0; i < qb; ++i)
       for (int64_t j = row_lim[i]; j < block_lim; ++j) s[i * ld + j] = 0.0f;
     float* out = a.out + q0 * a.out_stride;
-    if (bf16_scores) {
+    if (pair_pv) {
       // Probabilities to bf16 key pairs (entries past block_lim are finite and meet zero rows).
       const int64_t pairs = (block_lim + 1) / 2;
       for (int64_t i = 0; i < qb; ++i)
@@ -1067,18 +1017,17 @@ void FusedAttention(const AttentionArgs& a) {
     return;
   }
   if (a.k16 != nullptr) {
-    if (a.hd % 16 == 0 && Cpu().avx512_full()) {
+    if (a.hd % 16 == 0 && a.hd <= 256 && Cpu().avx512_full()) {
       FusedAttentionKV16(a);
       return;
     }
     // Portable: widen the keys and values to float32 and run the generic kernel.
-    const int64_t ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
     thread_local std::vector<float> k32, v32;
     k32.resize(static_cast<size_t>(a.nk * a.hd));
     v32.resize(k32.size());
     for (int64_t j = 0; j < a.nk; ++j)
       for (int64_t d = 0; d < a.hd; ++d) {
-        k32[j * a.hd + d] = Bf16ToF32(a.k16[j * ks + d]);
+        k32[j * a.hd + d] = Bf16ToF32(a.k16[KeyTileIndex(j, d, a.hd)]);
         v32[j * a.hd + d] = Bf16ToF32(a.v16[j * a.kv_stride + d]);
       }
     AttentionArgs f = a;

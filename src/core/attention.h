@@ -27,7 +27,8 @@ struct AttentionArgs {
   // Optional [nk]: 0 = key is padding (masked). A row with no visible key attends uniformly to
   // all nk keys, as the reference does with finfo.min masking.
   const uint8_t* valid = nullptr;
-  // bf16 keys/values instead of k/v (same strides): a bf16 KV cache read in place. kt unused.
+  // bf16 keys/values instead of k/v: a bf16 KV cache read in place. Keys in the cache's tiles of
+  // 32 positions (core/key_tiles.h; k_stride unused), values in rows (kv_stride). kt unused.
   const uint16_t* k16 = nullptr;
   const uint16_t* v16 = nullptr;
   // Allows bf16 products (f32 accumulation and softmax) where AVX512-BF16 exists: used by the

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "core/key_tiles.h"
 #include "plm/error.h"
 
 namespace plm {
@@ -10,6 +11,11 @@ namespace plm {
 KVCache::KVCache(int64_t layers, int64_t batch, int64_t kv_heads, int64_t head_dim,
                  int64_t capacity, KVType type)
     : layers_(layers), batch_(batch), kv_heads_(kv_heads), head_dim_(head_dim), type_(type) {
+  if (type == KVType::kBF16 && head_dim % 2 != 0)
+    throw Error(ErrorCode::kInvalidArgument,
+                "a bfloat16 KV cache needs an even head_dim (keys are stored as dimension pairs), "
+                "got " +
+                    std::to_string(head_dim));
   Reserve(capacity);
 }
 
@@ -28,8 +34,10 @@ void CopyRows(const V& from, int64_t from_cap, V* to, int64_t to_cap, int64_t ro
 
 void KVCache::Reserve(int64_t n) {
   if (n <= capacity_) return;
-  // Grow geometrically so token-by-token decoding does not copy on every step.
-  const int64_t cap = std::max(n, capacity_ + capacity_ / 2);
+  // Grow geometrically so token-by-token decoding does not copy on every step; bf16 keys come
+  // in whole tiles of positions.
+  int64_t cap = std::max(n, capacity_ + capacity_ / 2);
+  if (type_ == KVType::kBF16) cap = KeyTilePositions(cap);
   const int64_t rows = layers_ * batch_ * kv_heads_;
   const auto size = static_cast<size_t>(rows * cap * head_dim_);
   if (type_ == KVType::kF32) {
@@ -40,7 +48,7 @@ void KVCache::Reserve(int64_t n) {
     values_.swap(nv);
   } else {
     Buffer<uint16_t> nk(size), nv(size);
-    CopyRows(keys16_, capacity_, &nk, cap, rows, length_, head_dim_);
+    CopyRows(keys16_, capacity_, &nk, cap, rows, KeyTilePositions(length_), head_dim_);
     CopyRows(values16_, capacity_, &nv, cap, rows, length_, head_dim_);
     keys16_.swap(nk);
     values16_.swap(nv);
@@ -75,7 +83,8 @@ void KVCache::CopyPrefixFrom(const KVCache& from, int64_t n) {
     CopyRows(from.keys_, from.capacity_, &keys_, capacity_, rows, n, head_dim_);
     CopyRows(from.values_, from.capacity_, &values_, capacity_, rows, n, head_dim_);
   } else {
-    CopyRows(from.keys16_, from.capacity_, &keys16_, capacity_, rows, n, head_dim_);
+    CopyRows(from.keys16_, from.capacity_, &keys16_, capacity_, rows, KeyTilePositions(n),
+             head_dim_);
     CopyRows(from.values16_, from.capacity_, &values16_, capacity_, rows, n, head_dim_);
   }
   for (int64_t b = 0; b < batch_; ++b)

@@ -7,6 +7,7 @@
 
 #include "core/attention.h"
 #include "core/dtype.h"
+#include "core/key_tiles.h"
 #include "core/ops.h"
 #include "core/parallel.h"
 #include "core/phase_times.h"
@@ -271,10 +272,10 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
           const float* ks = k.data() + (r * KV + kh) * hd;
           const float* vs = v.data() + (r * KV + kh) * hd;
           if (c16) {
-            uint16_t* kd = s.cache->k_bf16(layer_idx, s.row, kh) + (s.past + l) * hd;
+            uint16_t* kd = s.cache->k_bf16(layer_idx, s.row, kh);
             uint16_t* vd = s.cache->v_bf16(layer_idx, s.row, kh) + (s.past + l) * hd;
             for (int64_t d = 0; d < hd; ++d) {
-              kd[d] = F32ToBf16(ks[d]);
+              kd[KeyTileIndex(s.past + l, d, hd)] = F32ToBf16(ks[d]);
               vd[d] = F32ToBf16(vs[d]);
             }
           } else {
@@ -304,10 +305,11 @@ DecoderResult LlamaDecoder::Run(const DecoderRequest& req, std::span<const Cache
             v32.resize(k32.size());
             const uint16_t* k16 = s.cache->k_bf16(layer_idx, s.row, hh / rep);
             const uint16_t* v16 = s.cache->v_bf16(layer_idx, s.row, hh / rep);
-            for (size_t i = 0; i < k32.size(); ++i) {
-              k32[i] = Bf16ToF32(k16[i]);
-              v32[i] = Bf16ToF32(v16[i]);
-            }
+            for (int64_t j = 0; j < total; ++j)
+              for (int64_t d = 0; d < hd; ++d) {
+                k32[j * hd + d] = Bf16ToF32(k16[KeyTileIndex(j, d, hd)]);
+                v32[j * hd + d] = Bf16ToF32(v16[j * hd + d]);
+              }
           }
           kc = k32.data();
           vc = v32.data();

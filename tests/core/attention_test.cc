@@ -13,6 +13,7 @@
 #include "core/attention.h"
 #include "core/cpu_features.h"
 #include "core/dtype.h"
+#include "core/key_tiles.h"
 
 namespace plm {
 namespace {
@@ -94,8 +95,9 @@ void RunCase(const Case& c, uint32_t seed, double tol = 1.5e-2) {
   a.q_stride = H * hd;
   a.q_head_stride = hd;
   a.heads = H;
+  const std::vector<uint16_t> k16_tiles = ToKeyTiles(k16.data(), c.nk, hd);  // the cache layout
   if (c.bf16_cache) {
-    a.k16 = k16.data();
+    a.k16 = k16_tiles.data();
     a.v16 = v16.data();
   } else {
     a.k = k.data();
@@ -136,12 +138,13 @@ void RunCase(const Case& c, uint32_t seed, double tol = 1.5e-2) {
       << " bf16_cache=" << c.bf16_cache;
 }
 
-// Runs `run(tol)` with each many-query flash kernel FusedAttention can choose on this CPU: bf16
-// products (AMD) and f32 FMAs (Intel, where vdpbf16ps is slow). The f32 one, with f32 queries and
-// probabilities, must be within 1e-4 of the reference (measured ~1.2e-5; the bf16 one 1.1e-3 to
-// 6e-3), which also shows that it was the kernel that ran.
+// Runs `run(tol)` with each set of kernels FusedAttention can choose on this CPU: bf16 products
+// (AMD) and f32 FMAs (Intel, where vdpbf16ps is slow) — the many-query flash kernels and the
+// decode kernels alike. The f32 ones, with f32 queries (and f32 probabilities in the flash
+// kernel), must be within 1e-4 of the reference (measured ~1.2e-5; the bf16 ones 1.1e-3 to
+// 6e-3), which also shows that they were the kernels that ran.
 template <typename F>
-void ForEachFlashKernel(const F& run) {
+void ForEachVendorKernel(const F& run) {
   const CpuFeatures saved = Cpu();
   for (bool intel : {false, true}) {
     CpuFeatures f = saved;
@@ -155,7 +158,7 @@ void ForEachFlashKernel(const F& run) {
 
 TEST(FusedAttentionMany, CausalPrefillWithGroupedHeads) {
   // A whole prompt (offset 0) and a chunk after a cached prefix (offset = nk - nq).
-  ForEachFlashKernel([](double tol) {
+  ForEachVendorKernel([](double tol) {
     for (bool cache16 : {true, false}) {
       RunCase({4, 300, 300, 64, 0, 1.0f, false, cache16}, 1, tol);
       RunCase({4, 40, 301, 64, 261, 1.0f, false, cache16}, 2, tol);
@@ -168,39 +171,42 @@ TEST(FusedAttentionMany, CausalPrefillWithGroupedHeads) {
 TEST(FusedAttentionMany, RunningMaximumMovesBetweenKeyBlocks) {
   // Scores of magnitude ~30: a later key block's maximum exceeds an earlier one's by far, so the
   // rescaling of the running output and sum must be right (a wrong factor shows as a large error).
-  ForEachFlashKernel([](double tol) {
+  ForEachVendorKernel([](double tol) {
     RunCase({4, 64, 700, 64, 636, 8.0f, false, true}, 4, tol);
     RunCase({1, 33, 1025, 64, -1, 8.0f, false, false}, 5, tol);
   });
 }
 
 TEST(FusedAttentionMany, PaddingAndRowWithoutVisibleKeys) {
-  ForEachFlashKernel([](double tol) {
+  ForEachVendorKernel([](double tol) {
     RunCase({4, 200, 200, 64, 0, 1.0f, true, true}, 6, tol);
     RunCase({1, 50, 333, 64, -1, 1.0f, true, false}, 7, tol);
   });
 }
 
 TEST(FusedAttentionFew, DecodeStepsOnBf16Cache) {
-  // Decode: the query heads of one KV head as rows (nq = 4, every key visible), bf16 products
-  // with keys folded 16 at a time (head dims 64 and 128: the 4 rows side by side in a register);
-  // key counts not a multiple of 16, padding, large scores, and a few new rows with a causal offset
-  // and a row with no visible key.
-  RunCase({1, 4, 700, 64, -1, 1.0f, false, true}, 10);
-  RunCase({1, 4, 9473, 64, -1, 8.0f, false, true}, 11);
-  RunCase({1, 4, 333, 128, -1, 1.0f, true, true}, 12);
-  RunCase({1, 7, 90, 64, 0, 1.0f, true, true}, 13);
-  RunCase({1, 5, 61, 96, 56, 1.0f, false, true}, 14);
-  // Whole key chunks hidden before the first visible key (left padding longer than a chunk).
-  RunCase({1, 4, 1000, 64, -1, 8.0f, true, true, 600}, 15);
-  // Head dims other than 64 and 128 (the generic bf16 score kernel), fewer than 4 rows.
-  RunCase({1, 3, 150, 160, -1, 1.0f, true, true}, 16);
-  RunCase({1, 4, 77, 256, -1, 4.0f, false, true}, 17);
+  // Decode: the query heads of one KV head as rows (nq = 4, every key visible) on keys in the
+  // cache's 32-position tiles; key counts not a multiple of 32, padding, large scores, and a few
+  // new rows with a causal offset and a row with no visible key.
+  ForEachVendorKernel([](double tol) {
+    RunCase({1, 4, 700, 64, -1, 1.0f, false, true}, 10, tol);
+    RunCase({1, 4, 9473, 64, -1, 8.0f, false, true}, 11, tol);
+    RunCase({1, 4, 333, 128, -1, 1.0f, true, true}, 12, tol);
+    RunCase({1, 7, 90, 64, 0, 1.0f, true, true}, 13, tol);
+    RunCase({1, 5, 61, 96, 56, 1.0f, false, true}, 14, tol);
+    // Whole key tiles hidden before the first visible key (left padding longer than a tile).
+    RunCase({1, 4, 1000, 64, -1, 8.0f, true, true, 600}, 15, tol);
+    // Other head dims (P·V without value pairs at 48 and 80), fewer than 4 rows.
+    RunCase({1, 3, 150, 160, -1, 1.0f, true, true}, 16, tol);
+    RunCase({1, 4, 77, 256, -1, 4.0f, false, true}, 17, tol);
+    RunCase({1, 4, 45, 48, -1, 1.0f, false, true}, 18, tol);
+    RunCase({1, 2, 33, 80, -1, 2.0f, true, true}, 19, tol);
+  });
 }
 
 TEST(FusedAttentionMany, BidirectionalVisionTile) {
   // The vision tower's shape on the fixtures' scale: every query sees every key, one head per call.
-  ForEachFlashKernel([](double tol) {
+  ForEachVendorKernel([](double tol) {
     RunCase({1, 257, 257, 64, -1, 1.0f, false, false}, 8, tol);
   });
 }

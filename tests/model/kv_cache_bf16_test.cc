@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/key_tiles.h"
 #include "plm/error.h"
 #include "plm/kv_cache.h"
 #include "plm/model.h"
@@ -110,7 +111,11 @@ TEST(KVCacheBf16, CopiedPrefixContinuesExactly) {
           EXPECT_TRUE(std::equal(c.k(l, 0, h), c.k(l, 0, h) + n, a.k(l, 0, h)));
           EXPECT_TRUE(std::equal(c.v(l, 0, h), c.v(l, 0, h) + n, a.v(l, 0, h)));
         } else {
-          EXPECT_TRUE(std::equal(c.k_bf16(l, 0, h), c.k_bf16(l, 0, h) + n, a.k_bf16(l, 0, h)));
+          for (int64_t j = 0; j < 20; ++j)  // keys in tiles of positions
+            for (int64_t d = 0; d < t.head_dim; ++d) {
+              const int64_t at = KeyTileIndex(j, d, t.head_dim);
+              ASSERT_EQ(c.k_bf16(l, 0, h)[at], a.k_bf16(l, 0, h)[at]) << j << " " << d;
+            }
           EXPECT_TRUE(std::equal(c.v_bf16(l, 0, h), c.v_bf16(l, 0, h) + n, a.v_bf16(l, 0, h)));
         }
       }
@@ -126,7 +131,10 @@ TEST(KVCacheBf16, CopiedPrefixContinuesExactly) {
 
 TEST(KVCacheBf16, TypeAndShapeErrors) {
   KVCache b(2, 1, 2, 8, 4, KVType::kBF16), f(2, 1, 2, 8, 4, KVType::kF32);
-  EXPECT_EQ(b.BytesUsed() * 2, f.BytesUsed());
+  EXPECT_EQ(b.capacity(), kKeyTile);  // bf16 keys come in whole tiles of positions
+  EXPECT_EQ(f.capacity(), 4);
+  EXPECT_EQ(b.BytesUsed() * 2, KVCache(2, 1, 2, 8, kKeyTile, KVType::kF32).BytesUsed());
+  EXPECT_THROW(KVCache(2, 1, 2, 7, 4, KVType::kBF16), Error);  // odd head_dim: no pairs
   try {
     b.k(0, 0, 0);
     FAIL() << "no error";
