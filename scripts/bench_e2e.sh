@@ -6,7 +6,8 @@
 #
 #   PYTHON=/path/to/venv/bin/python scripts/bench_e2e.sh [BUILD_DIR]
 #
-# PYTHON needs torch, transformers (>= 5, PerceptionLM) and Pillow; without it only plm runs.
+# PYTHON needs torch, transformers (>= 5, PerceptionLM), timm (its vision tower) and Pillow;
+# without it only plm runs.
 # WORK (default /tmp/plm-e2e) keeps the checkpoint folders and the image between runs.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

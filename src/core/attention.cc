@@ -235,9 +235,10 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow
 constexpr int64_t kAheadRows = 64;
 
 // L2 prefetch distance (bytes) of the decode kernels' key and value streams; 0: none. Intel (the
-// Xeon of session 14): with L1 prefetches alone, decode attention read a 310 MB cache at ~0.6 of
-// the read probe; 64 KB ahead into L2 besides (scratch /tmp/s14/dec.cc) ~0.75-0.8. AMD keeps the
-// L1 prefetches it was tuned with.
+// Xeon of session 14, a 1B step's 310 MB of K/V): with the L1 prefetches alone decode attention
+// took 1.34-1.68x the time of a plain read of the same bytes, with this one besides 1.16-1.47x
+// (noisy minutes; 2-32 KB L1 and 24-128 KB L2 distances were indistinguishable). AMD keeps the
+// L1 prefetches it was tuned with (not measured there).
 int64_t DecodeL2AheadBytes() {
   return Cpu().intel ? 64 * 1024 : 0;
 }
