@@ -575,187 +575,211 @@ FusedAttentionFlash(const AttentionArgs& a) {
       vt[d * 2] = ToBf16(vj[d]);
     }
   }
+  // kSub blocks of 8 query positions visit each key block in turn while it is in cache: at long
+  // key counts the packed K/V (4.8 MB per KV head at 9472 keys, f32) no longer fit L2, and each
+  // pass over them comes from L3.
+  constexpr int64_t kSub = 2;
   if constexpr (kF32) {
-    qf.resize(static_cast<size_t>(H * kQB * hd));
+    qf.resize(static_cast<size_t>(kSub * H * kQB * hd));
     pf.resize(static_cast<size_t>(kQB * kKB));
   } else {
-    qb16.resize(static_cast<size_t>(H * kQB * hd));
+    qb16.resize(static_cast<size_t>(kSub * H * kQB * hd));
     pb16.resize(static_cast<size_t>(kQB * kKB));
   }
   sbuf.resize(static_cast<size_t>(kQB * kKB));
-  obuf.resize(static_cast<size_t>(H * kQB * hd));
-  mbuf.resize(static_cast<size_t>(H * kQB));
-  lbuf.resize(static_cast<size_t>(H * kQB));
+  obuf.resize(static_cast<size_t>(kSub * H * kQB * hd));
+  mbuf.resize(static_cast<size_t>(kSub * H * kQB));
+  lbuf.resize(static_cast<size_t>(kSub * H * kQB));
   float* s = sbuf.data();
-  for (int64_t q0 = 0; q0 < a.nq; q0 += kQB) {
-    const int64_t qb = std::min(kQB, a.nq - q0);
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t i = 0; i < kQB; ++i) {
-        const float* qi = a.q + h * a.q_head_stride + (q0 + std::min(i, qb - 1)) * a.q_stride;
-        if constexpr (kF32) {
-          std::copy_n(qi, hd, qf.data() + (h * kQB + i) * hd);
-        } else {
-          for (int64_t d = 0; d < hd; ++d) qb16[(h * kQB + i) * hd + d] = ToBf16(qi[d]);
+  // Keys query block q0 (of qb rows) may see.
+  auto block_lim = [&](int64_t q0, int64_t qb) {
+    return a.causal_offset >= 0 ? std::min(nk, a.causal_offset + q0 + qb) : nk;
+  };
+  for (int64_t qs = 0; qs < a.nq; qs += kSub * kQB) {
+    const int64_t nsub = std::min(kSub, (a.nq - qs + kQB - 1) / kQB);
+    for (int64_t sub = 0; sub < nsub; ++sub) {
+      const int64_t q0 = qs + sub * kQB, qb = std::min(kQB, a.nq - q0);
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t i = 0; i < kQB; ++i) {
+          const float* qi = a.q + h * a.q_head_stride + (q0 + std::min(i, qb - 1)) * a.q_stride;
+          const int64_t row = (sub * H + h) * kQB + i;
+          if constexpr (kF32) {
+            std::copy_n(qi, hd, qf.data() + row * hd);
+          } else {
+            for (int64_t d = 0; d < hd; ++d) qb16[row * hd + d] = ToBf16(qi[d]);
+          }
         }
-      }
+    }
     std::fill(obuf.begin(), obuf.end(), 0.0f);
     std::fill(mbuf.begin(), mbuf.end(), kNegInf);
     std::fill(lbuf.begin(), lbuf.end(), 0.0f);
-    int64_t lim = nk;
-    if (a.causal_offset >= 0) lim = std::min(nk, a.causal_offset + q0 + qb);
-    for (int64_t kb0 = 0; kb0 < lim; kb0 += kKB) {
-      const int64_t kn = std::min(kKB, lim - kb0), tiles = (kn + 31) / 32, chunks = (kn + 15) / 16;
-      // Keys of the block the rows may see (causal limit and padding), as lane masks per chunk.
-      __mmask16 valid_mask[kKB / 16];
-      valid_mask[chunks - 1 + (chunks & 1)] = 0;  // a tile's second half past the last key
-      for (int64_t c = 0; c < chunks; ++c) {
-        const int64_t left = kn - c * 16;
-        const auto in_range =
-            left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1u);
-        valid_mask[c] = in_range;
-        if (a.valid != nullptr) {
-          const __m128i vb = _mm_maskz_loadu_epi8(in_range, a.valid + kb0 + c * 16);
-          valid_mask[c] = _mm_test_epi8_mask(vb, vb);
+    const int64_t last_q0 = qs + (nsub - 1) * kQB;
+    const int64_t lim_all = block_lim(last_q0, std::min(kQB, a.nq - last_q0));
+    for (int64_t kb0 = 0; kb0 < lim_all; kb0 += kKB)
+      for (int64_t sub = 0; sub < nsub; ++sub) {
+        const int64_t q0 = qs + sub * kQB, qb = std::min(kQB, a.nq - q0);
+        const int64_t lim = block_lim(q0, qb);
+        if (kb0 >= lim) continue;
+        float* const qf_sub = kF32 ? qf.data() + sub * H * kQB * hd : nullptr;
+        uint16_t* const qb16_sub = kF32 ? nullptr : qb16.data() + sub * H * kQB * hd;
+        float* const o_sub = obuf.data() + sub * H * kQB * hd;
+        float* const m_sub = mbuf.data() + sub * H * kQB;
+        float* const l_sub = lbuf.data() + sub * H * kQB;
+        const int64_t kn = std::min(kKB, lim - kb0), tiles = (kn + 31) / 32,
+                      chunks = (kn + 15) / 16;
+        // Keys of the block the rows may see (causal limit and padding), as lane masks per chunk.
+        __mmask16 valid_mask[kKB / 16];
+        valid_mask[chunks - 1 + (chunks & 1)] = 0;  // a tile's second half past the last key
+        for (int64_t c = 0; c < chunks; ++c) {
+          const int64_t left = kn - c * 16;
+          const auto in_range = left >= 16 ? static_cast<__mmask16>(0xffff)
+                                           : static_cast<__mmask16>((1u << left) - 1u);
+          valid_mask[c] = in_range;
+          if (a.valid != nullptr) {
+            const __m128i vb = _mm_maskz_loadu_epi8(in_range, a.valid + kb0 + c * 16);
+            valid_mask[c] = _mm_test_epi8_mask(vb, vb);
+          }
         }
-      }
-      // Keys of this block row i may see (causal limit; all kn otherwise).
-      auto row_keys = [&](int64_t i) {
-        return a.causal_offset >= 0 ? std::min(kn, a.causal_offset + q0 + i + 1 - kb0) : kn;
-      };
-      const int64_t first_row_keys = row_keys(0);
-      for (int64_t h = 0; h < H; ++h) {
-        // Scores of 8 rows x 32 keys per step, raw (unscaled). Keys a row may not see are set to
-        // kHidden; each row's maximum is kept in registers, so the softmax below reads the
-        // scores once.
-        __m512 vmax[kQB];
-        for (int64_t i = 0; i < kQB; ++i) vmax[i] = _mm512_set1_ps(kHidden);
-        for (int64_t t = 0; t < tiles; ++t) {
-          __m512 acc[kQB][2];
-          for (int64_t i = 0; i < kQB; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-          if constexpr (kF32) {
-            const float* tile = kpf.data() + (kb0 + t * 32) * hd;
-            const float* qh = qf.data() + h * kQB * hd;
-            for (int64_t d = 0; d < hd; ++d) {
-              const __m512 k0 = _mm512_loadu_ps(tile + d * 32);
-              const __m512 k1 = _mm512_loadu_ps(tile + d * 32 + 16);
-              for (int64_t i = 0; i < kQB; ++i) {
-                const __m512 qv = _mm512_set1_ps(qh[i * hd + d]);
-                acc[i][0] = _mm512_fmadd_ps(qv, k0, acc[i][0]);
-                acc[i][1] = _mm512_fmadd_ps(qv, k1, acc[i][1]);
+        // Keys of this block row i may see (causal limit; all kn otherwise).
+        auto row_keys = [&](int64_t i) {
+          return a.causal_offset >= 0 ? std::min(kn, a.causal_offset + q0 + i + 1 - kb0) : kn;
+        };
+        const int64_t first_row_keys = row_keys(0);
+        for (int64_t h = 0; h < H; ++h) {
+          // Scores of 8 rows x 32 keys per step, raw (unscaled). Keys a row may not see are set to
+          // kHidden; each row's maximum is kept in registers, so the softmax below reads the
+          // scores once.
+          __m512 vmax[kQB];
+          for (int64_t i = 0; i < kQB; ++i) vmax[i] = _mm512_set1_ps(kHidden);
+          for (int64_t t = 0; t < tiles; ++t) {
+            __m512 acc[kQB][2];
+            for (int64_t i = 0; i < kQB; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+            if constexpr (kF32) {
+              const float* tile = kpf.data() + (kb0 + t * 32) * hd;
+              const float* qh = qf_sub + h * kQB * hd;
+              for (int64_t d = 0; d < hd; ++d) {
+                const __m512 k0 = _mm512_loadu_ps(tile + d * 32);
+                const __m512 k1 = _mm512_loadu_ps(tile + d * 32 + 16);
+                for (int64_t i = 0; i < kQB; ++i) {
+                  const __m512 qv = _mm512_set1_ps(qh[i * hd + d]);
+                  acc[i][0] = _mm512_fmadd_ps(qv, k0, acc[i][0]);
+                  acc[i][1] = _mm512_fmadd_ps(qv, k1, acc[i][1]);
+                }
+              }
+            } else {
+              const uint16_t* tile = kp.data() + (kb0 + t * 32) * hd;
+              const auto* q32 = reinterpret_cast<const int32_t*>(qb16_sub + h * kQB * hd);
+              for (int64_t p = 0; p < hd / 2; ++p) {
+                const __m512bh k0 = (__m512bh)_mm512_loadu_si512(tile + p * 64);
+                const __m512bh k1 = (__m512bh)_mm512_loadu_si512(tile + p * 64 + 32);
+                for (int64_t i = 0; i < kQB; ++i) {
+                  const __m512bh qv = (__m512bh)_mm512_set1_epi32(q32[i * hd / 2 + p]);
+                  acc[i][0] = _mm512_dpbf16_ps(acc[i][0], qv, k0);
+                  acc[i][1] = _mm512_dpbf16_ps(acc[i][1], qv, k1);
+                }
               }
             }
-          } else {
-            const uint16_t* tile = kp.data() + (kb0 + t * 32) * hd;
-            const auto* q32 = reinterpret_cast<const int32_t*>(qb16.data() + h * kQB * hd);
-            for (int64_t p = 0; p < hd / 2; ++p) {
-              const __m512bh k0 = (__m512bh)_mm512_loadu_si512(tile + p * 64);
-              const __m512bh k1 = (__m512bh)_mm512_loadu_si512(tile + p * 64 + 32);
-              for (int64_t i = 0; i < kQB; ++i) {
-                const __m512bh qv = (__m512bh)_mm512_set1_epi32(q32[i * hd / 2 + p]);
-                acc[i][0] = _mm512_dpbf16_ps(acc[i][0], qv, k0);
-                acc[i][1] = _mm512_dpbf16_ps(acc[i][1], qv, k1);
-              }
+            // Every row sees all 32 keys (the common case) unless the tile is the block's last
+            // partial one, has padding keys, or reaches past the first row's causal limit.
+            const bool full = t * 32 + 32 <= first_row_keys && valid_mask[2 * t] == 0xffff &&
+                              valid_mask[2 * t + 1] == 0xffff;
+            for (int64_t i = 0; i < kQB; ++i) {
+              if (full) vmax[i] = _mm512_max_ps(vmax[i], _mm512_max_ps(acc[i][0], acc[i][1]));
+              _mm512_storeu_ps(s + i * kKB + t * 32, acc[i][0]);
+              _mm512_storeu_ps(s + i * kKB + t * 32 + 16, acc[i][1]);
             }
+            if (!full) MaskTile(s + t * 32, kKB, row_keys(0) - t * 32, valid_mask + 2 * t, vmax);
           }
-          // Every row sees all 32 keys (the common case) unless the tile is the block's last
-          // partial one, has padding keys, or reaches past the first row's causal limit.
-          const bool full = t * 32 + 32 <= first_row_keys && valid_mask[2 * t] == 0xffff &&
-                            valid_mask[2 * t + 1] == 0xffff;
-          for (int64_t i = 0; i < kQB; ++i) {
-            if (full) vmax[i] = _mm512_max_ps(vmax[i], _mm512_max_ps(acc[i][0], acc[i][1]));
-            _mm512_storeu_ps(s + i * kKB + t * 32, acc[i][0]);
-            _mm512_storeu_ps(s + i * kKB + t * 32 + 16, acc[i][1]);
-          }
-          if (!full) MaskTile(s + t * 32, kKB, row_keys(0) - t * 32, valid_mask + 2 * t, vmax);
-        }
-        // Online softmax: rescale factor of each row's running output, bf16 probabilities
-        // p = exp(scale * x - m) = 2^(x * scale * log2 e - m * log2 e), one FMA per score before
-        // the power of two (hidden keys give 2^(-huge) = 0).
-        float alpha[kQB];
-        float* m = mbuf.data() + h * kQB;
-        float* l = lbuf.data() + h * kQB;
-        const __m512 c2 = _mm512_set1_ps(a.scale * kLog2e);
-        for (int64_t i = 0; i < qb; ++i) {
-          float* si = s + i * kKB;
-          alpha[i] = 1.0f;
-          const float bm = _mm512_reduce_max_ps(vmax[i]);
-          if (bm <= kHidden) {  // nothing visible in this block: p = 0, output unchanged
-            if constexpr (kF32) {
-              std::fill_n(pf.data() + i * kKB, chunks * 16, 0.0f);
-            } else {
-              std::fill_n(pb16.data() + i * kKB, chunks * 16, uint16_t{0});
-            }
-            continue;
-          }
-          const float mnew = std::max(m[i], bm * a.scale);
-          alpha[i] = m[i] == kNegInf ? 0.0f : ExpApprox(m[i] - mnew);
-          const __m512 mv = _mm512_set1_ps(-mnew * kLog2e);
-          __m512 vsum = _mm512_setzero_ps();
-          for (int64_t c = 0; c < chunks; ++c) {
-            const __m512 e = Exp2Bf16(_mm512_fmadd_ps(_mm512_loadu_ps(si + c * 16), c2, mv));
-            vsum = _mm512_add_ps(vsum, e);
-            if constexpr (kF32) {
-              _mm512_storeu_ps(pf.data() + i * kKB + c * 16, e);
-            } else {
-              _mm256_storeu_si256(reinterpret_cast<__m256i*>(pb16.data() + i * kKB) + c,
-                                  (__m256i)_mm512_cvtneps_pbh(e));
-            }
-          }
-          l[i] = l[i] * alpha[i] + _mm512_reduce_add_ps(vsum);
-          m[i] = mnew;
-        }
-        // O = alpha * O + P·V, 4 rows x 64 dims at a time, key pairs per vdpbf16ps.
-        const int64_t pairs = (kn + 1) / 2;
-        float* ob = obuf.data() + h * kQB * hd;
-        for (int64_t i0 = 0; i0 < qb; i0 += 4) {
-          const int64_t ib = std::min<int64_t>(4, qb - i0);
-          for (int64_t d0 = 0; d0 < hd; d0 += 64) {
-            const int64_t nv = std::min<int64_t>(64, hd - d0) / 16;
-            if constexpr (kF32) {
-              const PvTileF32 t{vpf.data() + kb0 * hd + d0, hd,  kn,
-                                pf.data() + i0 * kKB,       kKB, alpha + i0,
-                                ob + i0 * hd + d0};
-              if (ib == 4 && nv == 4) {
-                PvAccumulateF32<4, 4>(t);
+          // Online softmax: rescale factor of each row's running output, bf16 probabilities
+          // p = exp(scale * x - m) = 2^(x * scale * log2 e - m * log2 e), one FMA per score before
+          // the power of two (hidden keys give 2^(-huge) = 0).
+          float alpha[kQB];
+          float* m = m_sub + h * kQB;
+          float* l = l_sub + h * kQB;
+          const __m512 c2 = _mm512_set1_ps(a.scale * kLog2e);
+          for (int64_t i = 0; i < qb; ++i) {
+            float* si = s + i * kKB;
+            alpha[i] = 1.0f;
+            const float bm = _mm512_reduce_max_ps(vmax[i]);
+            if (bm <= kHidden) {  // nothing visible in this block: p = 0, output unchanged
+              if constexpr (kF32) {
+                std::fill_n(pf.data() + i * kKB, chunks * 16, 0.0f);
               } else {
-                PvAccumulateF32Any(t, ib, nv);
+                std::fill_n(pb16.data() + i * kKB, chunks * 16, uint16_t{0});
               }
               continue;
             }
-            const auto* p32 = reinterpret_cast<const int32_t*>(pb16.data());
-            const PvTile t{vp.data() + kb0 * hd + d0 * 2,
-                           hd,
-                           pairs,
-                           p32 + i0 * kKB / 2,
-                           kKB / 2,
-                           alpha + i0,
-                           ob + i0 * hd + d0};
-            if (ib == 4 && nv == 4) {
-              PvAccumulate<4, 4>(t);
-            } else {
-              PvAccumulateAny(t, ib, nv);
+            const float mnew = std::max(m[i], bm * a.scale);
+            alpha[i] = m[i] == kNegInf ? 0.0f : ExpApprox(m[i] - mnew);
+            const __m512 mv = _mm512_set1_ps(-mnew * kLog2e);
+            __m512 vsum = _mm512_setzero_ps();
+            for (int64_t c = 0; c < chunks; ++c) {
+              const __m512 e = Exp2Bf16(_mm512_fmadd_ps(_mm512_loadu_ps(si + c * 16), c2, mv));
+              vsum = _mm512_add_ps(vsum, e);
+              if constexpr (kF32) {
+                _mm512_storeu_ps(pf.data() + i * kKB + c * 16, e);
+              } else {
+                _mm256_storeu_si256(reinterpret_cast<__m256i*>(pb16.data() + i * kKB) + c,
+                                    (__m256i)_mm512_cvtneps_pbh(e));
+              }
+            }
+            l[i] = l[i] * alpha[i] + _mm512_reduce_add_ps(vsum);
+            m[i] = mnew;
+          }
+          // O = alpha * O + P·V, 4 rows x 64 dims at a time, key pairs per vdpbf16ps.
+          const int64_t pairs = (kn + 1) / 2;
+          float* ob = o_sub + h * kQB * hd;
+          for (int64_t i0 = 0; i0 < qb; i0 += 4) {
+            const int64_t ib = std::min<int64_t>(4, qb - i0);
+            for (int64_t d0 = 0; d0 < hd; d0 += 64) {
+              const int64_t nv = std::min<int64_t>(64, hd - d0) / 16;
+              if constexpr (kF32) {
+                const PvTileF32 t{vpf.data() + kb0 * hd + d0, hd,  kn,
+                                  pf.data() + i0 * kKB,       kKB, alpha + i0,
+                                  ob + i0 * hd + d0};
+                if (ib == 4 && nv == 4) {
+                  PvAccumulateF32<4, 4>(t);
+                } else {
+                  PvAccumulateF32Any(t, ib, nv);
+                }
+                continue;
+              }
+              const auto* p32 = reinterpret_cast<const int32_t*>(pb16.data());
+              const PvTile t{vp.data() + kb0 * hd + d0 * 2,
+                             hd,
+                             pairs,
+                             p32 + i0 * kKB / 2,
+                             kKB / 2,
+                             alpha + i0,
+                             ob + i0 * hd + d0};
+              if (ib == 4 && nv == 4) {
+                PvAccumulate<4, 4>(t);
+              } else {
+                PvAccumulateAny(t, ib, nv);
+              }
             }
           }
         }
       }
-    }
-    for (int64_t h = 0; h < H; ++h)
-      for (int64_t i = 0; i < qb; ++i) {
-        float* out = a.out + h * a.out_head_stride + (q0 + i) * a.out_stride;
-        const float* o = obuf.data() + (h * kQB + i) * hd;
-        if (mbuf[h * kQB + i] == kNegInf) {
-          // No visible key: uniform over all nk keys (the reference's finfo.min masking).
-          for (int64_t d = 0; d < hd; ++d) {
-            float acc = 0.0f;
-            for (int64_t j = 0; j < nk; ++j)
-              acc += kF32 ? vpf[j * hd + d] : Bf16ToF32(vp[(j / 2) * 2 * hd + d * 2 + j % 2]);
-            out[d] = acc / static_cast<float>(nk);
+    for (int64_t sub = 0; sub < nsub; ++sub)
+      for (int64_t h = 0; h < H; ++h)
+        for (int64_t i = 0; i < std::min(kQB, a.nq - qs - sub * kQB); ++i) {
+          const int64_t q0 = qs + sub * kQB, row = (sub * H + h) * kQB + i;
+          float* out = a.out + h * a.out_head_stride + (q0 + i) * a.out_stride;
+          const float* o = obuf.data() + row * hd;
+          if (mbuf[row] == kNegInf) {
+            // No visible key: uniform over all nk keys (the reference's finfo.min masking).
+            for (int64_t d = 0; d < hd; ++d) {
+              float acc = 0.0f;
+              for (int64_t j = 0; j < nk; ++j)
+                acc += kF32 ? vpf[j * hd + d] : Bf16ToF32(vp[(j / 2) * 2 * hd + d * 2 + j % 2]);
+              out[d] = acc / static_cast<float>(nk);
+            }
+            continue;
           }
-          continue;
+          const float inv = 1.0f / lbuf[row];
+          for (int64_t d = 0; d < hd; ++d) out[d] = o[d] * inv;
         }
-        const float inv = 1.0f / lbuf[h * kQB + i];
-        for (int64_t d = 0; d < hd; ++d) out[d] = o[d] * inv;
-      }
   }
 }
 
