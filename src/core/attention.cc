@@ -16,6 +16,7 @@
 
 #include "core/cpu_features.h"
 #include "core/dtype.h"
+#include "core/flash_fp16.h"
 #include "core/key_tiles.h"
 #include "core/parallel.h"
 #include "core/thread_pool.h"
@@ -433,9 +434,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void PvAccumulat
 }
 
 // The same step with f32 probabilities (row stride p_stride) and f32 values (rows of hd), for
-// FusedAttentionFlash<true>: o = alpha * o + sum_j p[j] v[j] over `keys` keys. (One template for
-// both steps, with the edge tiles in a shared function, ran the f32 kernel 25-35 % slower on the
-// Xeon of session 13 — kept apart on purpose.)
+// FusedAttentionFlash<FlashKind::kF32>: o = alpha * o + sum_j p[j] v[j] over `keys` keys. (One
+// template for both steps, with the edge tiles in a shared function, ran the f32 kernel 25-35 %
+// slower on the Xeon of session 13 — kept apart on purpose.)
 struct PvTileF32 {
   const float* v;
   int64_t hd, keys;
@@ -511,18 +512,75 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void MaskTile(float* s, int
 // [hd][2], queries and probabilities rounded to bf16). kF32 = true: f32 FMAs on keys and values
 // widened once at packing (K as 32-key tiles [hd][32], V as rows), f32 queries and probabilities:
 // for CPUs whose vdpbf16ps retires half the multiply-adds of FMA (measured on an Intel Xeon:
-// 41 vs 84 GMAC/s per core, `attention_bench` BM_DotProductThroughput).
-template <bool kF32>
+// 41 vs 84 GMAC/s per core, `attention_bench` BM_DotProductThroughput). kF16: fp16 FMAs
+// (core/flash_fp16.h: 32 multiply-adds per instruction, sums of 32 products in fp16, inputs
+// scaled by powers of two to stay in range; K as 32-key tiles [hd][32], V as rows, f32 softmax)
+// on CPUs with AVX512-FP16.
+enum class FlashKind { kBf16, kF32, kF16 };
+
+template <FlashKind kKind>
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma"))) void
 FusedAttentionFlash(const AttentionArgs& a) {
+  constexpr bool kF32 = kKind == FlashKind::kF32, kF16 = kKind == FlashKind::kF16,
+                 kBf16 = kKind == FlashKind::kBf16;
   const int64_t hd = a.hd, nk = a.nk, H = std::max<int64_t>(1, a.heads);
   constexpr int64_t kQB = 8, kKB = 256;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const int64_t ldk = (nk + 31) / 32 * 32;
-  thread_local std::vector<uint16_t> kp, vp, qb16, pb16;
+  thread_local std::vector<uint16_t> kp, vp, qb16, pb16;  // bf16 bits (kp, vp: fp16 for kF16)
   thread_local std::vector<float> kpf, vpf, qf, pf;
   thread_local std::vector<float> sbuf, obuf, mbuf, lbuf;
   const int64_t ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
+  float scale = a.scale;  // of the raw scores (kF16: x 2^-(ex.q + ex.k))
+  fp16::Exponents ex;
+  if constexpr (kF16) {
+    float max_q = 0.0f, max_k = 0.0f, max_v = 0.0f;
+    for (int64_t h = 0; h < H; ++h)
+      max_q = std::max(max_q, fp16::MaxAbsF32(a.q + h * a.q_head_stride, a.nq, hd, a.q_stride));
+    if (a.k16 != nullptr) {
+      max_k = fp16::MaxAbsBf16(a.k16, nk / 32 * 32 * hd);
+      for (int64_t j = nk / 32 * 32; j < nk; ++j)
+        for (int64_t d = 0; d < hd; ++d)
+          max_k = std::max(max_k, std::fabs(Bf16ToF32(a.k16[KeyTileIndex(j, d, hd)])));
+      max_v = fp16::MaxAbsBf16Rows(a.v16, nk, hd, a.kv_stride);
+    } else {
+      max_k = fp16::MaxAbsF32(a.k, nk, hd, ks);
+      max_v = fp16::MaxAbsF32(a.v, nk, hd, a.kv_stride);
+    }
+    ex = fp16::ChooseExponents(max_q, max_k, max_v);
+    if (!ex.ok) {  // inf or NaN somewhere: the f32 kernel propagates them as the reference does
+      FusedAttentionFlash<FlashKind::kF32>(a);
+      return;
+    }
+    scale = std::ldexp(a.scale, -(ex.q + ex.k));
+    // Keys as 32-key tiles [hd][32] (past the last key: zero), values as rows.
+    kp.assign(static_cast<size_t>(ldk * hd), uint16_t{0});
+    vp.resize(static_cast<size_t>(nk * hd));
+    thread_local std::vector<uint16_t> row;
+    row.resize(static_cast<size_t>(std::max<int64_t>(hd, 32 * hd)));
+    if (a.k16 != nullptr) {
+      // Whole cache tiles [hd/2][32][2] converted at once, then the dimension pairs split.
+      for (int64_t t0 = 0; t0 < nk; t0 += 32) {
+        fp16::Bf16ToF16Scaled(a.k16 + t0 * hd, 32 * hd, ex.k, row.data());
+        uint16_t* kt = kp.data() + t0 * hd;
+        const int64_t keys = std::min<int64_t>(32, nk - t0);
+        for (int64_t p = 0; p < hd / 2; ++p)
+          for (int64_t j = 0; j < keys; ++j) {
+            kt[(2 * p) * 32 + j] = row[p * 64 + 2 * j];
+            kt[(2 * p + 1) * 32 + j] = row[p * 64 + 2 * j + 1];
+          }
+      }
+      for (int64_t j = 0; j < nk; ++j)
+        fp16::Bf16ToF16Scaled(a.v16 + j * a.kv_stride, hd, ex.v, vp.data() + j * hd);
+    } else {
+      for (int64_t j = 0; j < nk; ++j) {
+        fp16::ToF16Scaled(a.k + j * ks, hd, ex.k, row.data());
+        uint16_t* kt = kp.data() + (j / 32) * 32 * hd + j % 32;
+        for (int64_t d = 0; d < hd; ++d) kt[d * 32] = row[d];
+        fp16::ToF16Scaled(a.v + j * a.kv_stride, hd, ex.v, vp.data() + j * hd);
+      }
+    }
+  }
   if constexpr (kF32) {
     // Keys past the last one in its tile are zero (probability 0 there, and not NaN).
     kpf.resize(static_cast<size_t>(ldk * hd));
@@ -547,7 +605,7 @@ FusedAttentionFlash(const AttentionArgs& a) {
   }
   // Only the padding past the last key is zeroed (it is read by the last tile / pair with
   // probability 0, and must not be NaN); the keys overwrite the rest.
-  if constexpr (!kF32) {
+  if constexpr (kBf16) {
     kp.resize(static_cast<size_t>(ldk * hd));
     vp.resize(static_cast<size_t>(ldk * hd));
     std::fill(kp.begin() + (nk / 32) * 32 * hd, kp.end(), uint16_t{0});
@@ -555,9 +613,9 @@ FusedAttentionFlash(const AttentionArgs& a) {
   }
   // A bf16 cache's whole key tiles are already this layout (core/key_tiles.h).
   static_assert(kKeyTile == 32);
-  const int64_t whole = a.k16 != nullptr && !kF32 ? nk / 32 * 32 : 0;
+  const int64_t whole = a.k16 != nullptr && kBf16 ? nk / 32 * 32 : 0;
   if (whole > 0) std::copy_n(a.k16, whole * hd, kp.data());
-  for (int64_t j = 0; j < nk && !kF32; ++j) {
+  for (int64_t j = 0; j < nk && kBf16; ++j) {
     uint16_t* kt = kp.data() + (j / 32) * 32 * hd + (j % 32) * 2;
     uint16_t* vt = vp.data() + (j / 2) * 2 * hd + (j % 2);
     if (a.k16 != nullptr) {  // bf16 cache: the same values ToBf16 would give, no rounding
@@ -579,10 +637,12 @@ FusedAttentionFlash(const AttentionArgs& a) {
   // key counts the packed K/V (4.8 MB per KV head at 9472 keys, f32) no longer fit L2, and each
   // pass over them comes from L3.
   constexpr int64_t kSub = 2;
-  if constexpr (kF32) {
-    qf.resize(static_cast<size_t>(kSub * H * kQB * hd));
-    pf.resize(static_cast<size_t>(kQB * kKB));
-  } else {
+  if constexpr (kF32) qf.resize(static_cast<size_t>(kSub * H * kQB * hd));
+  if constexpr (kF32 || kF16) pf.resize(static_cast<size_t>(kQB * kKB));
+  thread_local std::vector<uint32_t> q16;  // kF16: fp16 pairs (fp16::ToF16PairsScaled)
+  if constexpr (kF16) {
+    q16.resize(static_cast<size_t>(kSub * H * kQB * hd));
+  } else if constexpr (!kF32) {
     qb16.resize(static_cast<size_t>(kSub * H * kQB * hd));
     pb16.resize(static_cast<size_t>(kQB * kKB));
   }
@@ -605,6 +665,8 @@ FusedAttentionFlash(const AttentionArgs& a) {
           const int64_t row = (sub * H + h) * kQB + i;
           if constexpr (kF32) {
             std::copy_n(qi, hd, qf.data() + row * hd);
+          } else if constexpr (kF16) {
+            fp16::ToF16PairsScaled(qi, hd, ex.q, q16.data() + row * hd);
           } else {
             for (int64_t d = 0; d < hd; ++d) qb16[row * hd + d] = ToBf16(qi[d]);
           }
@@ -621,7 +683,7 @@ FusedAttentionFlash(const AttentionArgs& a) {
         const int64_t lim = block_lim(q0, qb);
         if (kb0 >= lim) continue;
         float* const qf_sub = kF32 ? qf.data() + sub * H * kQB * hd : nullptr;
-        uint16_t* const qb16_sub = kF32 ? nullptr : qb16.data() + sub * H * kQB * hd;
+        uint16_t* const qb16_sub = kBf16 ? qb16.data() + sub * H * kQB * hd : nullptr;
         float* const o_sub = obuf.data() + sub * H * kQB * hd;
         float* const m_sub = mbuf.data() + sub * H * kQB;
         float* const l_sub = lbuf.data() + sub * H * kQB;
@@ -651,7 +713,30 @@ FusedAttentionFlash(const AttentionArgs& a) {
           // scores once.
           __m512 vmax[kQB];
           for (int64_t i = 0; i < kQB; ++i) vmax[i] = _mm512_set1_ps(kHidden);
+          // Every row sees all 32 keys of tile t (the common case) unless it is the block's last
+          // partial one, has padding keys, or reaches past the first row's causal limit.
+          auto full_tile = [&](int64_t t) {
+            return t * 32 + 32 <= first_row_keys && valid_mask[2 * t] == 0xffff &&
+                   valid_mask[2 * t + 1] == 0xffff;
+          };
           for (int64_t t = 0; t < tiles; ++t) {
+            const bool full = full_tile(t);
+            if constexpr (kF16) {  // two tiles per call where there are two
+              const uint16_t* tile = kp.data() + (kb0 + t * 32) * hd;
+              const uint32_t* qh = q16.data() + (sub * H + h) * kQB * hd;
+              if (t + 1 < tiles) {
+                const bool fulls[2] = {full, full_tile(t + 1)};
+                fp16::ScoresTilePair(tile, qh, hd, s + t * 32, kKB, fulls, vmax);
+                for (int64_t u = t; u < t + 2; ++u)
+                  if (!fulls[u - t])
+                    MaskTile(s + u * 32, kKB, row_keys(0) - u * 32, valid_mask + 2 * u, vmax);
+                ++t;
+                continue;
+              }
+              fp16::ScoresTile(tile, qh, hd, s + t * 32, kKB, full, vmax);
+              if (!full) MaskTile(s + t * 32, kKB, row_keys(0) - t * 32, valid_mask + 2 * t, vmax);
+              continue;
+            }
             __m512 acc[kQB][2];
             for (int64_t i = 0; i < kQB; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
             if constexpr (kF32) {
@@ -679,10 +764,6 @@ FusedAttentionFlash(const AttentionArgs& a) {
                 }
               }
             }
-            // Every row sees all 32 keys (the common case) unless the tile is the block's last
-            // partial one, has padding keys, or reaches past the first row's causal limit.
-            const bool full = t * 32 + 32 <= first_row_keys && valid_mask[2 * t] == 0xffff &&
-                              valid_mask[2 * t + 1] == 0xffff;
             for (int64_t i = 0; i < kQB; ++i) {
               if (full) vmax[i] = _mm512_max_ps(vmax[i], _mm512_max_ps(acc[i][0], acc[i][1]));
               _mm512_storeu_ps(s + i * kKB + t * 32, acc[i][0]);
@@ -696,27 +777,31 @@ FusedAttentionFlash(const AttentionArgs& a) {
           float alpha[kQB];
           float* m = m_sub + h * kQB;
           float* l = l_sub + h * kQB;
-          const __m512 c2 = _mm512_set1_ps(a.scale * kLog2e);
+          const __m512 c2 = _mm512_set1_ps(scale * kLog2e);
+          if (kF16 && qb < kQB) {  // its P·V takes 8 rows: the rest add nothing
+            std::fill(alpha + qb, alpha + kQB, 0.0f);
+            std::fill(pf.begin() + qb * kKB, pf.end(), 0.0f);
+          }
           for (int64_t i = 0; i < qb; ++i) {
             float* si = s + i * kKB;
             alpha[i] = 1.0f;
             const float bm = _mm512_reduce_max_ps(vmax[i]);
             if (bm <= kHidden) {  // nothing visible in this block: p = 0, output unchanged
-              if constexpr (kF32) {
+              if constexpr (kF32 || kF16) {
                 std::fill_n(pf.data() + i * kKB, chunks * 16, 0.0f);
               } else {
                 std::fill_n(pb16.data() + i * kKB, chunks * 16, uint16_t{0});
               }
               continue;
             }
-            const float mnew = std::max(m[i], bm * a.scale);
+            const float mnew = std::max(m[i], bm * scale);
             alpha[i] = m[i] == kNegInf ? 0.0f : ExpApprox(m[i] - mnew);
             const __m512 mv = _mm512_set1_ps(-mnew * kLog2e);
             __m512 vsum = _mm512_setzero_ps();
             for (int64_t c = 0; c < chunks; ++c) {
               const __m512 e = Exp2Bf16(_mm512_fmadd_ps(_mm512_loadu_ps(si + c * 16), c2, mv));
               vsum = _mm512_add_ps(vsum, e);
-              if constexpr (kF32) {
+              if constexpr (kF32 || kF16) {
                 _mm512_storeu_ps(pf.data() + i * kKB + c * 16, e);
               } else {
                 _mm256_storeu_si256(reinterpret_cast<__m256i*>(pb16.data() + i * kKB) + c,
@@ -729,6 +814,17 @@ FusedAttentionFlash(const AttentionArgs& a) {
           // O = alpha * O + P·V, 4 rows x 64 dims at a time, key pairs per vdpbf16ps.
           const int64_t pairs = (kn + 1) / 2;
           float* ob = o_sub + h * kQB * hd;
+          if constexpr (kF16) {
+            fp16::PvAccumulate(vp.data() + kb0 * hd, hd, kn, pf.data(), kKB, alpha, ob);
+            continue;
+          }
+          if (kF32 && qb == kQB) {
+            // All 8 rows x 32 dims per step: each value comes from L2 once per 8 rows, not twice.
+            for (int64_t d0 = 0; d0 < hd; d0 += 32)
+              PvAccumulateF32<kQB, 2>(
+                  {vpf.data() + kb0 * hd + d0, hd, kn, pf.data(), kKB, alpha, ob + d0});
+            continue;
+          }
           for (int64_t i0 = 0; i0 < qb; i0 += 4) {
             const int64_t ib = std::min<int64_t>(4, qb - i0);
             for (int64_t d0 = 0; d0 < hd; d0 += 64) {
@@ -771,13 +867,19 @@ FusedAttentionFlash(const AttentionArgs& a) {
             // No visible key: uniform over all nk keys (the reference's finfo.min masking).
             for (int64_t d = 0; d < hd; ++d) {
               float acc = 0.0f;
-              for (int64_t j = 0; j < nk; ++j)
-                acc += kF32 ? vpf[j * hd + d] : Bf16ToF32(vp[(j / 2) * 2 * hd + d * 2 + j % 2]);
+              for (int64_t j = 0; j < nk; ++j) {
+                if constexpr (kF16) {  // the unscaled values as given
+                  acc += a.v16 != nullptr ? Bf16ToF32(a.v16[j * a.kv_stride + d])
+                                          : a.v[j * a.kv_stride + d];
+                } else {
+                  acc += kF32 ? vpf[j * hd + d] : Bf16ToF32(vp[(j / 2) * 2 * hd + d * 2 + j % 2]);
+                }
+              }
               out[d] = acc / static_cast<float>(nk);
             }
             continue;
           }
-          const float inv = 1.0f / lbuf[row];
+          const float inv = kF16 ? std::ldexp(1.0f / lbuf[row], -ex.v) : 1.0f / lbuf[row];
           for (int64_t d = 0; d < hd; ++d) out[d] = o[d] * inv;
         }
   }
@@ -1024,10 +1126,12 @@ bool UsesBf16ManyQueryKernel(const AttentionArgs& a) {
 
 void FusedAttention(const AttentionArgs& a) {
   if (UsesBf16ManyQueryKernel(a)) {
-    if (Cpu().intel) {  // vdpbf16ps at half the FMA rate there (see FusedAttentionFlash)
-      FusedAttentionFlash<true>(a);
+    if (Cpu().avx512fp16) {  // fp16 FMAs: twice the multiply-adds per instruction of f32
+      FusedAttentionFlash<FlashKind::kF16>(a);
+    } else if (Cpu().intel) {  // vdpbf16ps at half the FMA rate there (see FusedAttentionFlash)
+      FusedAttentionFlash<FlashKind::kF32>(a);
     } else {
-      FusedAttentionFlash<false>(a);
+      FusedAttentionFlash<FlashKind::kBf16>(a);
     }
     return;
   }

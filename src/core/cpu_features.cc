@@ -17,7 +17,10 @@ CpuFeatures& Features() {
     __builtin_cpu_init();
     c.intel = __builtin_cpu_is("intel");
     unsigned a = 0, b = 0, cx = 0, d = 0;
-    if (__get_cpuid_count(7, 0, &a, &b, &cx, &d)) c.amx_bf16 = (d >> 22) & 1u;
+    if (__get_cpuid_count(7, 0, &a, &b, &cx, &d)) {
+      c.amx_bf16 = (d >> 22) & 1u;
+      c.avx512fp16 = (d >> 23) & 1u;
+    }
     c.avx2 = __builtin_cpu_supports("avx2");
     c.fma = __builtin_cpu_supports("fma");
     c.avx512f = __builtin_cpu_supports("avx512f");
@@ -29,11 +32,15 @@ CpuFeatures& Features() {
     c.avx512bf16 = __builtin_cpu_supports("avx512bf16");
 #endif
 #endif
+    // AVX512-FP16 only with the rest of AVX-512 (the OS state is checked by
+    // __builtin_cpu_supports).
+    c.avx512fp16 = c.avx512fp16 && c.avx512f && c.avx512bw && c.avx512vl;
     const char* env = std::getenv("PLM_CPU");
     if (env != nullptr && std::strcmp(env, "generic") == 0) {
       c.avx512f = c.avx512bw = c.avx512dq = c.avx512vl = c.avx512bf16 = c.avx512vnni = false;
-      c.amx_bf16 = false;
+      c.amx_bf16 = c.avx512fp16 = false;
     }
+    if (env != nullptr && std::strcmp(env, "no-fp16") == 0) c.avx512fp16 = false;
     return c;
   }();
   return f;

@@ -10,6 +10,9 @@ struct CpuFeatures {
   bool avx512bf16 = false, avx512vnni = false;
   bool intel = false;     // the vendor: memory-stream tuning differs (core/stream_prefetch.h)
   bool amx_bf16 = false;  // AMX tiles for bf16 (oneDNN uses them for bf16 GEMMs)
+  // AVX512-FP16 (Intel Sapphire Rapids and later): many-query attention in fp16 FMAs, twice the
+  // multiply-adds per instruction of f32 (core/attention.cc).
+  bool avx512fp16 = false;
   // bf16 GEMMs through f32 FMAs on weights widened per panel: on Intel without AMX vdpbf16ps
   // retires half the multiply-adds of FMA (attention_bench BM_DotProductThroughput).
   bool bf16_gemm_via_f32() const { return intel && !amx_bf16 && avx512_full(); }
@@ -20,7 +23,7 @@ struct CpuFeatures {
 };
 
 // Detected once. Setting PLM_CPU=generic in the environment disables the AVX-512 kernels (to test
-// the fallback path on a machine that has them).
+// the fallback path on a machine that has them); PLM_CPU=no-fp16 only the AVX512-FP16 ones.
 const CpuFeatures& Cpu();
 // Tests only: overrides the detected features (e.g. to run the portable fallbacks).
 void SetCpuFeaturesForTesting(const CpuFeatures& f);

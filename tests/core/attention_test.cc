@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -28,11 +30,12 @@ std::vector<float> RandomBf16Values(size_t n, uint32_t seed, float scale) {
 
 struct Case {
   int64_t heads, nq, nk, hd;
-  int64_t causal_offset;  // < 0: bidirectional
-  float q_scale;          // large values make the online-softmax rescaling matter
-  bool padding;           // some keys invalid, and query 0 sees none of its keys
-  bool bf16_cache;        // k16/v16 instead of f32 k/v
-  int64_t left_pad = 0;   // keys [0, left_pad) invalid too (a left-padded batch row)
+  int64_t causal_offset;                 // < 0: bidirectional
+  float q_scale;                         // large values make the online-softmax rescaling matter
+  bool padding;                          // some keys invalid, and query 0 sees none of its keys
+  bool bf16_cache;                       // k16/v16 instead of f32 k/v
+  int64_t left_pad = 0;                  // keys [0, left_pad) invalid too (a left-padded batch row)
+  float k_scale = 1.0f, v_scale = 1.0f;  // magnitudes of keys and values
 };
 
 // out[h][i][d] for queries laid out [nq][heads][hd] (as the decoder's q rows).
@@ -75,8 +78,8 @@ std::vector<double> Reference(const Case& c, const std::vector<float>& q,
 void RunCase(const Case& c, uint32_t seed, double tol = 1.5e-2) {
   const int64_t hd = c.hd, H = c.heads;
   const auto q = RandomBf16Values(static_cast<size_t>(c.nq * H * hd), seed, c.q_scale);
-  const auto k = RandomBf16Values(static_cast<size_t>(c.nk * hd), seed + 1, 1.0f);
-  const auto v = RandomBf16Values(static_cast<size_t>(c.nk * hd), seed + 2, 1.0f);
+  const auto k = RandomBf16Values(static_cast<size_t>(c.nk * hd), seed + 1, c.k_scale);
+  const auto v = RandomBf16Values(static_cast<size_t>(c.nk * hd), seed + 2, c.v_scale);
   std::vector<uint16_t> k16(k.size()), v16(v.size());
   for (size_t i = 0; i < k.size(); ++i) {
     k16[i] = F32ToBf16(k[i]);
@@ -139,19 +142,24 @@ void RunCase(const Case& c, uint32_t seed, double tol = 1.5e-2) {
 }
 
 // Runs `run(tol)` with each set of kernels FusedAttention can choose on this CPU: bf16 products
-// (AMD) and f32 FMAs (Intel, where vdpbf16ps is slow) — the many-query flash kernels and the
-// decode kernels alike. The f32 ones, with f32 queries (and f32 probabilities in the flash
-// kernel), must be within 1e-4 of the reference (measured ~1.2e-5; the bf16 ones 1.1e-3 to
-// 6e-3), which also shows that they were the kernels that ran.
+// (AMD), f32 FMAs (Intel, where vdpbf16ps is slow) — the many-query flash kernels and the
+// decode kernels alike — and, where the CPU has AVX512-FP16, the fp16 many-query kernel. The
+// f32 ones, with f32 queries (and f32 probabilities in the flash kernel), must be within 1e-4
+// of the reference (measured ~1.2e-5; the bf16 ones 1.1e-3 to 6e-3), which also shows that they
+// were the kernels that ran.
 template <typename F>
 void ForEachVendorKernel(const F& run) {
   const CpuFeatures saved = Cpu();
-  for (bool intel : {false, true}) {
+  for (int kernel : {0, 1, 2}) {
+    if (kernel == 2 && !saved.avx512fp16) continue;
     CpuFeatures f = saved;
-    f.intel = intel;
+    f.intel = kernel > 0;
+    f.avx512fp16 = kernel == 2;
     SetCpuFeaturesForTesting(f);
-    SCOPED_TRACE(intel ? "f32 flash kernel" : "bf16 flash kernel");
-    run(intel && saved.avx512_full() ? 1e-4 : 1.5e-2);
+    SCOPED_TRACE(kernel == 0   ? "bf16 flash kernel"
+                 : kernel == 1 ? "f32 flash kernel"
+                               : "fp16 flash kernel");
+    run(kernel == 1 && saved.avx512_full() ? 1e-4 : 1.5e-2);
   }
   SetCpuFeaturesForTesting(saved);
 }
@@ -182,6 +190,63 @@ TEST(FusedAttentionMany, PaddingAndRowWithoutVisibleKeys) {
     RunCase({4, 200, 200, 64, 0, 1.0f, true, true}, 6, tol);
     RunCase({1, 50, 333, 64, -1, 1.0f, true, false}, 7, tol);
   });
+}
+
+TEST(FusedAttentionMany, Fp16KernelScalesLargeAndSmallInputsIntoRange) {
+  // fp16 tops out at 65504 and keeps only absolute steps of 6e-8 below 6e-5: the kernel scales
+  // queries, keys and values by powers of two first. Values beyond the fp16 range under nearly
+  // uniform attention, products of ~1e5, and values of ~1e-6 must come out as accurate as
+  // unit-sized ones (without the scaling these give inf/NaN or errors of several %).
+  ForEachVendorKernel([](double tol) {
+    Case huge_v{2, 40, 300, 64, 260, 1e-3f, false, true};
+    huge_v.v_scale = 1e5f;
+    RunCase(huge_v, 15, tol);
+    Case huge_qk{1, 20, 200, 64, -1, 30.0f, false, false};
+    huge_qk.k_scale = 3000.0f;
+    RunCase(huge_qk, 16, tol);
+    Case tiny{1, 33, 100, 64, -1, 1.0f, false, false};
+    tiny.v_scale = 1e-6f;
+    RunCase(tiny, 17, tol);
+  });
+}
+
+TEST(FusedAttentionMany, Fp16KernelDiffersFromF32AndFallsBackOnInfinity) {
+  const CpuFeatures saved = Cpu();
+  if (!saved.avx512fp16 || !saved.avx512_full()) GTEST_SKIP() << "no AVX512-FP16 on this CPU";
+  const int64_t nq = 32, nk = 70, hd = 64;
+  auto q = RandomBf16Values(static_cast<size_t>(nq * hd), 21, 1.0f);
+  auto k = RandomBf16Values(static_cast<size_t>(nk * hd), 22, 1.0f);
+  const auto v = RandomBf16Values(static_cast<size_t>(nk * hd), 23, 1.0f);
+  auto run = [&](bool fp16) {
+    CpuFeatures f = saved;
+    f.intel = true;
+    f.avx512fp16 = fp16;
+    SetCpuFeaturesForTesting(f);
+    std::vector<float> out(static_cast<size_t>(nq * hd), 0.0f);
+    AttentionArgs a;
+    a.q = q.data();
+    a.q_stride = hd;
+    a.k = k.data();
+    a.v = v.data();
+    a.kv_stride = hd;
+    a.out = out.data();
+    a.out_stride = hd;
+    a.nq = nq;
+    a.nk = nk;
+    a.hd = hd;
+    a.scale = 0.125f;
+    a.causal_offset = -1;
+    a.bf16 = true;
+    FusedAttention(a);
+    SetCpuFeaturesForTesting(saved);
+    return out;
+  };
+  // Finite inputs: a different kernel (fp16 products) ran.
+  EXPECT_NE(run(true), run(false));
+  // An infinite key: the fp16 kernel hands the call to the f32 one (same bits, NaN included).
+  k[5 * hd + 3] = std::numeric_limits<float>::infinity();
+  const auto a = run(true), b = run(false);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
 }
 
 TEST(FusedAttentionFew, DecodeStepsOnBf16Cache) {

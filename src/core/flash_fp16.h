@@ -1,0 +1,55 @@
+// The fp16 pieces of the many-query flash attention kernel (core/attention.cc) for CPUs with
+// AVX512-FP16, whose fp16 FMAs do 32 multiply-adds per instruction at the f32 FMA's rate.
+// Products accumulate in fp16 over 32 terms only (32 dimensions of a score, 32 keys of an
+// output), then in f32; the inputs are scaled by powers of two (exact) so that no partial sum
+// can leave the fp16 range, whatever the magnitudes of the call's queries, keys and values.
+// Storage is uint16_t (fp16 bits), so the callers need no fp16 types or target flags.
+#pragma once
+
+#include <cstdint>
+
+#include <immintrin.h>
+
+namespace plm::fp16 {
+
+// Power-of-two exponents for one call: queries x 2^q, keys x 2^k, values x 2^v. Scores then come
+// out x 2^(q + k) and outputs x 2^v. ok = false when an input is not finite (the caller takes
+// its f32 kernel, which propagates NaN/inf as the reference does).
+struct Exponents {
+  int q = 0, k = 0, v = 0;
+  bool ok = true;
+};
+
+// The largest |x| over rows [0, rows) of n values, row stride `stride` (f32 or bf16 bits); a NaN
+// gives NaN.
+float MaxAbsF32(const float* x, int64_t rows, int64_t n, int64_t stride);
+float MaxAbsBf16(const uint16_t* x, int64_t count);
+float MaxAbsBf16Rows(const uint16_t* x, int64_t rows, int64_t n, int64_t stride);
+
+// Exponents from the inputs' largest magnitudes: queries below 64, keys below 16 (a sum of 32
+// products stays below 32768), values below 1024 (32 probabilities <= 1 times them likewise).
+Exponents ChooseExponents(float max_q, float max_k, float max_v);
+
+// x[0, n) * 2^e -> fp16.
+void ToF16Scaled(const float* x, int64_t n, int e, uint16_t* out);
+// The same as pairs (h, h) in 32 bits: the queries' layout for ScoresTile.
+void ToF16PairsScaled(const float* x, int64_t n, int e, uint32_t* out);
+void Bf16ToF16Scaled(const uint16_t* x, int64_t n, int e, uint16_t* out);
+
+// Scores of 8 query rows (fp16 pairs from ToF16PairsScaled, row stride hd) against one tile of 32
+// keys ([hd][32] fp16): s[i * ld + c] for c < 32, in f32, unscaled (x 2^(q + k)). `full`: the rows
+// see every key of the tile, so each row's running maximum vmax[i] takes its 32 scores here. hd %
+// 32 == 0.
+void ScoresTile(const uint16_t* tile, const uint32_t* q, int64_t hd, float* s, int64_t ld,
+                bool full, __m512* vmax);
+// The same for two consecutive tiles (64 keys, s[i * ld + c] for c < 64; full[0], full[1]).
+void ScoresTilePair(const uint16_t* tiles, const uint32_t* q, int64_t hd, float* s, int64_t ld,
+                    const bool* full, __m512* vmax);
+
+// o[i] = alpha[i] * o[i] + sum_j p[i * p_stride + j] * v[j] for 8 rows (o row stride hd, f32),
+// j < keys; v: rows of hd fp16 values; p: f32 probabilities (rounded to fp16 here). hd % 32 == 0,
+// keys <= 256.
+void PvAccumulate(const uint16_t* v, int64_t hd, int64_t keys, const float* p, int64_t p_stride,
+                  const float* alpha, float* o);
+
+}  // namespace plm::fp16
