@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "core/dtype.h"
+
 // GCC 12's AVX-512 headers trip -Wmaybe-uninitialized through _mm512_undefined_*().
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -52,45 +54,50 @@ int ExponentBelow(float m, int top) {
 
 }  // namespace
 
-PLM_FP16_TARGET float MaxAbsF32(const float* x, int64_t rows, int64_t n, int64_t stride) {
-  __m512 m = _mm512_setzero_ps();
-  bool nan = false;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * stride;
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-      const __m512 v = _mm512_loadu_ps(row + i);
-      nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) != 0;
-      m = _mm512_max_ps(m, _mm512_abs_ps(v));
-    }
-    for (; i < n; ++i) {
-      nan |= std::isnan(row[i]);
-      m = _mm512_max_ps(m, _mm512_set1_ps(std::fabs(row[i])));
-    }
-  }
-  return nan ? std::nanf("") : _mm512_reduce_max_ps(m);
+namespace {
+
+PLM_FP16_TARGET inline __m512 Load16(const float* p) {
+  return _mm512_loadu_ps(p);
+}
+PLM_FP16_TARGET inline __m512 Load16(const uint16_t* p) {
+  return Bf16x16(p);
+}
+inline float Scalar(float x) {
+  return x;
+}
+inline float Scalar(uint16_t x) {
+  return Bf16ToF32(x);
 }
 
-PLM_FP16_TARGET float MaxAbsBf16Rows(const uint16_t* x, int64_t rows, int64_t n, int64_t stride) {
+template <typename T>
+PLM_FP16_TARGET float MaxAbsRows(const T* x, int64_t rows, int64_t n, int64_t stride) {
   __m512 m = _mm512_setzero_ps();
   bool nan = false;
   for (int64_t r = 0; r < rows; ++r) {
-    const uint16_t* row = x + r * stride;
+    const T* row = x + r * stride;
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-      const __m512 v = Bf16x16(row + i);
+      const __m512 v = Load16(row + i);
       nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) != 0;
       m = _mm512_max_ps(m, _mm512_abs_ps(v));
     }
     for (; i < n; ++i) {
-      uint32_t b = static_cast<uint32_t>(row[i]) << 16;
-      float f;
-      std::memcpy(&f, &b, 4);
+      const float f = Scalar(row[i]);
       nan |= std::isnan(f);
       m = _mm512_max_ps(m, _mm512_set1_ps(std::fabs(f)));
     }
   }
   return nan ? std::nanf("") : _mm512_reduce_max_ps(m);
+}
+
+}  // namespace
+
+float MaxAbsF32(const float* x, int64_t rows, int64_t n, int64_t stride) {
+  return MaxAbsRows(x, rows, n, stride);
+}
+
+float MaxAbsBf16Rows(const uint16_t* x, int64_t rows, int64_t n, int64_t stride) {
+  return MaxAbsRows(x, rows, n, stride);
 }
 
 float MaxAbsBf16(const uint16_t* x, int64_t count) {
@@ -142,10 +149,7 @@ PLM_FP16_TARGET void Bf16ToF16Scaled(const uint16_t* x, int64_t n, int e, uint16
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
                         _mm256_castph_si256(_mm512_cvtxps_ph(_mm512_mul_ps(Bf16x16(x + i), s))));
   for (; i < n; ++i) {
-    uint32_t b = static_cast<uint32_t>(x[i]) << 16;
-    float f;
-    std::memcpy(&f, &b, 4);
-    const _Float16 h = static_cast<_Float16>(std::ldexp(f, e));
+    const _Float16 h = static_cast<_Float16>(std::ldexp(Bf16ToF32(x[i]), e));
     std::memcpy(out + i, &h, 2);
   }
 }
