@@ -557,7 +557,7 @@ FusedAttentionFlash(const AttentionArgs& a) {
     kp.assign(static_cast<size_t>(ldk * hd), uint16_t{0});
     vp.resize(static_cast<size_t>(nk * hd));
     thread_local std::vector<uint16_t> row;
-    row.resize(static_cast<size_t>(std::max<int64_t>(hd, 32 * hd)));
+    row.resize(static_cast<size_t>(32 * hd));  // a tile, or a row
     if (a.k16 != nullptr) {
       // Whole cache tiles [hd/2][32][2] converted at once, then the dimension pairs split.
       for (int64_t t0 = 0; t0 < nk; t0 += 32) {
