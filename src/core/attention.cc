@@ -1124,6 +1124,11 @@ bool UsesBf16ManyQueryKernel(const AttentionArgs& a) {
   return a.bf16 && a.nq >= 16 && a.hd % 32 == 0 && Cpu().avx512_full();
 }
 
+const char* ManyQueryKernelName(bool reduced_precision) {
+  if (!reduced_precision || !Cpu().avx512_full()) return "reference";
+  return Cpu().avx512fp16 ? "fp16" : Cpu().intel ? "f32" : "bf16";
+}
+
 void FusedAttention(const AttentionArgs& a) {
   if (UsesBf16ManyQueryKernel(a)) {
     if (Cpu().avx512fp16) {  // fp16 FMAs: twice the multiply-adds per instruction of f32

@@ -49,6 +49,10 @@ void FusedAttention(const AttentionArgs& a);
 // products, or f32 FMAs on Intel CPUs, where vdpbf16ps is slow; both pack K/V themselves and
 // ignore kt, so callers can skip transposing the keys).
 bool UsesBf16ManyQueryKernel(const AttentionArgs& a);
+// The many-query attention kernel (vision tiles, prefill) this CPU runs, for reports: "fp16"
+// (AVX512-FP16 FMAs), "f32" (f32 FMAs on Intel), "bf16" (vdpbf16ps), or "reference" (the f32
+// path's kernels, and every path without AVX512-BF16/VNNI). reduced_precision: a bf16/q8/q4 path.
+const char* ManyQueryKernelName(bool reduced_precision);
 
 // kt[d * nk + j] = k[j * stride + d] for j < nk, d < hd.
 void TransposeKeys(const float* k, int64_t stride, int64_t nk, int64_t hd, float* kt);

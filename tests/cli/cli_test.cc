@@ -146,6 +146,8 @@ TEST(Cli, OpenMpWaitPolicyDefaultsToPassiveAndRespectsTheUser) {
   const RunResult a = RunPlm(args, unset);
   ASSERT_EQ(a.code, 0) << a.err;
   EXPECT_EQ(ParseJson(a.out, "bench")["omp_wait_policy"], "passive");
+  // The f32 path runs the reference attention kernels on every CPU.
+  EXPECT_EQ(ParseJson(a.out, "bench")["attention_kernel"], "reference");
   test::RunOptions active;
   active.env = {{"OMP_WAIT_POLICY", "active"}};
   const RunResult b = RunPlm(args, active);

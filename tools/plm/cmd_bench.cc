@@ -22,6 +22,7 @@
 
 #include "bandwidth_probe.h"
 #include "commands.h"
+#include "core/attention.h"
 #include "core/dtype.h"
 #include "core/phase_times.h"
 #include "core/thread_pool.h"
@@ -243,6 +244,8 @@ int Run(const BenchArgs& a) {
   j["omp_wait_policy"] = omp_wait != nullptr ? omp_wait : "";
   j["load_s"] = load_s;
   j["prefill_chunk"] = a.prefill_chunk;
+  // Which many-query attention kernel the vision tower and prefill run on this CPU.
+  j["attention_kernel"] = ManyQueryKernelName(model->compute() != ComputeType::kF32);
 
   // Vision tower + projector.
   if (!a.skip_vision && a.tiles > 0) {
@@ -415,6 +418,7 @@ int Run(const BenchArgs& a) {
               threads);
   std::printf("  load                 %8.2f s\n", load_s);
   std::printf("  read bandwidth       %8.2f GB/s\n", bandwidth / 1e9);
+  std::printf("  attention kernel     %8s\n", j["attention_kernel"].get<std::string>().c_str());
   if (j.contains("vision_s_per_tile")) {
     std::printf("  vision               %8.3f s/tile (%lld tiles)\n",
                 j["vision_s_per_tile"].get<double>(), static_cast<long long>(a.tiles));
