@@ -554,7 +554,8 @@ FusedAttentionFlash(const AttentionArgs& a) {
     }
     scale = std::ldexp(a.scale, -(ex.q + ex.k));
     // Keys as 32-key tiles [hd][32] (past the last key: zero), values as rows.
-    kp.assign(static_cast<size_t>(ldk * hd), uint16_t{0});
+    kp.resize(static_cast<size_t>(ldk * hd));
+    std::fill(kp.begin() + (nk / 32) * 32 * hd, kp.end(), uint16_t{0});  // a partial last tile
     vp.resize(static_cast<size_t>(nk * hd));
     thread_local std::vector<uint16_t> row;
     row.resize(static_cast<size_t>(32 * hd));  // a tile, or a row
@@ -811,7 +812,8 @@ FusedAttentionFlash(const AttentionArgs& a) {
             l[i] = l[i] * alpha[i] + _mm512_reduce_add_ps(vsum);
             m[i] = mnew;
           }
-          // O = alpha * O + P·V, 4 rows x 64 dims at a time, key pairs per vdpbf16ps.
+          // O = alpha * O + P·V: fp16 8 rows x 64 dims, f32 8 rows x 32 dims, bf16 (and the last
+          // rows of a short block) 4 rows x 64 dims with key pairs per vdpbf16ps.
           const int64_t pairs = (kn + 1) / 2;
           float* ob = o_sub + h * kQB * hd;
           if constexpr (kF16) {
@@ -1124,21 +1126,38 @@ bool UsesBf16ManyQueryKernel(const AttentionArgs& a) {
   return a.bf16 && a.nq >= 16 && a.hd % 32 == 0 && Cpu().avx512_full();
 }
 
+namespace {
+// The flash kernel for this CPU (when UsesBf16ManyQueryKernel): fp16 FMAs where they exist (twice
+// the multiply-adds per instruction of f32), f32 FMAs on other Intel CPUs (vdpbf16ps at half the
+// FMA rate there, see FusedAttentionFlash), bf16 products elsewhere.
+FlashKind ChosenFlashKind() {
+  return Cpu().avx512fp16 ? FlashKind::kF16 : Cpu().intel ? FlashKind::kF32 : FlashKind::kBf16;
+}
+}  // namespace
+
 const char* ManyQueryKernelName(bool reduced_precision) {
   if (!reduced_precision || !Cpu().avx512_full()) return "reference";
-  return Cpu().avx512fp16 ? "fp16" : Cpu().intel ? "f32" : "bf16";
+  switch (ChosenFlashKind()) {
+    case FlashKind::kF16:
+      return "fp16";
+    case FlashKind::kF32:
+      return "f32";
+    case FlashKind::kBf16:
+      break;
+  }
+  return "bf16";
 }
 
 void FusedAttention(const AttentionArgs& a) {
   if (UsesBf16ManyQueryKernel(a)) {
-    if (Cpu().avx512fp16) {  // fp16 FMAs: twice the multiply-adds per instruction of f32
-      FusedAttentionFlash<FlashKind::kF16>(a);
-    } else if (Cpu().intel) {  // vdpbf16ps at half the FMA rate there (see FusedAttentionFlash)
-      FusedAttentionFlash<FlashKind::kF32>(a);
-    } else {
-      FusedAttentionFlash<FlashKind::kBf16>(a);
+    switch (ChosenFlashKind()) {
+      case FlashKind::kF16:
+        return FusedAttentionFlash<FlashKind::kF16>(a);
+      case FlashKind::kF32:
+        return FusedAttentionFlash<FlashKind::kF32>(a);
+      case FlashKind::kBf16:
+        return FusedAttentionFlash<FlashKind::kBf16>(a);
     }
-    return;
   }
   if (a.heads > 1) {  // the other kernels take one head at a time
     for (int64_t h = 0; h < a.heads; ++h) {

@@ -223,21 +223,19 @@ TEST(FusedAttentionMany, Fp16KernelDiffersFromF32AndFallsBackOnInfinity) {
     f.avx512fp16 = fp16;
     SetCpuFeaturesForTesting(f);
     std::vector<float> out(static_cast<size_t>(nq * hd), 0.0f);
-    AttentionArgs a;
-    a.q = q.data();
-    a.q_stride = hd;
-    a.k = k.data();
-    a.v = v.data();
-    a.kv_stride = hd;
-    a.out = out.data();
-    a.out_stride = hd;
-    a.nq = nq;
-    a.nk = nk;
-    a.hd = hd;
-    a.scale = 0.125f;
-    a.causal_offset = -1;
-    a.bf16 = true;
-    FusedAttention(a);
+    FusedAttention({.q = q.data(),
+                    .q_stride = hd,
+                    .k = k.data(),
+                    .v = v.data(),
+                    .kv_stride = hd,
+                    .out = out.data(),
+                    .out_stride = hd,
+                    .nq = nq,
+                    .nk = nk,
+                    .hd = hd,
+                    .scale = 0.125f,
+                    .causal_offset = -1,
+                    .bf16 = true});
     SetCpuFeaturesForTesting(saved);
     return out;
   };
