@@ -639,10 +639,12 @@ FusedAttentionFlash(const AttentionArgs& a) {
   // pass over them comes from L3.
   constexpr int64_t kSub = 2;
   if constexpr (kF32) qf.resize(static_cast<size_t>(kSub * H * kQB * hd));
-  if constexpr (kF32 || kF16) pf.resize(static_cast<size_t>(kQB * kKB));
-  thread_local std::vector<uint32_t> q16;  // kF16: fp16 pairs (fp16::ToF16PairsScaled)
+  if constexpr (kF32) pf.resize(static_cast<size_t>(kQB * kKB));
+  // kF16: queries and probabilities as fp16 pairs (fp16::ToF16PairsScaled, fp16::ProbsToPairs).
+  thread_local std::vector<uint32_t> q16, p16;
   if constexpr (kF16) {
     q16.resize(static_cast<size_t>(kSub * H * kQB * hd));
+    p16.resize(static_cast<size_t>(kQB * kKB));
   } else if constexpr (!kF32) {
     qb16.resize(static_cast<size_t>(kSub * H * kQB * hd));
     pb16.resize(static_cast<size_t>(kQB * kKB));
@@ -781,14 +783,16 @@ FusedAttentionFlash(const AttentionArgs& a) {
           const __m512 c2 = _mm512_set1_ps(scale * kLog2e);
           if (kF16 && qb < kQB) {  // its P·V takes 8 rows: the rest add nothing
             std::fill(alpha + qb, alpha + kQB, 0.0f);
-            std::fill(pf.begin() + qb * kKB, pf.end(), 0.0f);
+            std::fill(p16.begin() + qb * kKB, p16.end(), 0u);
           }
           for (int64_t i = 0; i < qb; ++i) {
             float* si = s + i * kKB;
             alpha[i] = 1.0f;
             const float bm = _mm512_reduce_max_ps(vmax[i]);
             if (bm <= kHidden) {  // nothing visible in this block: p = 0, output unchanged
-              if constexpr (kF32 || kF16) {
+              if constexpr (kF16) {
+                std::fill_n(p16.data() + i * kKB, chunks * 16, 0u);
+              } else if constexpr (kF32) {
                 std::fill_n(pf.data() + i * kKB, chunks * 16, 0.0f);
               } else {
                 std::fill_n(pb16.data() + i * kKB, chunks * 16, uint16_t{0});
@@ -802,7 +806,9 @@ FusedAttentionFlash(const AttentionArgs& a) {
             for (int64_t c = 0; c < chunks; ++c) {
               const __m512 e = Exp2Bf16(_mm512_fmadd_ps(_mm512_loadu_ps(si + c * 16), c2, mv));
               vsum = _mm512_add_ps(vsum, e);
-              if constexpr (kF32 || kF16) {
+              if constexpr (kF16) {
+                fp16::ProbsToPairs(e, p16.data() + i * kKB + c * 16);
+              } else if constexpr (kF32) {
                 _mm512_storeu_ps(pf.data() + i * kKB + c * 16, e);
               } else {
                 _mm256_storeu_si256(reinterpret_cast<__m256i*>(pb16.data() + i * kKB) + c,
@@ -817,7 +823,7 @@ FusedAttentionFlash(const AttentionArgs& a) {
           const int64_t pairs = (kn + 1) / 2;
           float* ob = o_sub + h * kQB * hd;
           if constexpr (kF16) {
-            fp16::PvAccumulate(vp.data() + kb0 * hd, hd, kn, pf.data(), kKB, alpha, ob);
+            fp16::PvAccumulate(vp.data() + kb0 * hd, hd, kn, p16.data(), kKB, alpha, ob);
             continue;
           }
           if (kF32 && qb == kQB) {

@@ -203,19 +203,8 @@ PLM_FP16_TARGET void ScoresTilePair(const uint16_t* tiles, const uint32_t* q, in
   ScoresTiles<2>(tiles, q, hd, s, ld, full, vmax);
 }
 
-PLM_FP16_TARGET void PvAccumulate(const uint16_t* v, int64_t hd, int64_t keys, const float* p,
+PLM_FP16_TARGET void PvAccumulate(const uint16_t* v, int64_t hd, int64_t keys, const uint32_t* p,
                                   int64_t p_stride, const float* alpha, float* o) {
-  // The probabilities as fp16, zero past `keys` up to a whole chunk.
-  alignas(64) uint32_t ph[kRows][256];  // fp16 pairs (Pairs)
-  const int64_t padded = (keys + kChunk - 1) / kChunk * kChunk;
-  for (int64_t i = 0; i < kRows; ++i)
-    for (int64_t j = 0; j < padded; j += 16) {
-      const __mmask16 m = keys - j >= 16 ? static_cast<__mmask16>(0xffff)
-                          : keys > j     ? static_cast<__mmask16>((1u << (keys - j)) - 1u)
-                                         : 0;
-      _mm512_store_si512(&ph[i][j], Pairs(_mm256_castph_si256(_mm512_cvtxps_ph(
-                                        _mm512_maskz_loadu_ps(m, p + i * p_stride + j)))));
-    }
   const auto* vh = reinterpret_cast<const _Float16*>(v);
   // 64 dimensions (two fp16 vectors) per row per step: two value loads and eight broadcast
   // probabilities per 16 FMAs. The f32 sums live in o (L1); the first chunk applies alpha.
@@ -230,7 +219,7 @@ PLM_FP16_TARGET void PvAccumulate(const uint16_t* v, int64_t hd, int64_t keys, c
           const __m512h v0 = _mm512_loadu_ph(vh + j * hd + d0);
           const __m512h v1 = _mm512_loadu_ph(vh + j * hd + d0 + 32);
           for (int64_t i = 0; i < kRows; ++i) {
-            const __m512h pv = Broadcast(&ph[i][j]);
+            const __m512h pv = Broadcast(p + i * p_stride + j);
             h[i][0] = _mm512_fmadd_ph(pv, v0, h[i][0]);
             h[i][1] = _mm512_fmadd_ph(pv, v1, h[i][1]);
           }
@@ -239,7 +228,7 @@ PLM_FP16_TARGET void PvAccumulate(const uint16_t* v, int64_t hd, int64_t keys, c
         for (int64_t j = j0; j < j1; ++j) {
           const __m512h v0 = _mm512_loadu_ph(vh + j * hd + d0);
           for (int64_t i = 0; i < kRows; ++i)
-            h[i][0] = _mm512_fmadd_ph(Broadcast(&ph[i][j]), v0, h[i][0]);
+            h[i][0] = _mm512_fmadd_ph(Broadcast(p + i * p_stride + j), v0, h[i][0]);
         }
       }
       for (int64_t i = 0; i < kRows; ++i) {

@@ -46,10 +46,19 @@ void ScoresTile(const uint16_t* tile, const uint32_t* q, int64_t hd, float* s, i
 void ScoresTilePair(const uint16_t* tiles, const uint32_t* q, int64_t hd, float* s, int64_t ld,
                     const bool* full, __m512* vmax);
 
+// 16 probabilities (f32, in [0, 1]) -> 16 fp16 pairs (h, h) at out: PvAccumulate's layout, written
+// by the softmax directly (AVX-512F only: vcvtps2ph rounds to nearest even like the fp16 FMAs).
+__attribute__((target("avx512f"), always_inline)) inline void ProbsToPairs(__m512 p,
+                                                                           uint32_t* out) {
+  const __m512i w =
+      _mm512_cvtepu16_epi32(_mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  _mm512_storeu_si512(out, _mm512_or_si512(w, _mm512_slli_epi32(w, 16)));
+}
+
 // o[i] = alpha[i] * o[i] + sum_j p[i * p_stride + j] * v[j] for 8 rows (o row stride hd, f32),
-// j < keys; v: rows of hd fp16 values; p: f32 probabilities (rounded to fp16 here). hd % 32 == 0,
-// keys <= 256.
-void PvAccumulate(const uint16_t* v, int64_t hd, int64_t keys, const float* p, int64_t p_stride,
+// j < keys; v: rows of hd fp16 values; p: probabilities as fp16 pairs (ProbsToPairs). hd % 32 ==
+// 0.
+void PvAccumulate(const uint16_t* v, int64_t hd, int64_t keys, const uint32_t* p, int64_t p_stride,
                   const float* alpha, float* o);
 
 }  // namespace plm::fp16

@@ -23,6 +23,7 @@
 #include "core/dtype.h"
 #include "core/ops.h"
 #include "core/parallel.h"
+#include "core/scratch.h"
 #include "core/stream_prefetch.h"
 #include "core/thread_pool.h"
 #include "plm/error.h"
@@ -1300,8 +1301,7 @@ bool GemmBF16PackedViaF32(const float* x, const PackedBf16& w, float* y, int64_t
   }
   float* wp = wf.get();
   thread_local std::vector<float> xr, out;  // x rounded to bf16; a narrow panel's output rows
-  xr.resize(static_cast<size_t>(m * k));
-  float* xrp = xr.data();
+  float* xrp = GrowScratch(xr, static_cast<size_t>(m * k));
   ParallelForOmp(m, [&](int64_t b, int64_t e) {
     for (int64_t i = b * k; i < e * k; ++i) xrp[i] = Bf16ToF32(F32ToBf16(x[i]));
   });
@@ -1319,10 +1319,9 @@ bool GemmBF16PackedViaF32(const float* x, const PackedBf16& w, float* y, int64_t
         Dnnl::Get().Run(prim, MmKind::kF32Blocked, mm, np, k, xrp + i0 * k, wp, y + i0 * n);
         continue;
       }
-      out.resize(static_cast<size_t>(mm * np));
-      Dnnl::Get().Run(prim, MmKind::kF32Blocked, mm, np, k, xrp + i0 * k, wp, out.data());
+      float* op = GrowScratch(out, static_cast<size_t>(mm * np));
+      Dnnl::Get().Run(prim, MmKind::kF32Blocked, mm, np, k, xrp + i0 * k, wp, op);
       float* yp = y + i0 * n + r0;
-      const float* op = out.data();
       ParallelForOmp(mm, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) std::copy_n(op + i * np, np, yp + i * n);
       });
@@ -1354,9 +1353,8 @@ void GemmBF16Packed(const float* x, const PackedBf16& w, const float* bias, floa
     const int64_t mm = std::min(chunk, m - i0);
     const dnnl::matmul prim = Dnnl::Get().Blocked(MmKind::kBF16Blocked, mm, n, k, "bf16");
     thread_local std::vector<uint16_t> xb;
-    xb.resize(static_cast<size_t>(mm * k));
+    uint16_t* xbp = GrowScratch(xb, static_cast<size_t>(mm * k));
     const float* xs = x + i0 * k;
-    uint16_t* xbp = xb.data();
     ParallelForOmp(mm, [&](int64_t b, int64_t e) {
       for (int64_t i = b * k; i < e * k; ++i) xbp[i] = F32ToBf16(xs[i]);
     });
@@ -1385,9 +1383,8 @@ void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, in
     dnnl::matmul prim;
     if (fast && Dnnl::Get().Find(MmKind::kBF16, mm, n, k, &prim)) {
       thread_local std::vector<uint16_t> xb;
-      xb.resize(static_cast<size_t>(mm * k));
+      uint16_t* xbp = GrowScratch(xb, static_cast<size_t>(mm * k));
       const float* xs = x + i0 * k;
-      uint16_t* xbp = xb.data();
       ParallelForOmp(mm, [&](int64_t b, int64_t e) {
         for (int64_t i = b * k; i < e * k; ++i) xbp[i] = F32ToBf16(xs[i]);
       });
@@ -1458,10 +1455,8 @@ void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t pane
     const int64_t mm = std::min(chunk, m - i0);
     thread_local std::vector<int8_t> xq;
     thread_local std::vector<float> xs;
-    xq.resize(static_cast<size_t>(mm * k));
-    xs.resize(static_cast<size_t>(mm));
-    int8_t* xqp = xq.data();
-    float* xsp = xs.data();
+    int8_t* xqp = GrowScratch(xq, static_cast<size_t>(mm * k));
+    float* xsp = GrowScratch(xs, static_cast<size_t>(mm));
     ParallelForOmp(mm, [&](int64_t b, int64_t e) {
       QuantizeRows(x + (i0 + b) * k, e - b, k, xqp + b * k, xsp + b);
       if (u8) ToU8(xqp + b * k, (e - b) * k);
@@ -1475,11 +1470,10 @@ void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t pane
       if (packed != nullptr) prim = Dnnl::Get().Blocked(MmKind::kU8Blocked, mm, n, k, "int8");
       if (packed != nullptr || (fast && Dnnl::Get().Find(kind, mm, np, k, &prim))) {
         thread_local std::vector<int32_t> acc;
-        acc.resize(static_cast<size_t>(mm * np));
+        int32_t* accp = GrowScratch(acc, static_cast<size_t>(mm * np));
         SyncGemmThreads();
         Dnnl::Get().Run(prim, packed != nullptr ? MmKind::kU8Blocked : kind, mm, np, k, xqp,
-                        packed != nullptr ? packed->data : pw.q, acc.data());
-        const int32_t* accp = acc.data();
+                        packed != nullptr ? packed->data : pw.q, accp);
         GemmEpilogue pe = ep;  // this panel's columns
         if (pe.gamma != nullptr) pe.gamma += r0;
         const float* pb = bias != nullptr ? bias + r0 : nullptr;
@@ -1489,9 +1483,9 @@ void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t pane
         });
       } else {
         // Portable: exact integer products evaluated in f32 (|q| <= 127, so panels are exact).
-        std::vector<float> xf(xq.size());
-        for (size_t i = 0; i < xq.size(); ++i)
-          xf[i] = u8 ? static_cast<float>(static_cast<uint8_t>(xq[i])) - 128.0f : xq[i];
+        std::vector<float> xf(static_cast<size_t>(mm * k));
+        for (size_t i = 0; i < xf.size(); ++i)
+          xf[i] = u8 ? static_cast<float>(static_cast<uint8_t>(xqp[i])) - 128.0f : xqp[i];
         constexpr int64_t kPanel = 256;
         std::vector<float> wf(static_cast<size_t>(std::min(np, kPanel) * k));
         std::vector<float> v(static_cast<size_t>(mm * np));
@@ -1883,10 +1877,8 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
     const int64_t kPanelRows = std::max<int64_t>(2048, (int64_t{32} << 20) / k);
     thread_local std::vector<int8_t> pq;
     thread_local std::vector<float> ps;
-    pq.resize(static_cast<size_t>(std::min(n, kPanelRows) * k));
-    ps.resize(static_cast<size_t>(std::min(n, kPanelRows)));
-    int8_t* pqp = pq.data();
-    float* psp = ps.data();
+    int8_t* pqp = GrowScratch(pq, static_cast<size_t>(std::min(n, kPanelRows) * k));
+    float* psp = GrowScratch(ps, static_cast<size_t>(std::min(n, kPanelRows)));
     GemmInt8Large(
         x, m, n, k, kPanelRows,
         [&](int64_t r0, int64_t r1) {
