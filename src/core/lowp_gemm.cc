@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -53,10 +54,9 @@ int64_t ChunkRows(int64_t m) {
 // ---------------------------------------------------------------------------------------------
 // oneDNN matmuls, cached per shape.
 
-// kS8: s8 activations; kU8: u8 activations (q + 128, the native VNNI order); kU8Blocked: u8
-// activations against weights in the blocked layout of PackQ8 (s8 weights for all three).
-// kF32Blocked: f32 weights in oneDNN's BA16a64b (bf16 blocked weights widened per panel).
-enum class MmKind { kBF16, kS8, kU8, kU8Blocked, kF32, kBF16Blocked, kF32Blocked };
+// kS8: s8 activations; kU8: u8 activations (q + 128, the native VNNI order); s8 weights for
+// both. kF32Blocked: f32 weights in oneDNN's BA16a64b (bf16 blocked weights widened per panel).
+enum class MmKind { kBF16, kS8, kU8, kF32, kBF16Blocked, kF32Blocked };
 
 struct Dnnl {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
@@ -76,7 +76,6 @@ struct Dnnl {
   static dnnl::memory::desc Weights(MmKind kind, int64_t n, int64_t k) {
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
-    if (kind == MmKind::kU8Blocked) return dnnl::memory::desc({k, n}, dt::s8, tag::BA16a64b4a);
     if (kind == MmKind::kBF16Blocked) return dnnl::memory::desc({k, n}, dt::bf16, tag::BA16a64b2a);
     if (kind == MmKind::kF32Blocked) return dnnl::memory::desc({k, n}, dt::f32, tag::BA16a64b);
     return dnnl::memory::desc({k, n},
@@ -105,8 +104,7 @@ struct Dnnl {
     }
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
-    const dt o = kind == MmKind::kS8 || kind == MmKind::kU8 || kind == MmKind::kU8Blocked ? dt::s32
-                                                                                          : dt::f32;
+    const dt o = kind == MmKind::kS8 || kind == MmKind::kU8 ? dt::s32 : dt::f32;
     try {
       dnnl::memory::desc a({m, k}, Src(kind), tag::ab), b = Weights(kind, n, k),
                                                         c({m, n}, o, {ldc, 1});
@@ -141,8 +139,7 @@ struct Dnnl {
     if (ldc == 0) ldc = n;
     using dt = dnnl::memory::data_type;
     using tag = dnnl::memory::format_tag;
-    const dt o = kind == MmKind::kS8 || kind == MmKind::kU8 || kind == MmKind::kU8Blocked ? dt::s32
-                                                                                          : dt::f32;
+    const dt o = kind == MmKind::kS8 || kind == MmKind::kU8 ? dt::s32 : dt::f32;
     dnnl::memory am({{m, k}, Src(kind), tag::ab}, eng, const_cast<void*>(a));
     dnnl::memory bm(Weights(kind, n, k), eng, const_cast<void*>(b));
     dnnl::memory cm({{m, n}, o, {ldc, 1}}, eng, c);
@@ -185,10 +182,10 @@ void AddBiasParallel(float* y, const float* bias, int64_t m, int64_t n) {
 
 // The blocked layout (oneDNN's BA16a64b4a for W^T [k, n]): per block of 64 outputs, per group
 // of 4 inputs, 64 x 4 bytes (output-major, 4 consecutive inputs per output: one vpdpbusd operand
-// per 16 outputs); k and n padded with zeros to multiples of 64. oneDNN's brgemm reads it as
-// well as its own choice, and a decode step streams it front to back. Activations go in as u8 =
-// q + 128 (the native VNNI order): the weights need no s8 compensation (oneDNN's reorder
-// computing it runs at ~0.6 GB/s, 12x slower); 128 * sum(w row) comes off in the rescale.
+// per 16 outputs); k and n padded with zeros to multiples of 64. Our kernels read it: a decode
+// step streams it front to back (GemvQ8Blocked), many rows go over it in L1-sized pieces
+// (GemmQ8BlockedRows). Activations go in as u8 = q + 128 (the native VNNI order); 128 * sum(w
+// row) comes off in the rescale.
 // Owned packed weights: decode streams them whole every token, so they live in huge pages
 // (plm/huge_page_allocator.h; 64-byte aligned at any size).
 template <typename T>
@@ -261,11 +258,10 @@ void UnblockQ8(const int8_t* blocked, int64_t n, int64_t k, int8_t* q) {
 
 namespace {
 
-// Whether this CPU and oneDNN run the blocked int8 layout (AVX512-VNNI; not PLM_CPU=generic).
-bool BlockedQ8Usable(int64_t n, int64_t k) {
-  if (!Cpu().avx512_full()) return false;
-  dnnl::matmul probe;  // oneDNN's brgemm takes the layout
-  return Dnnl::Get().Find(MmKind::kU8Blocked, kChunkM, n, k, &probe);
+// Whether this CPU runs the kernels of the blocked int8 layout (AVX512-VNNI; not
+// PLM_CPU=generic).
+bool BlockedQ8Usable() {
+  return Cpu().avx512_full();
 }
 
 // Points a Q8Matrix / Q4Matrix at blocked weights of layout Packed (owned: moved in; null when
@@ -287,7 +283,7 @@ void SetBlocked(Matrix* w, const T* blocked, LargeBuffer<T> owned, int64_t k_ali
 }  // namespace
 
 bool UseBlockedQ8(Q8Matrix* w, const int8_t* blocked) {
-  if (w->packed || !BlockedQ8Usable(w->n, w->k)) return false;
+  if (w->packed || !BlockedQ8Usable()) return false;
   if (reinterpret_cast<uintptr_t>(blocked) % 64 != 0)
     throw Error(ErrorCode::kInvalidArgument, "blocked int8 weights must be 64-byte aligned");
   SetBlocked<PackedS8>(w, blocked, LargeBuffer<int8_t>(), 64);
@@ -295,7 +291,7 @@ bool UseBlockedQ8(Q8Matrix* w, const int8_t* blocked) {
 }
 
 bool PackQ8(Q8Matrix* w) {
-  if (w->q == nullptr || w->packed || !BlockedQ8Usable(w->n, w->k)) return false;
+  if (w->q == nullptr || w->packed || !BlockedQ8Usable()) return false;
   const int64_t n = w->n, k = w->k;
   auto owned = NewLargeBuffer<int8_t>(static_cast<size_t>(Q8BlockedBytes(n, k)));
   const int8_t* q = w->q;
@@ -305,11 +301,31 @@ bool PackQ8(Q8Matrix* w) {
   return true;
 }
 
-__attribute__((target_clones("avx512f", "default"))) void FinishRows(const float* v, int64_t nv,
-                                                                     float* y, int64_t ny,
-                                                                     int64_t b, int64_t e,
-                                                                     int64_t n, const float* bias,
-                                                                     const GemmEpilogue& ep) {
+// One vector of FinishRows: x W^T values v (lanes mk) plus bias, then stored (kStore, kGelu:
+// the GELU is applied to whole rows afterwards) or added to y (kAddScaled: y + gamma (v + bias),
+// one FMA; y + v + bias without gamma). Explicit about fusing, so that every kernel that finishes
+// its outputs through it rounds the same way.
+__attribute__((target("avx512f"), always_inline)) inline void FinishVector(__m512 v, __mmask16 mk,
+                                                                           const float* bias,
+                                                                           GemmEpilogue::Kind kind,
+                                                                           const float* gamma,
+                                                                           float* y) {
+  if (bias != nullptr)  // never fused with the product before it
+    v = _mm512_add_round_ps(v, _mm512_maskz_loadu_ps(mk, bias),
+                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  if (kind == GemmEpilogue::Kind::kAddScaled) {
+    const __m512 yv = _mm512_maskz_loadu_ps(mk, y);
+    v = gamma != nullptr ? _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, gamma), v, yv)
+                         : _mm512_add_ps(yv, v);
+  }
+  _mm512_mask_storeu_ps(y, mk, v);
+}
+
+namespace {
+
+// FinishRows without AVX-512.
+void FinishRowsScalar(const float* v, int64_t nv, float* y, int64_t ny, int64_t b, int64_t e,
+                      int64_t n, const float* bias, const GemmEpilogue& ep) {
   for (int64_t i = b; i < e; ++i) {
     const float* vi = v + i * nv;
     float* yi = y + i * ny;
@@ -333,6 +349,30 @@ __attribute__((target_clones("avx512f", "default"))) void FinishRows(const float
     }
     if (ep.kind == GemmEpilogue::Kind::kGelu) GeluFastInPlace(yi, n);
   }
+}
+
+__attribute__((target("avx512f"))) void FinishRowsAvx512(const float* v, int64_t nv, float* y,
+                                                         int64_t ny, int64_t b, int64_t e,
+                                                         int64_t n, const float* bias,
+                                                         const GemmEpilogue& ep) {
+  for (int64_t i = b; i < e; ++i) {
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 mk = n - j >= 16 ? static_cast<__mmask16>(0xffff)
+                                       : static_cast<__mmask16>((1u << (n - j)) - 1u);
+      FinishVector(_mm512_maskz_loadu_ps(mk, v + i * nv + j), mk,
+                   bias != nullptr ? bias + j : nullptr, ep.kind,
+                   ep.gamma != nullptr ? ep.gamma + j : nullptr, y + i * ny + j);
+    }
+    if (ep.kind == GemmEpilogue::Kind::kGelu) GeluFastInPlace(y + i * ny, n);
+  }
+}
+
+}  // namespace
+
+void FinishRows(const float* v, int64_t nv, float* y, int64_t ny, int64_t b, int64_t e, int64_t n,
+                const float* bias, const GemmEpilogue& ep) {
+  if (Cpu().avx512f) return FinishRowsAvx512(v, nv, y, ny, b, e, n, bias, ep);
+  FinishRowsScalar(v, nv, y, ny, b, e, n, bias, ep);
 }
 
 namespace {
@@ -685,9 +725,11 @@ constexpr int kQ8BlockGroup = 4;         // activation rows per blocked tile
 constexpr int64_t kQ8BlockAhead = 1024;  // software prefetch distance in bytes
 
 template <int M>
+// Rows [i0, i0 + M) x outputs [64 blk, 64 blk + 64) of a packed q8 matrix, u8 activations xu
+// (row stride kp): row i's outputs go to yb + i * ldy (yb: where row i0's output blk * 64 goes).
 __attribute__((target(PLM_AVX512 ",avx512vnni"), always_inline)) inline void Q8BlockTile(
-    const uint8_t* xu, const float* xs, const Q8Matrix& w, float* y, int64_t blk, int64_t i0,
-    int64_t l2) {
+    const uint8_t* xu, const float* xs, const Q8Matrix& w, float* yb, int64_t ldy, int64_t blk,
+    int64_t i0, int64_t l2) {
   const PackedS8& p = *w.packed;
   const int64_t kp = p.kp, n = w.n;
   const int8_t* wb = p.data + blk * 64 * kp;
@@ -718,7 +760,7 @@ __attribute__((target(PLM_AVX512 ",avx512vnni"), always_inline)) inline void Q8B
     const __m512 ws = _mm512_maskz_loadu_ps(mk, w.scale + col);
     for (int i = 0; i < M; ++i) {
       const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][c], off));
-      _mm512_mask_storeu_ps(y + (i0 + i) * n + col, mk,
+      _mm512_mask_storeu_ps(yb + i * ldy + 16 * c, mk,
                             _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(xs[i0 + i]), ws), v));
     }
   }
@@ -731,10 +773,100 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void Ge
   const int64_t l2 = StreamL2AheadBytes();
   for (int64_t blk = b0; blk < b1; ++blk)
     for (RowGroups g(m, kQ8BlockGroup); g.Next();) {
-#define PLM_CALL(M) Q8BlockTile<M>(xu, xs, w, y, blk, g.i0, l2)
+#define PLM_CALL(M) Q8BlockTile<M>(xu, xs, w, y + g.i0 * w.n + blk * 64, w.n, blk, g.i0, l2)
       PLM_SWITCH_M(kQ8BlockGroup, g.size, PLM_CALL)
 #undef PLM_CALL
     }
+}
+
+// Activation rows per tile of the many-row kernel below: 6 x 4 accumulators, 4 weight vectors and
+// a broadcast fit the 32 registers, and each 256-byte weight group serves 24 vpdpbusd.
+constexpr int kQ8LargeGroup = 6;
+// Inputs per pass of the many-row kernel: one output block's 64 x 256 weights (16 KB) stay in L1
+// while every row tile passes over them.
+constexpr int64_t kQ8LargeK = 256;
+
+// acc[i][0..64) (+)= sum over groups [g0, g1) of u8 x[i0 + i] . w for M rows of one output block
+// (wb: its packed weights); first: start from zero.
+template <int M>
+__attribute__((target("avx512f,avx512bw,avx512vnni"), always_inline)) inline void Q8LargeTile(
+    const uint8_t* xu, int64_t kp, const int8_t* wb, int64_t g0, int64_t g1, int64_t i0,
+    int32_t* acc, bool first) {
+  __m512i a[M][4];
+  for (int i = 0; i < M; ++i)
+    for (int c = 0; c < 4; ++c)
+      a[i][c] = first ? _mm512_setzero_si512() : _mm512_loadu_si512(acc + i * 64 + 16 * c);
+  for (int64_t g = g0; g < g1; ++g) {
+    const int8_t* wg = wb + g * 256;
+    __m512i wv[4];
+    for (int c = 0; c < 4; ++c) wv[c] = _mm512_load_si512(wg + 64 * c);
+    for (int i = 0; i < M; ++i) {
+      int32_t x4;
+      std::memcpy(&x4, xu + (i0 + i) * kp + 4 * g, 4);
+      const __m512i xv = _mm512_set1_epi32(x4);
+      for (int c = 0; c < 4; ++c) a[i][c] = _mm512_dpbusd_epi32(a[i][c], xv, wv[c]);
+    }
+  }
+  for (int i = 0; i < M; ++i)
+    for (int c = 0; c < 4; ++c) _mm512_storeu_si512(acc + i * 64 + 16 * c, a[i][c]);
+}
+
+// Rows and output blocks of one pass of the many-row kernel: the int32 sums of 240 rows x 8
+// blocks (480 KB) stay in L2 while the weights of each block go by 256 inputs at a time (16 KB,
+// L1) under the 40 row tiles, and the outputs are then written 512 columns of a row at a time.
+// (Writing each block's 64 columns down all the rows of y, rows 4 or 16 KB apart, took ~40 % of
+// the time: every line of a column of y falls in the same L1 sets. 120-row passes re-read the
+// weights twice as often and measured a few % slower.)
+constexpr int64_t kQ8LargePanel = 240, kQ8LargeBlocks = 8;
+
+// y = x W^T (+ bias, epilogue) for many rows on the packed q8 weights, without oneDNN, output
+// blocks [b0, b1) (64 outputs each; the threads share the blocks). No m x n int32 array goes to
+// memory and back. xu: u8 activations (row stride kp).
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void GemmQ8BlockedRows(
+    const uint8_t* xu, const float* xs, const Q8Matrix& w, int64_t m, int64_t b0, int64_t b1,
+    const float* bias, const GemmEpilogue& ep, float* y) {
+  thread_local std::vector<int32_t> accbuf;
+  int32_t* acc = GrowScratch(accbuf, static_cast<size_t>(kQ8LargePanel * kQ8LargeBlocks * 64));
+  const PackedS8& p = *w.packed;
+  const int64_t n = w.n, kp = p.kp, groups = kp / 4;
+  for (int64_t p0 = 0; p0 < m; p0 += kQ8LargePanel) {
+    const int64_t rows = std::min(kQ8LargePanel, m - p0);
+    for (int64_t s0 = b0; s0 < b1; s0 += kQ8LargeBlocks) {
+      const int64_t s1 = std::min(b1, s0 + kQ8LargeBlocks);
+      for (int64_t blk = s0; blk < s1; ++blk) {
+        const int8_t* wb = p.data + blk * 64 * kp;
+        int32_t* ab = acc + (blk - s0) * kQ8LargePanel * 64;
+        for (int64_t g0 = 0; g0 < groups; g0 += kQ8LargeK / 4) {
+          const int64_t g1 = std::min(groups, g0 + kQ8LargeK / 4);
+          for (RowGroups g(rows, kQ8LargeGroup); g.Next();) {
+#define PLM_CALL(M) Q8LargeTile<M>(xu, kp, wb, g0, g1, p0 + g.i0, ab + g.i0 * 64, g0 == 0)
+            PLM_SWITCH_M(kQ8LargeGroup, g.size, PLM_CALL)
+#undef PLM_CALL
+          }
+        }
+      }
+      // Rescaled as Rescale does, then finished as FinishRows does (FinishVector): the outputs
+      // equal those of the oneDNN path bit for bit. 512 columns of a row at a time.
+      const int64_t c0 = s0 * 64, c1 = std::min(n, s1 * 64);
+      for (int64_t i = 0; i < rows; ++i) {
+        const __m512 sx = _mm512_set1_ps(xs[p0 + i]);
+        float* yi = y + (p0 + i) * n;
+        for (int64_t cc = c0; cc < c1; cc += 16) {
+          const __mmask16 mk = c1 - cc >= 16 ? static_cast<__mmask16>(0xffff)
+                                             : static_cast<__mmask16>((1u << (c1 - cc)) - 1u);
+          const int64_t blk = cc / 64;
+          const int32_t* ai = acc + ((blk - s0) * kQ8LargePanel + i) * 64 + (cc - blk * 64);
+          const __m512i off = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mk, w.sum + cc), 7);
+          const __m512 v =
+              _mm512_mul_ps(_mm512_mul_ps(sx, _mm512_maskz_loadu_ps(mk, w.scale + cc)),
+                            _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_loadu_si512(ai), off)));
+          FinishVector(v, mk, bias != nullptr ? bias + cc : nullptr, ep.kind,
+                       ep.gamma != nullptr ? ep.gamma + cc : nullptr, yi + cc);
+        }
+        if (ep.kind == GemmEpilogue::Kind::kGelu) GeluFastInPlace(yi + c0, c1 - c0);
+      }
+    }
+  }
 }
 
 // x (m rows of k) quantized per row to u8 = q + 128 with row stride kp, zero past k.
@@ -1431,7 +1563,7 @@ Q8Matrix QuantizeQ8(const float* w, int64_t n, int64_t k) {
 
 namespace {
 
-// W rows [r0, r1) as the large-m int8 GEMM multiplies them: per-row int8 (null when packed), row
+// W rows [r0, r1) as the large-m int8 GEMM multiplies them: per-row int8, row
 // scales, and row sums (null: the activations go in as s8; set: as u8 = q + 128, the native VNNI
 // order and ~5 % faster, with 128 * sum taken off in the rescaling pass).
 struct Int8Panel {
@@ -1442,12 +1574,11 @@ struct Int8Panel {
 
 // The int8 GEMM for large m: rows of x quantized per row, oneDNN matmul (or exact f32 BLAS on the
 // portable path) against `panel(r0, r1)` = W rows [r0, r1), which either points into a Q8Matrix
-// or expands q4 rows into a scratch buffer. `u8`: every panel has row sums. With `packed` (the
-// whole of W in oneDNN's layout, u8 activations) there is one panel.
+// or expands q4 rows into a scratch buffer. `u8`: every panel has row sums.
 template <typename PanelFn>
 void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t panel_rows,
                    const PanelFn& panel, const float* bias, const GemmEpilogue& ep, float* y,
-                   bool u8, const PackedS8* packed = nullptr) {
+                   bool u8) {
   const bool fast = Cpu().avx512_full();
   u8 = u8 && fast;
   const int64_t chunk = ChunkRows(m);
@@ -1467,13 +1598,11 @@ void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t pane
       const Int8Panel pw = panel(r0, r0 + np);
       const MmKind kind = u8 ? MmKind::kU8 : MmKind::kS8;
       dnnl::matmul prim;
-      if (packed != nullptr) prim = Dnnl::Get().Blocked(MmKind::kU8Blocked, mm, n, k, "int8");
-      if (packed != nullptr || (fast && Dnnl::Get().Find(kind, mm, np, k, &prim))) {
+      if (fast && Dnnl::Get().Find(kind, mm, np, k, &prim)) {
         thread_local std::vector<int32_t> acc;
         int32_t* accp = GrowScratch(acc, static_cast<size_t>(mm * np));
         SyncGemmThreads();
-        Dnnl::Get().Run(prim, packed != nullptr ? MmKind::kU8Blocked : kind, mm, np, k, xqp,
-                        packed != nullptr ? packed->data : pw.q, accp);
+        Dnnl::Get().Run(prim, kind, mm, np, k, xqp, pw.q, accp);
         GemmEpilogue pe = ep;  // this panel's columns
         if (pe.gamma != nullptr) pe.gamma += r0;
         const float* pb = bias != nullptr ? bias + r0 : nullptr;
@@ -1525,13 +1654,23 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
     FinishRows(out, n, y, n, 0, m, n, bias, ep);
     return;
   }
-  if (w.packed) {
-    GemmInt8Large(
-        x, m, n, k, n,
-        [&](int64_t, int64_t) {
-          return Int8Panel{nullptr, w.scale, w.sum};
-        },
-        bias, ep, y, true, w.packed.get());
+  if (w.packed) {  // many rows: u8 activations padded to kp, then GemmQ8BlockedRows
+    thread_local std::vector<uint8_t> xu;
+    thread_local std::vector<float> xs;
+    const int64_t kp = w.packed->kp;
+    uint8_t* xup = GrowScratch(xu, static_cast<size_t>(m * kp));
+    float* xsp = GrowScratch(xs, static_cast<size_t>(m));
+    ParallelForOmp(m, [&](int64_t b, int64_t e) {
+      auto* q = reinterpret_cast<int8_t*>(xup);
+      for (int64_t i = b; i < e; ++i) {
+        QuantizeRows(x + i * k, 1, k, q + i * kp, xsp + i);
+        ToU8(q + i * kp, k);
+        std::memset(xup + i * kp + k, 0, static_cast<size_t>(kp - k));
+      }
+    });
+    ParallelForOmp((n + 63) / 64, [&](int64_t b, int64_t e) {
+      GemmQ8BlockedRows(xup, xsp, w, m, b, e, bias, ep, y);
+    });
     return;
   }
   if (Cpu().avx512_full() && m <= kSmallM) {

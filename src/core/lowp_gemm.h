@@ -6,8 +6,10 @@
 //         on AVX512-BF16 CPUs): oneDNN's blocked layout for both. Without AVX512-BF16 W panels
 //         are converted to f32 (AVX2/FMA via OpenBLAS).
 //   q8:   W int8, one scale per output row (symmetric); x quantized per row to int8 on the fly.
-//         Packed (PackQ8) or rows: oneDNN u8·s8→s32 matmul then rescale for large m, our own
-//         VNNI kernels for small m.
+//         Packed (PackQ8, what the models use on AVX512-VNNI CPUs): our own VNNI kernels for
+//         every m (many rows: 6 x 64 register tiles over 256-input pieces of W held in L1, the
+//         rescale and epilogue from L2; bit for bit what oneDNN's u8·s8→s32 matmul and the
+//         rescale give, ~5-15 % faster). Rows: oneDNN then rescale for large m, VNNI for small.
 //   q4:   W 4-bit in blocks of 32 with an f16 scale per block. Packed (PackQ4): one VNNI kernel
 //         for every m. Rows: small m unpacks nibbles in registers; large m expands panels of W
 //         on the fly into per-row int8 (an extra rounding, documented) for the int8 GEMM.
@@ -104,11 +106,12 @@ void QuantizeQ8Rows(const float* w, int64_t rows, int64_t k, int8_t* q, float* s
 Q8Matrix QuantizeQ8(const float* w, int64_t n, int64_t k);
 void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int64_t m,
             const GemmEpilogue& ep = {});
-// The blocked layout of int8 weights (oneDNN's BA16a64b4a of W^T, which its brgemm reads ~20 %
-// faster than plain rows): per block of 64 outputs, per group of 4 inputs, 64 x 4 bytes (output
-// j's inputs 4g..4g+3 at byte 4j); k and n padded with zeros to multiples of 64. A decode step
-// streams it front to back. Q8BlockedBytes: its size; BlockQ8Rows: output blocks [b0, b1) of
-// q [n, k] into `out` (the whole blocked array); UnblockQ8: back to rows.
+// The blocked layout of int8 weights (what oneDNN calls BA16a64b4a of W^T): per block of 64
+// outputs, per group of 4 inputs, 64 x 4 bytes (output j's inputs 4g..4g+3 at byte 4j: one
+// vpdpbusd operand per 16 outputs); k and n padded with zeros to multiples of 64. A decode step
+// streams it front to back; many rows go through our blocked VNNI kernel (no oneDNN).
+// Q8BlockedBytes: its size; BlockQ8Rows: output blocks [b0, b1) of q [n, k] into `out` (the whole
+// blocked array); UnblockQ8: back to rows.
 int64_t Q8BlockedBytes(int64_t n, int64_t k);
 void BlockQ8Rows(const int8_t* q, int64_t n, int64_t k, int64_t b0, int64_t b1, int8_t* out);
 void UnblockQ8(const int8_t* blocked, int64_t n, int64_t k, int8_t* q);

@@ -305,12 +305,14 @@ void ExpectGemvManyOfPacked(const std::vector<float>& x, int64_t m, int64_t n, i
 }
 
 // Weights packed into the blocked layout give the same integer products as the plain rows: bit
-// for bit where both run oneDNN (m > kSmallM), to rounding for decode-sized m (the blocked and
-// the row kernels); every epilogue; sizes that are not multiples of the 64 x 64 blocks (padding),
-// k not a multiple of 4; and the merged decode pass (GemvMany) over several packed matrices.
+// for bit for m > kSmallM (our many-row blocked kernel against oneDNN on the rows, with the same
+// rescale and epilogue rounding), to rounding for decode-sized m (the blocked and the row
+// kernels); every epilogue; sizes that are not multiples of the 64 x 64 blocks (padding),
+// k not a multiple of 4; more than 256 inputs and 8 output blocks per thread (the
+// many-row kernel's passes); and the merged decode pass (GemvMany) over several packed matrices.
 TEST_P(LowpGemm, PackedQ8MatchesPlainRows) {
   for (const auto& [n, k] :
-       std::vector<std::pair<int64_t, int64_t>>{{80, 192}, {37, 100}, {128, 64}}) {
+       std::vector<std::pair<int64_t, int64_t>>{{80, 192}, {37, 100}, {128, 64}, {1100, 300}}) {
     auto w = Random(n * k, 61, 0.05f), bias = Random(n, 62), gamma = Random(n, 63);
     const Q8Matrix plain = QuantizeQ8(w.data(), n, k);
     Q8Matrix packed = QuantizeQ8(w.data(), n, k);
@@ -327,7 +329,7 @@ TEST_P(LowpGemm, PackedQ8MatchesPlainRows) {
     EXPECT_TRUE(packed.q_own.empty());
     EXPECT_EQ(packed.bytes(),
               static_cast<size_t>((n + 63) / 64 * 64 * ((k + 63) / 64 * 64) + 8 * n));
-    for (int64_t m : {1, 3, 5, 8, 9, 40, 1600}) {  // 1600: two oneDNN calls of 800 rows
+    for (int64_t m : {1, 3, 5, 8, 9, 40, 1600}) {  // 1600: several row panels; two oneDNN calls
       auto x = Random(m * k, 64 + m), base = Random(m * n, 65 + m);
       for (const GemmEpilogue& ep : EveryEpilogue(gamma.data())) {
         std::vector<float> want = base, got = base;
