@@ -29,12 +29,6 @@ PLM_FP16_TARGET inline __m512 HighHalf(__m512h h) {
       _mm256_castsi256_ph(_mm512_extracti64x4_epi64(_mm512_castph_si512(h), 1)));
 }
 
-// 16 fp16 values -> 16 pairs (h, h): a 32-bit broadcast of a pair is a plain load, where a
-// 16-bit broadcast also takes a shuffle on the port the FMAs need.
-PLM_FP16_TARGET inline __m512i Pairs(__m256i h) {
-  const __m512i w = _mm512_cvtepu16_epi32(h);
-  return _mm512_or_si512(w, _mm512_slli_epi32(w, 16));
-}
 PLM_FP16_TARGET inline __m512h Broadcast(const uint32_t* pair) {
   return _mm512_castsi512_ph(_mm512_set1_epi32(static_cast<int>(*pair)));
 }

@@ -46,13 +46,19 @@ void ScoresTile(const uint16_t* tile, const uint32_t* q, int64_t hd, float* s, i
 void ScoresTilePair(const uint16_t* tiles, const uint32_t* q, int64_t hd, float* s, int64_t ld,
                     const bool* full, __m512* vmax);
 
-// 16 probabilities (f32, in [0, 1]) -> 16 fp16 pairs (h, h) at out: PvAccumulate's layout, written
-// by the softmax directly (AVX-512F only: vcvtps2ph rounds to nearest even like the fp16 FMAs).
+// 16 fp16 values -> 16 pairs (h, h): a 32-bit broadcast of a pair is a plain load, where a
+// 16-bit broadcast also takes a shuffle on the port the FMAs need.
+__attribute__((target("avx512f"), always_inline)) inline __m512i Pairs(__m256i h) {
+  const __m512i w = _mm512_cvtepu16_epi32(h);
+  return _mm512_or_si512(w, _mm512_slli_epi32(w, 16));
+}
+
+// 16 probabilities (f32, in [0, 1]) -> 16 fp16 pairs at out: PvAccumulate's layout, written by
+// the softmax directly (AVX-512F only: vcvtps2ph rounds to nearest even like the fp16 FMAs).
 __attribute__((target("avx512f"), always_inline)) inline void ProbsToPairs(__m512 p,
                                                                            uint32_t* out) {
-  const __m512i w =
-      _mm512_cvtepu16_epi32(_mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-  _mm512_storeu_si512(out, _mm512_or_si512(w, _mm512_slli_epi32(w, 16)));
+  _mm512_storeu_si512(out,
+                      Pairs(_mm512_cvtps_ph(p, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
 }
 
 // o[i] = alpha[i] * o[i] + sum_j p[i * p_stride + j] * v[j] for 8 rows (o row stride hd, f32),

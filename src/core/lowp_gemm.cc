@@ -723,9 +723,20 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni"))) void Ge
 constexpr int kQ8BlockGroup = 4;         // activation rows per blocked tile
 constexpr int64_t kQ8BlockAhead = 1024;  // software prefetch distance in bytes
 
-template <int M>
+// Outputs [col, col + 16) (lanes mk) of one row from their int32 sums over u8 activations:
+// xs * ws * (acc - 128 sum(w)), the products in the order Rescale takes them.
+__attribute__((target("avx512f"), always_inline)) inline __m512 RescaleQ8(__m512i acc,
+                                                                          const Q8Matrix& w,
+                                                                          int64_t col, __mmask16 mk,
+                                                                          float xs) {
+  const __m512i off = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mk, w.sum + col), 7);
+  return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(xs), _mm512_maskz_loadu_ps(mk, w.scale + col)),
+                       _mm512_cvtepi32_ps(_mm512_sub_epi32(acc, off)));
+}
+
 // Rows [i0, i0 + M) x outputs [64 blk, 64 blk + 64) of a packed q8 matrix, u8 activations xu
 // (row stride kp): row i's outputs go to yb + i * ldy (yb: where row i0's output blk * 64 goes).
+template <int M>
 __attribute__((target(PLM_AVX512 ",avx512vnni"), always_inline)) inline void Q8BlockTile(
     const uint8_t* xu, const float* xs, const Q8Matrix& w, float* yb, int64_t ldy, int64_t blk,
     int64_t i0, int64_t l2) {
@@ -755,13 +766,9 @@ __attribute__((target(PLM_AVX512 ",avx512vnni"), always_inline)) inline void Q8B
     if (col >= n) break;
     const __mmask16 mk = n - col >= 16 ? static_cast<__mmask16>(0xffff)
                                        : static_cast<__mmask16>((1u << (n - col)) - 1u);
-    const __m512i off = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mk, w.sum + col), 7);
-    const __m512 ws = _mm512_maskz_loadu_ps(mk, w.scale + col);
-    for (int i = 0; i < M; ++i) {
-      const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][c], off));
+    for (int i = 0; i < M; ++i)
       _mm512_mask_storeu_ps(yb + i * ldy + 16 * c, mk,
-                            _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(xs[i0 + i]), ws), v));
-    }
+                            RescaleQ8(acc[i][c], w, col, mk, xs[i0 + i]));
   }
 }
 
@@ -860,17 +867,13 @@ GemmQ8BlockedRows(const uint8_t* xu, const float* xs, const Q8Matrix& w, int64_t
       // Rescaled as Rescale does, then finished as FinishRows does (FinishVector): the outputs
       // equal those of the oneDNN path bit for bit. 512 columns of a row at a time.
       for (int64_t i = 0; i < rows; ++i) {
-        const __m512 sx = _mm512_set1_ps(xs[p0 + i]);
         float* yi = y + (p0 + i) * n;
         for (int64_t cc = c0; cc < c1; cc += 16) {
           const __mmask16 mk = c1 - cc >= 16 ? static_cast<__mmask16>(0xffff)
                                              : static_cast<__mmask16>((1u << (c1 - cc)) - 1u);
           const int64_t blk = cc / 64;
           const int32_t* ai = acc + ((blk - s0) * kQ8LargePanel + i) * 64 + (cc - blk * 64);
-          const __m512i off = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(mk, w.sum + cc), 7);
-          const __m512 v =
-              _mm512_mul_ps(_mm512_mul_ps(sx, _mm512_maskz_loadu_ps(mk, w.scale + cc)),
-                            _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_loadu_si512(ai), off)));
+          const __m512 v = RescaleQ8(_mm512_loadu_si512(ai), w, cc, mk, xs[p0 + i]);
           FinishVector(v, mk, bias != nullptr ? bias + cc : nullptr, ep.kind,
                        ep.gamma != nullptr ? ep.gamma + cc : nullptr, yi + cc);
         }
@@ -878,18 +881,6 @@ GemmQ8BlockedRows(const uint8_t* xu, const float* xs, const Q8Matrix& w, int64_t
       }
     }
   }
-}
-
-// x (m rows of k) quantized per row to u8 = q + 128 with row stride kp, zero past k.
-void QuantizeRowsU8Padded(const float* x, int64_t m, int64_t k, int64_t kp,
-                          std::vector<uint8_t>* xu, std::vector<float>* xs) {
-  thread_local std::vector<int8_t> q;
-  q.resize(static_cast<size_t>(m * k));
-  xs->resize(static_cast<size_t>(m));
-  QuantizeRows(x, m, k, q.data(), xs->data());
-  xu->assign(static_cast<size_t>(m * kp), 0);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < k; ++j) (*xu)[i * kp + j] = static_cast<uint8_t>(q[i * k + j] + 128);
 }
 
 // y[i, j] = xs[i] * ws[j] * (acc[i, j] - 128 * sum[j]) for rows [b, e); acc has row stride na, y
@@ -939,6 +930,26 @@ void RescaleFinish(const int32_t* acc, int64_t na, const float* xs, const float*
 __attribute__((target_clones("avx512f", "default"))) void ToU8(int8_t* q, int64_t n) {
   auto* u = reinterpret_cast<uint8_t*>(q);
   for (int64_t i = 0; i < n; ++i) u[i] ^= 0x80;
+}
+
+// Rows [b, e) of x (rows of k) quantized per row to u8 = q + 128 into xu (row stride kp, zero
+// past k) with their scales in xs.
+void QuantizeRowsU8Into(const float* x, int64_t b, int64_t e, int64_t k, int64_t kp, uint8_t* xu,
+                        float* xs) {
+  for (int64_t i = b; i < e; ++i) {
+    auto* q = reinterpret_cast<int8_t*>(xu + i * kp);
+    QuantizeRows(x + i * k, 1, k, q, xs + i);
+    ToU8(q, k);
+    std::memset(xu + i * kp + k, 0, static_cast<size_t>(kp - k));
+  }
+}
+
+// x (m rows of k) quantized per row to u8 = q + 128 with row stride kp, zero past k.
+void QuantizeRowsU8Padded(const float* x, int64_t m, int64_t k, int64_t kp,
+                          std::vector<uint8_t>* xu, std::vector<float>* xs) {
+  xu->resize(static_cast<size_t>(m * kp));
+  xs->resize(static_cast<size_t>(m));
+  QuantizeRowsU8Into(x, 0, m, k, kp, xu->data(), xs->data());
 }
 
 // x (m rows) quantized to u8 = q + 128 for VNNI (u8 x s8).
@@ -1671,14 +1682,7 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
     const int64_t kp = w.packed->kp;
     uint8_t* xup = GrowScratch(xu, static_cast<size_t>(m * kp));
     float* xsp = GrowScratch(xs, static_cast<size_t>(m));
-    ParallelForOmp(m, [&](int64_t b, int64_t e) {
-      auto* q = reinterpret_cast<int8_t*>(xup);
-      for (int64_t i = b; i < e; ++i) {
-        QuantizeRows(x + i * k, 1, k, q + i * kp, xsp + i);
-        ToU8(q + i * kp, k);
-        std::memset(xup + i * kp + k, 0, static_cast<size_t>(kp - k));
-      }
-    });
+    ParallelForOmp(m, [&](int64_t b, int64_t e) { QuantizeRowsU8Into(x, b, e, k, kp, xup, xsp); });
     ParallelForOmp((n + 63) / 64, [&](int64_t b, int64_t e) {
       GemmQ8BlockedRows(xup, xsp, w, m, b, e, bias, ep, y);
     });
