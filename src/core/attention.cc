@@ -652,8 +652,9 @@ FusedAttentionFlash(const AttentionArgs& a) {
   sbuf.resize(static_cast<size_t>(kQB * kKB));
   obuf.resize(static_cast<size_t>(kSub * H * kQB * hd));
   mbuf.resize(static_cast<size_t>(kSub * H * kQB));
-  lbuf.resize(static_cast<size_t>(kSub * H * kQB));
+  lbuf.resize(static_cast<size_t>(kSub * H * kQB * 16));  // running sums, 16 lanes per row
   float* s = sbuf.data();
+  uint32_t* const pp = p16.data();  // fp16 probability pairs (kF16)
   // Keys query block q0 (of qb rows) may see.
   auto block_lim = [&](int64_t q0, int64_t qb) {
     return a.causal_offset >= 0 ? std::min(nk, a.causal_offset + q0 + qb) : nk;
@@ -689,7 +690,7 @@ FusedAttentionFlash(const AttentionArgs& a) {
         uint16_t* const qb16_sub = kBf16 ? qb16.data() + sub * H * kQB * hd : nullptr;
         float* const o_sub = obuf.data() + sub * H * kQB * hd;
         float* const m_sub = mbuf.data() + sub * H * kQB;
-        float* const l_sub = lbuf.data() + sub * H * kQB;
+        float* const l_sub = lbuf.data() + sub * H * kQB * 16;
         const int64_t kn = std::min(kKB, lim - kb0), tiles = (kn + 31) / 32,
                       chunks = (kn + 15) / 16;
         // Keys of the block the rows may see (causal limit and padding), as lane masks per chunk.
@@ -776,22 +777,38 @@ FusedAttentionFlash(const AttentionArgs& a) {
           }
           // Online softmax: rescale factor of each row's running output, bf16 probabilities
           // p = exp(scale * x - m) = 2^(x * scale * log2 e - m * log2 e), one FMA per score before
-          // the power of two (hidden keys give 2^(-huge) = 0).
-          float alpha[kQB];
+          // the power of two (hidden keys give 2^(-huge) = 0). The rows' new maxima first, then
+          // their 8 rescale factors in one vector, and each row's running sum kept as 16 lanes
+          // (summed across lanes once, at the end): no scalar exp or lane sum per row and block.
+          alignas(32) float alpha[kQB], mnew[kQB];
           float* m = m_sub + h * kQB;
-          float* l = l_sub + h * kQB;
+          float* l = l_sub + h * kQB * 16;
           const __m512 c2 = _mm512_set1_ps(scale * kLog2e);
-          if (kF16 && qb < kQB) {  // its P·V takes 8 rows: the rest add nothing
-            std::fill(alpha + qb, alpha + kQB, 0.0f);
-            std::fill(p16.begin() + qb * kKB, p16.end(), 0u);
+          if (kF16 && qb < kQB) std::fill(pp + qb * kKB, pp + kQB * kKB, 0u);
+          __mmask16 seen = 0;  // rows with a visible key in this block
+          for (int64_t i = 0; i < kQB; ++i) {
+            const float bm = i < qb ? _mm512_reduce_max_ps(vmax[i]) : kHidden;
+            if (bm > kHidden) seen |= static_cast<__mmask16>(1u << i);
+            mnew[i] = bm > kHidden ? std::max(m[i], bm * scale) : m[i];
+          }
+          {
+            // alpha = exp(m - mnew): 0 where m was -inf (the row's first visible block), 1 where
+            // the block shows the row nothing (output unchanged), 0 for rows past qb (P·V of 8
+            // rows adds nothing to them).
+            const __m512 mo = _mm512_maskz_loadu_ps(0xff, m),
+                         mn = _mm512_maskz_loadu_ps(0xff, mnew);
+            const __mmask16 first = _mm512_cmp_ps_mask(mo, _mm512_set1_ps(kNegInf), _CMP_EQ_OQ);
+            __m512 av = _mm512_maskz_mov_ps(static_cast<__mmask16>(seen & ~first),
+                                            Exp512(_mm512_sub_ps(mo, mn)));
+            const __mmask16 rows = static_cast<__mmask16>((1u << qb) - 1u);
+            av = _mm512_mask_mov_ps(av, static_cast<__mmask16>(rows & ~seen), _mm512_set1_ps(1.0f));
+            _mm512_mask_storeu_ps(alpha, 0xff, av);
           }
           for (int64_t i = 0; i < qb; ++i) {
             float* si = s + i * kKB;
-            alpha[i] = 1.0f;
-            const float bm = _mm512_reduce_max_ps(vmax[i]);
-            if (bm <= kHidden) {  // nothing visible in this block: p = 0, output unchanged
+            if ((seen >> i & 1u) == 0) {  // nothing visible in this block: p = 0
               if constexpr (kF16) {
-                std::fill_n(p16.data() + i * kKB, chunks * 16, 0u);
+                std::fill_n(pp + i * kKB, chunks * 16, 0u);
               } else if constexpr (kF32) {
                 std::fill_n(pf.data() + i * kKB, chunks * 16, 0.0f);
               } else {
@@ -799,15 +816,13 @@ FusedAttentionFlash(const AttentionArgs& a) {
               }
               continue;
             }
-            const float mnew = std::max(m[i], bm * scale);
-            alpha[i] = m[i] == kNegInf ? 0.0f : ExpApprox(m[i] - mnew);
-            const __m512 mv = _mm512_set1_ps(-mnew * kLog2e);
+            const __m512 mv = _mm512_set1_ps(-mnew[i] * kLog2e);
             __m512 vsum = _mm512_setzero_ps();
             for (int64_t c = 0; c < chunks; ++c) {
               const __m512 e = Exp2Bf16(_mm512_fmadd_ps(_mm512_loadu_ps(si + c * 16), c2, mv));
               vsum = _mm512_add_ps(vsum, e);
               if constexpr (kF16) {
-                fp16::ProbsToPairs(e, p16.data() + i * kKB + c * 16);
+                fp16::ProbsToPairs(e, pp + i * kKB + c * 16);
               } else if constexpr (kF32) {
                 _mm512_storeu_ps(pf.data() + i * kKB + c * 16, e);
               } else {
@@ -815,15 +830,17 @@ FusedAttentionFlash(const AttentionArgs& a) {
                                     (__m256i)_mm512_cvtneps_pbh(e));
               }
             }
-            l[i] = l[i] * alpha[i] + _mm512_reduce_add_ps(vsum);
-            m[i] = mnew;
+            float* li = l + i * 16;
+            _mm512_storeu_ps(li,
+                             _mm512_fmadd_ps(_mm512_loadu_ps(li), _mm512_set1_ps(alpha[i]), vsum));
+            m[i] = mnew[i];
           }
           // O = alpha * O + P·V: fp16 8 rows x 64 dims, f32 8 rows x 32 dims, bf16 (and the last
           // rows of a short block) 4 rows x 64 dims with key pairs per vdpbf16ps.
           const int64_t pairs = (kn + 1) / 2;
           float* ob = o_sub + h * kQB * hd;
           if constexpr (kF16) {
-            fp16::PvAccumulate(vp.data() + kb0 * hd, hd, kn, p16.data(), kKB, alpha, ob);
+            fp16::PvAccumulate(vp.data() + kb0 * hd, hd, kn, pp, kKB, alpha, ob);
             continue;
           }
           if (kF32 && qb == kQB) {
@@ -887,7 +904,8 @@ FusedAttentionFlash(const AttentionArgs& a) {
             }
             continue;
           }
-          const float inv = kF16 ? std::ldexp(1.0f / lbuf[row], -ex.v) : 1.0f / lbuf[row];
+          const float lsum = _mm512_reduce_add_ps(_mm512_loadu_ps(lbuf.data() + row * 16));
+          const float inv = kF16 ? std::ldexp(1.0f / lsum, -ex.v) : 1.0f / lsum;
           for (int64_t d = 0; d < hd; ++d) out[d] = o[d] * inv;
         }
   }
