@@ -533,6 +533,7 @@ FusedAttentionFlash(const AttentionArgs& a) {
   const int64_t ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
   float scale = a.scale;  // of the raw scores (kF16: x 2^-(ex.q + ex.k))
   fp16::Exponents ex;
+  float sq = 1.0f;  // kF16: the queries' power-of-two scale
   if constexpr (kF16) {
     float max_q = 0.0f, max_k = 0.0f, max_v = 0.0f;
     for (int64_t h = 0; h < H; ++h)
@@ -553,16 +554,18 @@ FusedAttentionFlash(const AttentionArgs& a) {
       return;
     }
     scale = std::ldexp(a.scale, -(ex.q + ex.k));
+    sq = std::ldexp(1.0f, ex.q);
+    const float sk = std::ldexp(1.0f, ex.k), sv = std::ldexp(1.0f, ex.v);
     // Keys as 32-key tiles [hd][32] (past the last key: zero), values as rows.
     kp.resize(static_cast<size_t>(ldk * hd));
-    std::fill(kp.begin() + (nk / 32) * 32 * hd, kp.end(), uint16_t{0});  // a partial last tile
     vp.resize(static_cast<size_t>(nk * hd));
-    thread_local std::vector<uint16_t> row;
-    row.resize(static_cast<size_t>(32 * hd));  // a tile, or a row
     if (a.k16 != nullptr) {
       // Whole cache tiles [hd/2][32][2] converted at once, then the dimension pairs split.
+      std::fill(kp.begin() + (nk / 32) * 32 * hd, kp.end(), uint16_t{0});  // a partial last tile
+      thread_local std::vector<uint16_t> row;
+      row.resize(static_cast<size_t>(32 * hd));
       for (int64_t t0 = 0; t0 < nk; t0 += 32) {
-        fp16::Bf16ToF16Scaled(a.k16 + t0 * hd, 32 * hd, ex.k, row.data());
+        fp16::Bf16ToF16Scaled(a.k16 + t0 * hd, 32 * hd, sk, row.data());
         uint16_t* kt = kp.data() + t0 * hd;
         const int64_t keys = std::min<int64_t>(32, nk - t0);
         for (int64_t p = 0; p < hd / 2; ++p)
@@ -572,14 +575,11 @@ FusedAttentionFlash(const AttentionArgs& a) {
           }
       }
       for (int64_t j = 0; j < nk; ++j)
-        fp16::Bf16ToF16Scaled(a.v16 + j * a.kv_stride, hd, ex.v, vp.data() + j * hd);
+        fp16::Bf16ToF16Scaled(a.v16 + j * a.kv_stride, hd, sv, vp.data() + j * hd);
     } else {
-      for (int64_t j = 0; j < nk; ++j) {
-        fp16::ToF16Scaled(a.k + j * ks, hd, ex.k, row.data());
-        uint16_t* kt = kp.data() + (j / 32) * 32 * hd + j % 32;
-        for (int64_t d = 0; d < hd; ++d) kt[d * 32] = row[d];
-        fp16::ToF16Scaled(a.v + j * a.kv_stride, hd, ex.v, vp.data() + j * hd);
-      }
+      fp16::PackKeyTiles(a.k, nk, hd, ks, sk, kp.data());
+      for (int64_t j = 0; j < nk; ++j)
+        fp16::ToF16Scaled(a.v + j * a.kv_stride, hd, sv, vp.data() + j * hd);
     }
   }
   if constexpr (kF32) {
@@ -670,7 +670,7 @@ FusedAttentionFlash(const AttentionArgs& a) {
           if constexpr (kF32) {
             std::copy_n(qi, hd, qf.data() + row * hd);
           } else if constexpr (kF16) {
-            fp16::ToF16PairsScaled(qi, hd, ex.q, q16.data() + row * hd);
+            fp16::ToF16PairsScaled(qi, hd, sq, q16.data() + row * hd);
           } else {
             for (int64_t d = 0; d < hd; ++d) qb16[row * hd + d] = ToBf16(qi[d]);
           }

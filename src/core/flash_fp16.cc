@@ -108,43 +108,70 @@ Exponents ChooseExponents(float max_q, float max_k, float max_v) {
   return e;
 }
 
-PLM_FP16_TARGET void ToF16Scaled(const float* x, int64_t n, int e, uint16_t* out) {
-  const __m512 s = _mm512_set1_ps(std::ldexp(1.0f, e));
+PLM_FP16_TARGET void ToF16Scaled(const float* x, int64_t n, float scale, uint16_t* out) {
+  const __m512 s = _mm512_set1_ps(scale);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     _mm256_storeu_si256(
         reinterpret_cast<__m256i*>(out + i),
         _mm256_castph_si256(_mm512_cvtxps_ph(_mm512_mul_ps(_mm512_loadu_ps(x + i), s))));
   for (; i < n; ++i) {
-    const _Float16 h = static_cast<_Float16>(std::ldexp(x[i], e));
+    const _Float16 h = static_cast<_Float16>(x[i] * scale);
     std::memcpy(out + i, &h, 2);
   }
 }
 
-PLM_FP16_TARGET void ToF16PairsScaled(const float* x, int64_t n, int e, uint32_t* out) {
-  const __m512 s = _mm512_set1_ps(std::ldexp(1.0f, e));
+PLM_FP16_TARGET void ToF16PairsScaled(const float* x, int64_t n, float scale, uint32_t* out) {
+  const __m512 s = _mm512_set1_ps(scale);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     _mm512_storeu_si512(
         out + i,
         Pairs(_mm256_castph_si256(_mm512_cvtxps_ph(_mm512_mul_ps(_mm512_loadu_ps(x + i), s)))));
   for (; i < n; ++i) {
-    const _Float16 h = static_cast<_Float16>(std::ldexp(x[i], e));
+    const _Float16 h = static_cast<_Float16>(x[i] * scale);
     uint16_t b;
     std::memcpy(&b, &h, 2);
     out[i] = b | (static_cast<uint32_t>(b) << 16);
   }
 }
 
-PLM_FP16_TARGET void Bf16ToF16Scaled(const uint16_t* x, int64_t n, int e, uint16_t* out) {
-  const __m512 s = _mm512_set1_ps(std::ldexp(1.0f, e));
+PLM_FP16_TARGET void Bf16ToF16Scaled(const uint16_t* x, int64_t n, float scale, uint16_t* out) {
+  const __m512 s = _mm512_set1_ps(scale);
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + i),
                         _mm256_castph_si256(_mm512_cvtxps_ph(_mm512_mul_ps(Bf16x16(x + i), s))));
   for (; i < n; ++i) {
-    const _Float16 h = static_cast<_Float16>(std::ldexp(Bf16ToF32(x[i]), e));
+    const _Float16 h = static_cast<_Float16>(Bf16ToF32(x[i]) * scale);
     std::memcpy(out + i, &h, 2);
+  }
+}
+
+PLM_FP16_TARGET void PackKeyTiles(const float* k, int64_t nk, int64_t hd, int64_t stride,
+                                  float scale, uint16_t* out) {
+  const __m512 s = _mm512_set1_ps(scale);
+  const __m512i rows =
+      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                         _mm512_set1_epi32(static_cast<int32_t>(stride)));
+  for (int64_t t0 = 0; t0 < nk; t0 += 32) {
+    const int64_t keys = std::min<int64_t>(32, nk - t0);
+    const auto m0 = static_cast<__mmask16>(keys >= 16 ? 0xffff : (1u << keys) - 1u);
+    const auto m1 = static_cast<__mmask16>(keys >= 32   ? 0xffff
+                                           : keys <= 16 ? 0
+                                                        : (1u << (keys - 16)) - 1u);
+    const float* k0 = k + t0 * stride;
+    const float* k1 = keys > 16 ? k0 + 16 * stride : k0;  // (unread when there is no second half)
+    uint16_t* tile = out + t0 * hd;
+    for (int64_t d = 0; d < hd; ++d) {
+      const __m512 a = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m0, rows, k0 + d, 4);
+      const __m512 b = m1 == 0 ? _mm512_setzero_ps()
+                               : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m1, rows, k1 + d, 4);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + d * 32),
+                          _mm256_castph_si256(_mm512_cvtxps_ph(_mm512_mul_ps(a, s))));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + d * 32 + 16),
+                          _mm256_castph_si256(_mm512_cvtxps_ph(_mm512_mul_ps(b, s))));
+    }
   }
 }
 

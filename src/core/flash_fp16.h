@@ -30,11 +30,16 @@ float MaxAbsBf16Rows(const uint16_t* x, int64_t rows, int64_t n, int64_t stride)
 // products stays below 32768), values below 1024 (32 probabilities <= 1 times them likewise).
 Exponents ChooseExponents(float max_q, float max_k, float max_v);
 
-// x[0, n) * 2^e -> fp16.
-void ToF16Scaled(const float* x, int64_t n, int e, uint16_t* out);
+// x[0, n) * scale -> fp16 (scale = 2^e from Exponents, computed once per call by the caller:
+// a power of two, so the product rounds only where fp16 does).
+void ToF16Scaled(const float* x, int64_t n, float scale, uint16_t* out);
 // The same as pairs (h, h) in 32 bits: the queries' layout for ScoresTile.
-void ToF16PairsScaled(const float* x, int64_t n, int e, uint32_t* out);
-void Bf16ToF16Scaled(const uint16_t* x, int64_t n, int e, uint16_t* out);
+void ToF16PairsScaled(const float* x, int64_t n, float scale, uint32_t* out);
+void Bf16ToF16Scaled(const uint16_t* x, int64_t n, float scale, uint16_t* out);
+// Keys (nk rows of hd, row stride `stride`) x scale -> 32-key tiles [hd][32] of fp16, zero past
+// the last key: ScoresTile's layout, 32 keys of one dimension gathered per step.
+void PackKeyTiles(const float* k, int64_t nk, int64_t hd, int64_t stride, float scale,
+                  uint16_t* out);
 
 // Scores of 8 query rows (fp16 pairs from ToF16PairsScaled, row stride hd) against one tile of 32
 // keys ([hd][32] fp16): s[i * ld + c] for c < 32, in f32, unscaled (x 2^(q + k)). `full`: the rows

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/attention.h"
 #include "core/layer_norm_fast.h"
@@ -103,13 +104,18 @@ VisionTower::VisionTower(const VisionConfig& cfg, const LoadOptions& options, We
 }
 
 void VisionTower::ApplyRope(float* x) const {
+  RopeRows(x, cfg_.head_dim(), x);
+}
+
+void VisionTower::RopeRows(const float* src, int64_t src_stride, float* dst) const {
   const int64_t hd = cfg_.head_dim(), half = hd / 2, N = cfg_.num_patches();
   for (int64_t n = 0; n < N; ++n) {
-    float* v = x + n * hd;
+    const float* u = src + n * src_stride;
+    float* v = dst + n * hd;
     const float* cs = rope_cos_.data() + n * half;
     const float* sn = rope_sin_.data() + n * half;
     for (int64_t k = 0; k < half; ++k) {
-      const float a = v[2 * k], b = v[2 * k + 1];
+      const float a = u[2 * k], b = u[2 * k + 1];
       v[2 * k] = a * cs[k] - b * sn[k];
       v[2 * k + 1] = b * cs[k] + a * sn[k];
     }
@@ -124,13 +130,15 @@ void VisionTower::FusedAttentionTile(const float* qkv, float* out) const {
   ParallelForOmp(H, [&](int64_t h0, int64_t h1) {
     std::vector<float> q(T * hd), k(T * hd), kt;  // kt only for the kernels that read it
     for (int64_t h = h0; h < h1; ++h) {
-      for (int64_t t = 0; t < T; ++t) {
-        const float* row = qkv + t * 3 * D + h * hd;
-        std::copy(row, row + hd, q.data() + t * hd);
-        std::copy(row + D, row + D + hd, k.data() + t * hd);
+      // Queries and keys rotated straight out of qkv (prefix tokens copied unrotated): one
+      // pass, no per-row copy calls.
+      const float* base = qkv + h * hd;
+      for (int64_t t = 0; t < prefix; ++t) {
+        std::memcpy(q.data() + t * hd, base + t * 3 * D, sizeof(float) * hd);
+        std::memcpy(k.data() + t * hd, base + t * 3 * D + D, sizeof(float) * hd);
       }
-      ApplyRope(q.data() + prefix * hd);
-      ApplyRope(k.data() + prefix * hd);
+      RopeRows(base + prefix * 3 * D, 3 * D, q.data() + prefix * hd);
+      RopeRows(base + prefix * 3 * D + D, 3 * D, k.data() + prefix * hd);
       AttentionArgs a;
       a.q = q.data();
       a.q_stride = hd;
