@@ -63,8 +63,8 @@ class VisionTower {
   void Attention(const float* qkv, float* out) const;
   void FusedAttentionTile(const float* qkv, float* out) const;
   void ApplyRope(float* x) const;  // x: [patches, head_dim], rotated in place
-  // dst[n] = rotated src[n] for each patch n (src rows src_stride apart, dst rows head_dim).
-  void RopeRows(const float* src, int64_t src_stride, float* dst) const;
+  // dst = src rotated for patch `patch` (head_dim values; dst may be src).
+  void RopeRow(const float* src, int64_t patch, float* dst) const;
 
   VisionConfig cfg_;
   ComputeType compute_ = ComputeType::kF32;
