@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -750,7 +751,8 @@ TEST(FusedAttention, MatchesNaive) {
   }
 }
 
-TEST(FastMath, GeluAndSiluAndExp) {
+// GELU, SiLU and exp of the fast paths against the exact functions.
+void CheckFastMath() {
   std::vector<float> x(2001);
   for (size_t i = 0; i < x.size(); ++i) x[i] = -10.0f + 0.01f * static_cast<float>(i);
   std::vector<float> g = x, s = x, e = x, gr = x, sr = x;
@@ -764,6 +766,30 @@ TEST(FastMath, GeluAndSiluAndExp) {
     EXPECT_NEAR(s[i], sr[i], 1e-6f * std::max(1.0f, std::fabs(x[i])));
     EXPECT_NEAR(e[i], std::exp(x[i]), 4e-7f * std::exp(x[i]));
   }
+  // Out of the approximation's range: inf stays inf (the reference's x * Phi(x)), huge values
+  // keep x or 0, NaN stays NaN.
+  std::vector<float> edge = {std::numeric_limits<float>::infinity(), 1e30f, -1e30f, 40.0f,
+                             std::numeric_limits<float>::quiet_NaN()};
+  GeluFastInPlace(edge.data(), static_cast<int64_t>(edge.size()));
+  EXPECT_EQ(edge[0], std::numeric_limits<float>::infinity());
+  EXPECT_EQ(edge[1], 1e30f);
+  EXPECT_EQ(edge[2], 0.0f);
+  EXPECT_EQ(edge[3], 40.0f);
+  EXPECT_TRUE(std::isnan(edge[4]));
+}
+
+// GeluFastInPlace: the AVX-512 kernel where the CPU has it, and the portable loop (forced).
+TEST(FastMath, GeluAndSiluAndExp) {
+  const CpuFeatures saved = Cpu();
+  for (bool avx512 : {true, false}) {
+    if (avx512 && !saved.avx512f) continue;
+    CpuFeatures f = saved;
+    f.avx512f = avx512;
+    SetCpuFeaturesForTesting(f);
+    SCOPED_TRACE(avx512 ? "AVX-512" : "portable");
+    CheckFastMath();
+  }
+  SetCpuFeaturesForTesting(saved);
 }
 
 // The fused SiLU·up of the Llama MLP equals SiLU then the product, on the serial and the
