@@ -590,6 +590,9 @@ __attribute__((target_clones("avx512f", "default"))) void QuantizeRowsGeneric(co
 
 // The same, 16 values per step (the compiler keeps the scalar max|x| reduction serial): the same
 // products, clamp and round-to-nearest-even, so the same bytes for finite inputs.
+// kU8: writes u8 = q + 128 (the VNNI activations' order: the same bits as q with the sign bit
+// flipped) straight from the rounding, instead of int8 and a second pass.
+template <bool kU8 = false>
 __attribute__((target("avx512f"))) void QuantizeRowsAvx512(const float* x, int64_t m, int64_t k,
                                                            int8_t* q, float* s) {
   const __m512 lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
@@ -609,7 +612,13 @@ __attribute__((target("avx512f"))) void QuantizeRowsAvx512(const float* x, int64
                                        : static_cast<__mmask16>((1u << (k - j)) - 1u);
       const __m512 y = _mm512_min_ps(
           _mm512_max_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, xr + j), inv), lo), hi);
-      _mm512_mask_cvtepi32_storeu_epi8(q + i * k + j, mk, _mm512_cvtps_epi32(y));
+      const __m512i r = _mm512_cvtps_epi32(y);
+      if constexpr (kU8) {
+        _mm512_mask_cvtepi32_storeu_epi8(q + i * k + j, mk,
+                                         _mm512_add_epi32(r, _mm512_set1_epi32(128)));
+      } else {
+        _mm512_mask_cvtepi32_storeu_epi8(q + i * k + j, mk, r);
+      }
     }
     s[i] = sc;
   }
@@ -938,8 +947,12 @@ void QuantizeRowsU8Into(const float* x, int64_t b, int64_t e, int64_t k, int64_t
                         float* xs) {
   for (int64_t i = b; i < e; ++i) {
     auto* q = reinterpret_cast<int8_t*>(xu + i * kp);
-    QuantizeRows(x + i * k, 1, k, q, xs + i);
-    ToU8(q, k);
+    if (Cpu().avx512f) {
+      QuantizeRowsAvx512<true>(x + i * k, 1, k, q, xs + i);
+    } else {
+      QuantizeRows(x + i * k, 1, k, q, xs + i);
+      ToU8(q, k);
+    }
     std::memset(xu + i * kp + k, 0, static_cast<size_t>(kp - k));
   }
 }
