@@ -309,11 +309,11 @@ void ExpectGemvManyOfPacked(const std::vector<float>& x, int64_t m, int64_t n, i
 // for bit for m > kSmallM (our many-row blocked kernel against oneDNN on the rows, with the same
 // rescale and epilogue rounding), to rounding for decode-sized m (the blocked and the row
 // kernels); every epilogue; sizes that are not multiples of the 64 x 64 blocks (padding),
-// k not a multiple of 4; more than 256 inputs and 8 output blocks per thread (the
+// k not a multiple of 4; more than 512 inputs and 8 output blocks per thread (the
 // many-row kernel's passes); and the merged decode pass (GemvMany) over several packed matrices.
 TEST_P(LowpGemm, PackedQ8MatchesPlainRows) {
-  for (const auto& [n, k] :
-       std::vector<std::pair<int64_t, int64_t>>{{80, 192}, {37, 100}, {128, 64}, {1100, 300}}) {
+  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{
+           {80, 192}, {37, 100}, {128, 64}, {1100, 300}, {200, 1100}}) {
     auto w = Random(n * k, 61, 0.05f), bias = Random(n, 62), gamma = Random(n, 63);
     const Q8Matrix plain = QuantizeQ8(w.data(), n, k);
     Q8Matrix packed = QuantizeQ8(w.data(), n, k);
