@@ -559,7 +559,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void MaskTile(float* s, int
 // widened once at packing (K as 32-key tiles [hd][32], V as rows), f32 queries and probabilities:
 // for CPUs whose vdpbf16ps retires half the multiply-adds of FMA (measured on an Intel Xeon:
 // 41 vs 84 GMAC/s per core, `attention_bench` BM_DotProductThroughput). kF16: fp16 FMAs
-// (core/flash_fp16.h: 32 multiply-adds per instruction, sums of 32 products in fp16, inputs
+// (core/flash_fp16.h: 32 multiply-adds per instruction, sums of 2 x 32 products in fp16, inputs
 // scaled by powers of two to stay in range; K as 32-key tiles [hd][32], V as rows, f32 softmax)
 // on CPUs with AVX512-FP16.
 enum class FlashKind { kBf16, kF32, kF16 };

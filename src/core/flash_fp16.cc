@@ -102,9 +102,9 @@ Exponents ChooseExponents(float max_q, float max_k, float max_v) {
   Exponents e;
   e.ok = std::isfinite(max_q) && std::isfinite(max_k) && std::isfinite(max_v);
   if (!e.ok) return e;
-  e.q = ExponentBelow(max_q, 6);   // < 64
-  e.k = ExponentBelow(max_k, 4);   // < 16: 32 * 64 * 16 = 32768 < 65504
-  e.v = ExponentBelow(max_v, 10);  // < 1024: 32 * 1 * 1024 = 32768
+  e.q = ExponentBelow(max_q, 6);  // < 64
+  e.k = ExponentBelow(max_k, 3);  // < 8: 32 * 64 * 8 = 16384, two such sums < 32768 < 65504
+  e.v = ExponentBelow(max_v, 9);  // < 512: 32 * 1 * 512 = 16384, likewise
   return e;
 }
 
@@ -184,6 +184,9 @@ template <int NT>
 PLM_FP16_TARGET inline void ScoresTiles(const uint16_t* tiles, const uint32_t* q, int64_t hd,
                                         float* s, int64_t ld, const bool* full, __m512* vmax) {
   const auto* kh = reinterpret_cast<const _Float16*>(tiles);
+  // Chunks go in pairs: the first chunk's fp16 sums wait in `held` (one store, no conversion)
+  // and are added to the second's in fp16, so each pair is widened to f32 once.
+  alignas(64) __m512h held[kRows][NT];
   for (int64_t d0 = 0; d0 < hd; d0 += kChunk) {
     __m512h h[kRows][NT];
     for (int64_t i = 0; i < kRows; ++i)
@@ -197,11 +200,19 @@ PLM_FP16_TARGET inline void ScoresTiles(const uint16_t* tiles, const uint32_t* q
       }
     }
     const bool last = d0 + kChunk >= hd;
+    if ((d0 / kChunk) % 2 == 0 && !last) {
+      for (int64_t i = 0; i < kRows; ++i)
+        for (int t = 0; t < NT; ++t) held[i][t] = h[i][t];
+      continue;
+    }
+    const bool paired = (d0 / kChunk) % 2 == 1;
+    const bool first_out = d0 < 2 * kChunk;  // the first f32 write of s for these keys
     for (int64_t i = 0; i < kRows; ++i)
       for (int t = 0; t < NT; ++t) {
         float* st = s + i * ld + t * 32;
-        __m512 lo = LowHalf(h[i][t]), hi = HighHalf(h[i][t]);
-        if (d0 > 0) {
+        const __m512h sum = paired ? _mm512_add_ph(h[i][t], held[i][t]) : h[i][t];
+        __m512 lo = LowHalf(sum), hi = HighHalf(sum);
+        if (!first_out) {
           lo = _mm512_add_ps(lo, _mm512_loadu_ps(st));
           hi = _mm512_add_ps(hi, _mm512_loadu_ps(st + 16));
         }
@@ -228,7 +239,10 @@ PLM_FP16_TARGET void PvAccumulate(const uint16_t* v, int64_t hd, int64_t keys, c
                                   int64_t p_stride, const float* alpha, float* o) {
   const auto* vh = reinterpret_cast<const _Float16*>(v);
   // 64 dimensions (two fp16 vectors) per row per step: two value loads and eight broadcast
-  // probabilities per 16 FMAs. The f32 sums live in o (L1); the first chunk applies alpha.
+  // probabilities per 16 FMAs. The f32 sums live in o (L1); the first write applies alpha.
+  // Chunks of 32 keys go in pairs as in ScoresTiles: the first one's fp16 sums wait in `held`
+  // and are added to the second's in fp16, then widened to f32 once per pair.
+  alignas(64) __m512h held[kRows][2];
   for (int64_t d0 = 0; d0 < hd; d0 += 64) {
     const int nv = hd - d0 >= 64 ? 2 : 1;
     for (int64_t j0 = 0; j0 < keys; j0 += kChunk) {
@@ -252,13 +266,19 @@ PLM_FP16_TARGET void PvAccumulate(const uint16_t* v, int64_t hd, int64_t keys, c
             h[i][0] = _mm512_fmadd_ph(Broadcast(p + i * p_stride + j), v0, h[i][0]);
         }
       }
+      const bool first = (j0 / kChunk) % 2 == 0;
+      if (first && j1 < keys) {
+        for (int64_t i = 0; i < kRows; ++i)
+          for (int c = 0; c < nv; ++c) held[i][c] = h[i][c];
+        continue;
+      }
       for (int64_t i = 0; i < kRows; ++i) {
-        const __m512 al = _mm512_set1_ps(j0 == 0 ? alpha[i] : 1.0f);
+        const __m512 al = _mm512_set1_ps(j0 < 2 * kChunk ? alpha[i] : 1.0f);
         for (int c = 0; c < nv; ++c) {
+          const __m512h sum = first ? h[i][c] : _mm512_add_ph(h[i][c], held[i][c]);
           float* oc = o + i * hd + d0 + 32 * c;
-          _mm512_storeu_ps(oc, _mm512_fmadd_ps(al, _mm512_loadu_ps(oc), LowHalf(h[i][c])));
-          _mm512_storeu_ps(oc + 16,
-                           _mm512_fmadd_ps(al, _mm512_loadu_ps(oc + 16), HighHalf(h[i][c])));
+          _mm512_storeu_ps(oc, _mm512_fmadd_ps(al, _mm512_loadu_ps(oc), LowHalf(sum)));
+          _mm512_storeu_ps(oc + 16, _mm512_fmadd_ps(al, _mm512_loadu_ps(oc + 16), HighHalf(sum)));
         }
       }
     }

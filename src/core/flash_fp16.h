@@ -1,8 +1,9 @@
 // The fp16 pieces of the many-query flash attention kernel (core/attention.cc) for CPUs with
 // AVX512-FP16, whose fp16 FMAs do 32 multiply-adds per instruction at the f32 FMA's rate.
-// Products accumulate in fp16 over 32 terms only (32 dimensions of a score, 32 keys of an
-// output), then in f32; the inputs are scaled by powers of two (exact) so that no partial sum
-// can leave the fp16 range, whatever the magnitudes of the call's queries, keys and values.
+// Products accumulate in fp16 over 32 terms (32 dimensions of a score, 32 keys of an output),
+// two such sums are added in fp16 (one more rounding, so that a pair is widened once), then the
+// pairs in f32; the inputs are scaled by powers of two (exact) so that no partial sum can leave
+// the fp16 range, whatever the magnitudes of the call's queries, keys and values.
 // Storage is uint16_t (fp16 bits), so the callers need no fp16 types or target flags.
 #pragma once
 
@@ -26,8 +27,9 @@ float MaxAbsF32(const float* x, int64_t rows, int64_t n, int64_t stride);
 float MaxAbsBf16(const uint16_t* x, int64_t count);
 float MaxAbsBf16Rows(const uint16_t* x, int64_t rows, int64_t n, int64_t stride);
 
-// Exponents from the inputs' largest magnitudes: queries below 64, keys below 16 (a sum of 32
-// products stays below 32768), values below 1024 (32 probabilities <= 1 times them likewise).
+// Exponents from the inputs' largest magnitudes: queries below 64, keys below 8 (a sum of 32
+// products stays below 16384, two of them below 32768), values below 512 (32 probabilities <= 1
+// times them likewise).
 Exponents ChooseExponents(float max_q, float max_k, float max_v);
 
 // x[0, n) * scale -> fp16 (scale = 2^e from Exponents, computed once per call by the caller:
