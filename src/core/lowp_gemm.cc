@@ -858,7 +858,8 @@ GemmQ8BlockedRows(const uint8_t* xu, const float* xs, const Q8Matrix& w, int64_t
       const int64_t tile_calls =
           (s1 - s0) * ((groups + kQ8LargeK / 4 - 1) / (kQ8LargeK / 4)) * ((rows + 5) / 6);
       const int64_t per_call = (all_lines + tile_calls - 1) / tile_calls;
-      int64_t next_line = 0;
+      int64_t next_line = 0, line_row = 0,
+              line_col = 0;  // next_line = line_row * seg_lines + line_col
       for (int64_t blk = s0; blk < s1; ++blk) {
         const int8_t* wb = p.data + blk * 64 * kp;
         int32_t* ab = acc + (blk - s0) * kQ8LargePanel * 64;
@@ -868,9 +869,13 @@ GemmQ8BlockedRows(const uint8_t* xu, const float* xs, const Q8Matrix& w, int64_t
 #define PLM_CALL(M) Q8LargeTile<M>(xu, kp, wb, g0, g1, p0 + g.i0, ab + g.i0 * 64, g0 == 0)
             PLM_SWITCH_M(kQ8LargeGroup, g.size, PLM_CALL)
 #undef PLM_CALL
-            for (int64_t l = 0; l < per_call && next_line < all_lines; ++l, ++next_line)
-              __builtin_prefetch(
-                  y + (p0 + next_line / seg_lines) * n + c0 + (next_line % seg_lines) * 16, 1, 3);
+            for (int64_t l = 0; l < per_call && next_line < all_lines; ++l, ++next_line) {
+              __builtin_prefetch(y + (p0 + line_row) * n + c0 + line_col * 16, 1, 3);
+              if (++line_col == seg_lines) {  // (no division per line: it showed in profiles)
+                line_col = 0;
+                ++line_row;
+              }
+            }
           }
         }
       }
