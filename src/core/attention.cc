@@ -324,6 +324,9 @@ __attribute__((target("avx512f,avx512bw,fma"), always_inline)) inline void Probs
     const float* p, int64_t ld, int64_t rows_arg, int64_t keys, const T* v, int64_t v_stride,
     int64_t hd, float* out, int64_t out_stride) {
   const int64_t rows = R > 0 ? R : rows_arg;
+  // bf16 values with 64 dims per pass known at compile time: whole-vector loads (see below).
+  constexpr bool kPairs = std::is_same_v<T, uint16_t> && R > 0;
+  const __m512i odd = _mm512_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
   int64_t ahead2_rows = keys;  // none
   if (std::is_same_v<T, uint16_t> && DecodeL2AheadBytes() > 0)
     ahead2_rows = DecodeL2AheadBytes() / (v_stride * static_cast<int64_t>(sizeof(T)));
@@ -343,17 +346,40 @@ __attribute__((target("avx512f,avx512bw,fma"), always_inline)) inline void Probs
           _mm_prefetch(reinterpret_cast<const char*>(vj + ahead2_rows * v_stride + 16 * c),
                        _MM_HINT_T1);
       __m512 vv[4];
-      for (int64_t c = 0; c < nv; ++c) {
-        if constexpr (std::is_same_v<T, uint16_t>) {
-          vv[c] = LoadBf16(vj + 16 * c);
-        } else {
-          vv[c] = _mm512_loadu_ps(vj + 16 * c);
+      if constexpr (kPairs) {
+        // 32 bf16 values per load, widened as even and odd dimensions (a shift, a mask): half
+        // the loads and widening instructions of LoadBf16 (whose vpmovzxwd shares a port with
+        // the FMAs); the sums come out in that order and are interleaved once at the end.
+        for (int64_t c = 0; c < 2; ++c) {
+          const __m512i x = _mm512_loadu_si512(vj + 32 * c);
+          vv[2 * c] = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+          vv[2 * c + 1] = _mm512_castsi512_ps(_mm512_and_si512(x, odd));
+        }
+      } else {
+        for (int64_t c = 0; c < nv; ++c) {
+          if constexpr (std::is_same_v<T, uint16_t>) {
+            vv[c] = LoadBf16(vj + 16 * c);
+          } else {
+            vv[c] = _mm512_loadu_ps(vj + 16 * c);
+          }
         }
       }
       for (int64_t i = 0; i < rows; ++i) {
         const __m512 pj = _mm512_set1_ps(p[i * ld + j]);
         for (int64_t c = 0; c < nv; ++c) o[i][c] = _mm512_fmadd_ps(pj, vv[c], o[i][c]);
       }
+    }
+    if constexpr (kPairs) {
+      const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+      const __m512i hi =
+          _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+      for (int64_t i = 0; i < rows; ++i)
+        for (int64_t c = 0; c < 2; ++c) {
+          float* oc = out + i * out_stride + d0 + 32 * c;
+          _mm512_storeu_ps(oc, _mm512_permutex2var_ps(o[i][2 * c], lo, o[i][2 * c + 1]));
+          _mm512_storeu_ps(oc + 16, _mm512_permutex2var_ps(o[i][2 * c], hi, o[i][2 * c + 1]));
+        }
+      continue;
     }
     for (int64_t i = 0; i < rows; ++i)
       for (int64_t c = 0; c < nv; ++c)
