@@ -39,7 +39,8 @@ void ToF16Scaled(const float* x, int64_t n, float scale, uint16_t* out);
 void ToF16PairsScaled(const float* x, int64_t n, float scale, uint32_t* out);
 void Bf16ToF16Scaled(const uint16_t* x, int64_t n, float scale, uint16_t* out);
 // Keys (nk rows of hd, row stride `stride`) x scale -> 32-key tiles [hd][32] of fp16, zero past
-// the last key: ScoresTile's layout, 32 keys of one dimension gathered per step.
+// the last key: ScoresTile's layout, 32 keys of one dimension gathered per step (32-bit gather
+// indices: 15 * stride must fit in int32).
 void PackKeyTiles(const float* k, int64_t nk, int64_t hd, int64_t stride, float scale,
                   uint16_t* out);
 
