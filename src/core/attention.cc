@@ -17,6 +17,7 @@
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/flash_fp16.h"
+#include "core/flash_q8.h"
 #include "core/key_tiles.h"
 #include "core/parallel.h"
 #include "core/thread_pool.h"
@@ -604,14 +605,16 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) void MaskTile(float* s, int
 // 41 vs 84 GMAC/s per core, `attention_bench` BM_DotProductThroughput). kF16: fp16 FMAs
 // (core/flash_fp16.h: 32 multiply-adds per instruction, sums of 2 x 32 products in fp16, inputs
 // scaled by powers of two to stay in range; K as 32-key tiles [hd][32], V as rows, f32 softmax)
-// on CPUs with AVX512-FP16.
-enum class FlashKind { kBf16, kF32, kF16 };
+// on CPUs with AVX512-FP16. kF16Q8: kF16 with int8 scores (core/flash_q8.h), where the caller
+// allows them (AttentionArgs::int8_scores) and the CPU has VNNI.
+enum class FlashKind { kBf16, kF32, kF16, kF16Q8 };
 
 template <FlashKind kKind>
 __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16,fma"))) void
 FusedAttentionFlash(const AttentionArgs& a) {
-  constexpr bool kF32 = kKind == FlashKind::kF32, kF16 = kKind == FlashKind::kF16,
-                 kBf16 = kKind == FlashKind::kBf16;
+  constexpr bool kF32 = kKind == FlashKind::kF32,
+                 kF16 = kKind == FlashKind::kF16 || kKind == FlashKind::kF16Q8,
+                 kQ8 = kKind == FlashKind::kF16Q8, kBf16 = kKind == FlashKind::kBf16;
   const int64_t hd = a.hd, nk = a.nk, H = std::max<int64_t>(1, a.heads);
   constexpr int64_t kQB = 8, kKB = 256;
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -619,6 +622,11 @@ FusedAttentionFlash(const AttentionArgs& a) {
   thread_local std::vector<uint16_t> kp, vp, qb16, pb16;  // bf16 bits (kp, vp: fp16 for kF16)
   thread_local std::vector<float> kpf, vpf, qf, pf;
   thread_local std::vector<float> sbuf, obuf, mbuf, lbuf;
+  // kF16Q8: the keys' int8 tiles, scales and offsets; the queries' u8 rows and scales.
+  thread_local std::vector<int8_t> kq8;
+  thread_local std::vector<uint8_t> qu8;
+  thread_local std::vector<float> kscale, qscale;
+  thread_local std::vector<int32_t> koff;
   const int64_t ks = a.k_stride > 0 ? a.k_stride : a.kv_stride;
   float scale = a.scale;  // of the raw scores (kF16: x 2^-(ex.q + ex.k))
   fp16::Exponents ex;
@@ -642,11 +650,11 @@ FusedAttentionFlash(const AttentionArgs& a) {
       FusedAttentionFlash<FlashKind::kF32>(a);
       return;
     }
-    scale = std::ldexp(a.scale, -(ex.q + ex.k));
+    scale = kQ8 ? a.scale : std::ldexp(a.scale, -(ex.q + ex.k));
     sq = std::ldexp(1.0f, ex.q);
     const float sk = std::ldexp(1.0f, ex.k), sv = std::ldexp(1.0f, ex.v);
     // Keys as 32-key tiles [hd][32] (past the last key: zero), values as rows.
-    kp.resize(static_cast<size_t>(ldk * hd));
+    if (!kQ8 || a.k16 != nullptr) kp.resize(static_cast<size_t>(ldk * hd));
     vp.resize(static_cast<size_t>(nk * hd));
     if (a.k16 != nullptr) {
       // Whole cache tiles [hd/2][32][2] converted at once, then the dimension pairs split.
@@ -666,7 +674,14 @@ FusedAttentionFlash(const AttentionArgs& a) {
       for (int64_t j = 0; j < nk; ++j)
         fp16::Bf16ToF16Scaled(a.v16 + j * a.kv_stride, hd, sv, vp.data() + j * hd);
     } else {
-      fp16::PackKeyTiles(a.k, nk, hd, ks, sk, kp.data());
+      if constexpr (kQ8) {  // (FusedAttention takes kF16Q8 only for f32 keys)
+        kq8.resize(static_cast<size_t>(q8attn::KeyTileBytes(nk, hd)));
+        kscale.resize(static_cast<size_t>(ldk));
+        koff.resize(static_cast<size_t>(ldk));
+        q8attn::PackKeys(a.k, nk, hd, ks, kq8.data(), kscale.data(), koff.data());
+      } else {
+        fp16::PackKeyTiles(a.k, nk, hd, ks, sk, kp.data());
+      }
       for (int64_t j = 0; j < nk; ++j)
         fp16::ToF16Scaled(a.v + j * a.kv_stride, hd, sv, vp.data() + j * hd);
     }
@@ -731,6 +746,10 @@ FusedAttentionFlash(const AttentionArgs& a) {
   if constexpr (kF32) pf.resize(static_cast<size_t>(kQB * kKB));
   // kF16: queries and probabilities as fp16 pairs (fp16::ToF16PairsScaled, fp16::ProbsToPairs).
   thread_local std::vector<uint32_t> q16, p16;
+  if constexpr (kQ8) {
+    qu8.resize(static_cast<size_t>(kSub * H * kQB * hd));
+    qscale.resize(static_cast<size_t>(kSub * H * kQB));
+  }
   if constexpr (kF16) {
     q16.resize(static_cast<size_t>(kSub * H * kQB * hd));
     p16.resize(static_cast<size_t>(kQB * kKB));
@@ -758,6 +777,8 @@ FusedAttentionFlash(const AttentionArgs& a) {
           const int64_t row = (sub * H + h) * kQB + i;
           if constexpr (kF32) {
             std::copy_n(qi, hd, qf.data() + row * hd);
+          } else if constexpr (kQ8) {
+            q8attn::QuantizeQueries(qi, 1, hd, hd, qu8.data() + row * hd, qscale.data() + row);
           } else if constexpr (kF16) {
             fp16::ToF16PairsScaled(qi, hd, sq, q16.data() + row * hd);
           } else {
@@ -814,6 +835,14 @@ FusedAttentionFlash(const AttentionArgs& a) {
           };
           for (int64_t t = 0; t < tiles; ++t) {
             const bool full = full_tile(t);
+            if constexpr (kQ8) {
+              const int64_t j0 = kb0 + t * 32, row0 = (sub * H + h) * kQB;
+              q8attn::ScoresTile(kq8.data() + j0 * hd, qu8.data() + row0 * hd, hd,
+                                 qscale.data() + row0, kscale.data() + j0, koff.data() + j0,
+                                 s + t * 32, kKB, full, vmax);
+              if (!full) MaskTile(s + t * 32, kKB, row_keys(0) - t * 32, valid_mask + 2 * t, vmax);
+              continue;
+            }
             if constexpr (kF16) {  // two tiles per call where there are two
               const uint16_t* tile = kp.data() + (kb0 + t * 32) * hd;
               const uint32_t* qh = q16.data() + (sub * H + h) * kQB * hd;
@@ -1252,6 +1281,7 @@ const char* ManyQueryKernelName(bool reduced_precision) {
   if (!reduced_precision || !Cpu().avx512_full()) return "reference";
   switch (ChosenFlashKind()) {
     case FlashKind::kF16:
+    case FlashKind::kF16Q8:
       return "fp16";
     case FlashKind::kF32:
       return "f32";
@@ -1265,7 +1295,10 @@ void FusedAttention(const AttentionArgs& a) {
   if (UsesBf16ManyQueryKernel(a)) {
     switch (ChosenFlashKind()) {
       case FlashKind::kF16:
+        if (a.int8_scores && a.k16 == nullptr && Cpu().avx512vnni)
+          return FusedAttentionFlash<FlashKind::kF16Q8>(a);
         return FusedAttentionFlash<FlashKind::kF16>(a);
+      case FlashKind::kF16Q8:  // (not chosen by ChosenFlashKind)
       case FlashKind::kF32:
         return FusedAttentionFlash<FlashKind::kF32>(a);
       case FlashKind::kBf16:

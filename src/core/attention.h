@@ -35,6 +35,10 @@ struct AttentionArgs {
   // reduced-precision compute paths. kt is then not needed. (On Intel the many-query kernel uses
   // f32 FMAs instead, faster there; see UsesBf16ManyQueryKernel.)
   bool bf16 = false;
+  // Also allows int8 scores in the many-query kernel on CPUs with AVX512-FP16 and VNNI (queries
+  // and keys quantized to 8 bits per row, core/flash_q8.h; P·V stays fp16): the q8/q4 vision
+  // tower, whose matrix products are int8 already. f32 keys only (k, not k16).
+  bool int8_scores = false;
   // Grouped-query attention: `heads` query heads share these keys/values (head h reads its
   // queries at q + h * q_head_stride and writes out + h * out_head_stride). The bf16 kernel packs
   // K/V once for all of them and reuses each key block across the heads while it is in L1.

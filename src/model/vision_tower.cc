@@ -162,7 +162,8 @@ void VisionTower::FusedAttentionTile(const float* qkv, float* out) const {
       a.hd = hd;
       a.scale = scale;
       a.bf16 = true;
-      if (!UsesBf16ManyQueryKernel(a)) {  // that kernel packs its own key layout
+      a.int8_scores = compute_ == ComputeType::kQ8;  // the int8 tower: int8 scores too
+      if (!UsesBf16ManyQueryKernel(a)) {             // that kernel packs its own key layout
         kt.resize(static_cast<size_t>(T * hd));
         a.kt = kt.data();
         TransposeKeys(k.data(), hd, T, hd, kt.data());

@@ -36,6 +36,8 @@ struct Case {
   bool bf16_cache;                       // k16/v16 instead of f32 k/v
   int64_t left_pad = 0;                  // keys [0, left_pad) invalid too (a left-padded batch row)
   float k_scale = 1.0f, v_scale = 1.0f;  // magnitudes of keys and values
+  bool int8_scores = false;              // AttentionArgs::int8_scores
+  float k_bias = 0.0f;                   // added to every key value (a common part of the keys)
 };
 
 // out[h][i][d] for queries laid out [nq][heads][hd] (as the decoder's q rows).
@@ -78,7 +80,10 @@ std::vector<double> Reference(const Case& c, const std::vector<float>& q,
 void RunCase(const Case& c, uint32_t seed, double tol = 1.5e-2) {
   const int64_t hd = c.hd, H = c.heads;
   const auto q = RandomBf16Values(static_cast<size_t>(c.nq * H * hd), seed, c.q_scale);
-  const auto k = RandomBf16Values(static_cast<size_t>(c.nk * hd), seed + 1, c.k_scale);
+  auto k = RandomBf16Values(static_cast<size_t>(c.nk * hd), seed + 1, c.k_scale);
+  for (int64_t j = 0; j < c.nk; ++j)  // a bias that differs per dimension, the same for every key
+    for (int64_t d = 0; d < hd; ++d)
+      k[j * hd + d] = Bf16ToF32(F32ToBf16(k[j * hd + d] + c.k_bias * std::cos(0.7f * d)));
   const auto v = RandomBf16Values(static_cast<size_t>(c.nk * hd), seed + 2, c.v_scale);
   std::vector<uint16_t> k16(k.size()), v16(v.size());
   for (size_t i = 0; i < k.size(); ++i) {
@@ -117,6 +122,7 @@ void RunCase(const Case& c, uint32_t seed, double tol = 1.5e-2) {
   a.causal_offset = c.causal_offset;
   a.valid = c.padding ? valid.data() : nullptr;
   a.bf16 = true;
+  a.int8_scores = c.int8_scores;
   FusedAttention(a);
   // The same heads one call each: the grouped call must give exactly the same values.
   for (int64_t h = 0; h < H; ++h) {
@@ -138,7 +144,7 @@ void RunCase(const Case& c, uint32_t seed, double tol = 1.5e-2) {
   EXPECT_LT(std::sqrt(err / norm), tol)
       << "heads=" << H << " nq=" << c.nq << " nk=" << c.nk << " hd=" << hd
       << " off=" << c.causal_offset << " q_scale=" << c.q_scale << " pad=" << c.padding
-      << " bf16_cache=" << c.bf16_cache;
+      << " bf16_cache=" << c.bf16_cache << " int8_scores=" << c.int8_scores;
 }
 
 // Runs `run(tol)` with each set of kernels FusedAttention can choose on this CPU: bf16 products
@@ -272,6 +278,72 @@ TEST(FusedAttentionMany, BidirectionalVisionTile) {
   ForEachVendorKernel([](double tol) {
     RunCase({1, 257, 257, 64, -1, 1.0f, false, false}, 8, tol);
   });
+}
+
+TEST(FusedAttentionMany, Int8ScoresWithinTheirTolerance) {
+  // int8 scores (the q8 vision tower; taken by the fp16 kernel where the CPU has VNNI, ignored by
+  // the others): queries and keys quantized per row to 8 bits after the mean key is subtracted.
+  // The vision tile's shape, keys with a large common part (the mean subtraction keeps their
+  // differences at 8 bits), peaked attention (large scores), key counts that cut the tiles,
+  // padding, causal rows and grouped heads. Errors measured 8e-3 to 1.5e-2 (peaked rows the
+  // largest; the kernels without int8 scores 5e-4 to 1.5e-3): bound 3e-2 for the fp16 kernel,
+  // the others keep theirs (the f32 one 1e-4: the flag changes nothing there).
+  ForEachVendorKernel([](double tol) {
+    const double t = tol < 1e-3 ? tol : 3e-2;
+    Case tile{1, 257, 257, 64, -1, 1.0f, false, false};
+    tile.int8_scores = true;
+    RunCase(tile, 31, t);
+    Case biased = tile;
+    biased.k_bias = 8.0f;
+    RunCase(biased, 32, t);
+    Case peaked{1, 100, 300, 64, -1, 4.0f, false, false};
+    peaked.int8_scores = true;
+    RunCase(peaked, 33, t);
+    Case masked{2, 40, 301, 64, 260, 1.0f, true, false};
+    masked.int8_scores = true;
+    RunCase(masked, 34, t);
+    Case wide{1, 50, 77, 128, -1, 2.0f, false, false};
+    wide.int8_scores = true;
+    RunCase(wide, 35, t);
+  });
+}
+
+TEST(FusedAttentionMany, Int8ScoresRunAndFallBackOnInfinity) {
+  const CpuFeatures saved = Cpu();
+  if (!saved.avx512fp16 || !saved.avx512_full()) GTEST_SKIP() << "no AVX512-FP16 on this CPU";
+  const int64_t nq = 32, nk = 70, hd = 64;
+  auto q = RandomBf16Values(static_cast<size_t>(nq * hd), 41, 1.0f);
+  auto k = RandomBf16Values(static_cast<size_t>(nk * hd), 42, 1.0f);
+  const auto v = RandomBf16Values(static_cast<size_t>(nk * hd), 43, 1.0f);
+  auto run = [&](bool int8, bool fp16) {
+    CpuFeatures f = saved;
+    f.intel = true;
+    f.avx512fp16 = fp16;
+    SetCpuFeaturesForTesting(f);
+    std::vector<float> out(static_cast<size_t>(nq * hd), 0.0f);
+    FusedAttention({.q = q.data(),
+                    .q_stride = hd,
+                    .k = k.data(),
+                    .v = v.data(),
+                    .kv_stride = hd,
+                    .out = out.data(),
+                    .out_stride = hd,
+                    .nq = nq,
+                    .nk = nk,
+                    .hd = hd,
+                    .scale = 0.125f,
+                    .causal_offset = -1,
+                    .bf16 = true,
+                    .int8_scores = int8});
+    SetCpuFeaturesForTesting(saved);
+    return out;
+  };
+  // Finite inputs: int8 scores ran (results differ from the fp16 scores').
+  EXPECT_NE(run(true, true), run(false, true));
+  // An infinite query: handed to the f32 kernel like the fp16 one (same bits, NaN included).
+  q[3 * hd + 7] = -std::numeric_limits<float>::infinity();
+  const auto a = run(true, true), b = run(false, false);
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
 }
 
 }  // namespace
