@@ -98,37 +98,53 @@ PLM_Q8A_TARGET void ScoresTile(const int8_t* tile, const uint8_t* q, int64_t hd,
   // vpdpbusd into keys 0-15 (x) and 16-31 (y) of each row. Named sums, not an array: GCC 12 at
   // -O3 kept an array of them in memory or copied each to another register and back per step.
   static_assert(kRows == 8);
-#define PLM_Q8A_ZERO(i) __m512i x##i = _mm512_setzero_si512(), y##i = _mm512_setzero_si512();
-  PLM_Q8A_ZERO(0)
-  PLM_Q8A_ZERO(1) PLM_Q8A_ZERO(2) PLM_Q8A_ZERO(3) PLM_Q8A_ZERO(4) PLM_Q8A_ZERO(5) PLM_Q8A_ZERO(6)
-      PLM_Q8A_ZERO(7)
+#define PLM_Q8A_ZERO(i) __m512i x##i = _mm512_setzero_si512(), y##i = _mm512_setzero_si512()
+  PLM_Q8A_ZERO(0);
+  PLM_Q8A_ZERO(1);
+  PLM_Q8A_ZERO(2);
+  PLM_Q8A_ZERO(3);
+  PLM_Q8A_ZERO(4);
+  PLM_Q8A_ZERO(5);
+  PLM_Q8A_ZERO(6);
+  PLM_Q8A_ZERO(7);
 #undef PLM_Q8A_ZERO
-          for (int64_t g = 0; g < hd / 4; ++g) {
+  for (int64_t g = 0; g < hd / 4; ++g) {
     const __m512i k0 = _mm512_loadu_si512(tile + g * kTile * 4);
     const __m512i k1 = _mm512_loadu_si512(tile + g * kTile * 4 + 64);
 #define PLM_Q8A_ROW(i)                                 \
-  {                                                    \
+  do {                                                 \
     const __m512i qv = QueryGroup(q + (i)*hd + 4 * g); \
     x##i = _mm512_dpbusd_epi32(x##i, qv, k0);          \
     y##i = _mm512_dpbusd_epi32(y##i, qv, k1);          \
-  }
-    PLM_Q8A_ROW(0)
-    PLM_Q8A_ROW(1) PLM_Q8A_ROW(2) PLM_Q8A_ROW(3) PLM_Q8A_ROW(4) PLM_Q8A_ROW(5) PLM_Q8A_ROW(6)
-        PLM_Q8A_ROW(7)
+  } while (false)
+    PLM_Q8A_ROW(0);
+    PLM_Q8A_ROW(1);
+    PLM_Q8A_ROW(2);
+    PLM_Q8A_ROW(3);
+    PLM_Q8A_ROW(4);
+    PLM_Q8A_ROW(5);
+    PLM_Q8A_ROW(6);
+    PLM_Q8A_ROW(7);
 #undef PLM_Q8A_ROW
   }
   // The sums go through memory to the epilogue: used there straight from registers, GCC 12
   // again copied each one to another register and back on every step of the loop above.
   alignas(64) int32_t sums[kRows][32];
-#define PLM_Q8A_STORE(i)             \
-  _mm512_store_si512(sums[i], x##i); \
-  _mm512_store_si512(sums[i] + 16, y##i);
-  PLM_Q8A_STORE(0)
-  PLM_Q8A_STORE(1) PLM_Q8A_STORE(2) PLM_Q8A_STORE(3) PLM_Q8A_STORE(4) PLM_Q8A_STORE(5)
-      PLM_Q8A_STORE(6) PLM_Q8A_STORE(7)
+#define PLM_Q8A_STORE(i)                    \
+  do {                                      \
+    _mm512_store_si512(sums[i], x##i);      \
+    _mm512_store_si512(sums[i] + 16, y##i); \
+  } while (false)
+  PLM_Q8A_STORE(0);
+  PLM_Q8A_STORE(1);
+  PLM_Q8A_STORE(2);
+  PLM_Q8A_STORE(3);
+  PLM_Q8A_STORE(4);
+  PLM_Q8A_STORE(5);
+  PLM_Q8A_STORE(6);
+  PLM_Q8A_STORE(7);
 #undef PLM_Q8A_STORE
-          asm volatile("" ::
-                           : "memory");
+  asm volatile("" ::: "memory");  // (the loads below are not folded back into the sums)
   const __m512 ks0 = _mm512_loadu_ps(ks), ks1 = _mm512_loadu_ps(ks + 16);
   const __m512i o0 = _mm512_loadu_si512(koff), o1 = _mm512_loadu_si512(koff + 16);
   for (int64_t i = 0; i < kRows; ++i) {
