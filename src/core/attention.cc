@@ -1291,6 +1291,12 @@ const char* ManyQueryKernelName(bool reduced_precision) {
   return "bf16";
 }
 
+const char* ManyQueryKernelName(bool reduced_precision, bool int8_scores) {
+  const char* name = ManyQueryKernelName(reduced_precision);
+  if (int8_scores && std::strcmp(name, "fp16") == 0 && Cpu().avx512vnni) return "fp16+int8-scores";
+  return name;
+}
+
 void FusedAttention(const AttentionArgs& a) {
   if (UsesBf16ManyQueryKernel(a)) {
     switch (ChosenFlashKind()) {

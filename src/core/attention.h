@@ -57,6 +57,9 @@ bool UsesBf16ManyQueryKernel(const AttentionArgs& a);
 // (AVX512-FP16 FMAs), "f32" (f32 FMAs on Intel), "bf16" (vdpbf16ps), or "reference" (the f32
 // path's kernels, and every path without AVX512-BF16/VNNI). reduced_precision: a bf16/q8/q4 path.
 const char* ManyQueryKernelName(bool reduced_precision);
+// The same for calls that allow int8 scores (AttentionArgs::int8_scores: the q8/q4 vision tower):
+// "fp16+int8-scores" where the fp16 kernel takes them (AVX512-FP16 and VNNI), otherwise as above.
+const char* ManyQueryKernelName(bool reduced_precision, bool int8_scores);
 
 // kt[d * nk + j] = k[j * stride + d] for j < nk, d < hd.
 void TransposeKeys(const float* k, int64_t stride, int64_t nk, int64_t hd, float* kt);

@@ -148,6 +148,7 @@ TEST(Cli, OpenMpWaitPolicyDefaultsToPassiveAndRespectsTheUser) {
   EXPECT_EQ(ParseJson(a.out, "bench")["omp_wait_policy"], "passive");
   // The f32 path runs the reference attention kernels on every CPU.
   EXPECT_EQ(ParseJson(a.out, "bench")["attention_kernel"], "reference");
+  EXPECT_EQ(ParseJson(a.out, "bench")["vision_attention_kernel"], "reference");
   test::RunOptions active;
   active.env = {{"OMP_WAIT_POLICY", "active"}};
   const RunResult b = RunPlm(args, active);

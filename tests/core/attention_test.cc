@@ -308,6 +308,15 @@ TEST(FusedAttentionMany, Int8ScoresWithinTheirTolerance) {
   });
 }
 
+TEST(FusedAttentionMany, KernelNamesReportInt8Scores) {
+  const CpuFeatures& cpu = Cpu();
+  const bool fp16 = cpu.avx512_full() && cpu.avx512fp16;  // (avx512_full includes VNNI)
+  EXPECT_STREQ(ManyQueryKernelName(true, true),
+               fp16 ? "fp16+int8-scores" : ManyQueryKernelName(true));
+  EXPECT_STREQ(ManyQueryKernelName(true, false), ManyQueryKernelName(true));
+  EXPECT_STREQ(ManyQueryKernelName(false, true), "reference");
+}
+
 TEST(FusedAttentionMany, Int8ScoresRunAndFallBackOnInfinity) {
   const CpuFeatures saved = Cpu();
   if (!saved.avx512fp16 || !saved.avx512_full()) GTEST_SKIP() << "no AVX512-FP16 on this CPU";

@@ -244,8 +244,12 @@ int Run(const BenchArgs& a) {
   j["omp_wait_policy"] = omp_wait != nullptr ? omp_wait : "";
   j["load_s"] = load_s;
   j["prefill_chunk"] = a.prefill_chunk;
-  // Which many-query attention kernel the vision tower and prefill run on this CPU.
-  j["attention_kernel"] = ManyQueryKernelName(model->compute() != ComputeType::kF32);
+  // Which many-query attention kernel prefill and the vision tower run on this CPU (the int8
+  // tower, q8 and q4, with int8 scores where the CPU allows them).
+  const ComputeType runs = model->compute();  // (a q8/q4 folder runs its own format)
+  j["attention_kernel"] = ManyQueryKernelName(runs != ComputeType::kF32);
+  j["vision_attention_kernel"] = ManyQueryKernelName(
+      runs != ComputeType::kF32, runs == ComputeType::kQ8 || runs == ComputeType::kQ4);
 
   // Vision tower + projector.
   if (!a.skip_vision && a.tiles > 0) {
@@ -418,7 +422,9 @@ int Run(const BenchArgs& a) {
               threads);
   std::printf("  load                 %8.2f s\n", load_s);
   std::printf("  read bandwidth       %8.2f GB/s\n", bandwidth / 1e9);
-  std::printf("  attention kernel     %8s\n", j["attention_kernel"].get<std::string>().c_str());
+  std::printf("  attention kernel     %8s (vision: %s)\n",
+              j["attention_kernel"].get<std::string>().c_str(),
+              j["vision_attention_kernel"].get<std::string>().c_str());
   if (j.contains("vision_s_per_tile")) {
     std::printf("  vision               %8.3f s/tile (%lld tiles)\n",
                 j["vision_s_per_tile"].get<double>(), static_cast<long long>(a.tiles));
