@@ -22,12 +22,12 @@ inline int64_t KeyTileBytes(int64_t nk, int64_t hd) {
 // Keys (nk rows of hd, row stride `stride`) minus their mean, quantized per key: `tiles` (of
 // KeyTileBytes) as 32-key tiles [hd / 4][32][4] int8, zero past the last key; scale[j] the
 // key's scale (0 past the last key, up to a whole tile), offset[j] = -128 * (the sum of its
-// int8 values). hd % 4 == 0; the inputs finite.
+// int8 values). hd % 16 == 0; the inputs finite.
 void PackKeys(const float* k, int64_t nk, int64_t hd, int64_t stride, int8_t* tiles, float* scale,
               int32_t* offset);
 
 // rows of hd queries (row stride `stride`) as u8 = round(q / s) + 128 into out (row stride hd),
-// s = max |q| / 127 per row (1 for a zero row) into scale. The inputs finite.
+// s = max |q| / 127 per row (1 for a zero row) into scale. hd % 16 == 0; the inputs finite.
 void QuantizeQueries(const float* q, int64_t rows, int64_t hd, int64_t stride, uint8_t* out,
                      float* scale);
 
@@ -35,7 +35,7 @@ void QuantizeQueries(const float* q, int64_t rows, int64_t hd, int64_t stride, u
 // one 32-key tile (PackKeys' tile, scales ks and offsets koff of its 32 keys):
 // s[i * ld + c] = qs[i] * ks[c] * (q_i · k_c - 128 sum k_c) for c < 32, in f32, against the mean
 // key. `full`: the rows see every key of the tile, so each row's running maximum vmax[i] takes
-// its 32 scores here. hd % 4 == 0.
+// its 32 scores here. hd % 16 == 0.
 void ScoresTile(const int8_t* tile, const uint8_t* q, int64_t hd, const float* qs, const float* ks,
                 const int32_t* koff, float* s, int64_t ld, bool full, __m512* vmax);
 
