@@ -8,6 +8,7 @@
 #include "core/layer_norm_fast.h"
 #include "core/ops.h"
 #include "core/parallel.h"
+#include "core/rotate_pairs.h"
 #include "core/thread_pool.h"
 #include "plm/error.h"
 
@@ -87,8 +88,9 @@ VisionTower::VisionTower(const VisionConfig& cfg, const LoadOptions& options, We
     return c;
   };
   const bool xy = cfg.rope_grid_indexing == "xy";
-  rope_cos_.resize(static_cast<size_t>(N * hd / 2));
-  rope_sin_.resize(rope_cos_.size());
+  std::vector<float> cos_k(static_cast<size_t>(hd / 2)), sin_k(cos_k.size());
+  rope_cos2_.resize(static_cast<size_t>(N * hd));
+  rope_sin2_.resize(rope_cos2_.size());
   for (int64_t r = 0; r < gh; ++r) {
     for (int64_t c = 0; c < gw; ++c) {
       const int64_t n = r * gw + c;
@@ -96,9 +98,11 @@ VisionTower::VisionTower(const VisionConfig& cfg, const LoadOptions& options, We
       const float first = xy ? x : y, second = xy ? y : x;
       for (int64_t k = 0; k < hd / 2; ++k) {
         const float theta = k < nb ? first * band[k] : second * band[k - nb];
-        rope_cos_[n * hd / 2 + k] = static_cast<float>(std::cos(static_cast<double>(theta)));
-        rope_sin_[n * hd / 2 + k] = static_cast<float>(std::sin(static_cast<double>(theta)));
+        cos_k[k] = static_cast<float>(std::cos(static_cast<double>(theta)));
+        sin_k[k] = static_cast<float>(std::sin(static_cast<double>(theta)));
       }
+      RotationTables(cos_k.data(), sin_k.data(), hd / 2, rope_cos2_.data() + n * hd,
+                     rope_sin2_.data() + n * hd);
     }
   }
 }
@@ -109,14 +113,8 @@ void VisionTower::ApplyRope(float* x) const {
 }
 
 void VisionTower::RopeRow(const float* u, int64_t patch, float* v) const {
-  const int64_t half = cfg_.head_dim() / 2;
-  const float* cs = rope_cos_.data() + patch * half;
-  const float* sn = rope_sin_.data() + patch * half;
-  for (int64_t k = 0; k < half; ++k) {
-    const float a = u[2 * k], b = u[2 * k + 1];
-    v[2 * k] = a * cs[k] - b * sn[k];
-    v[2 * k + 1] = b * cs[k] + a * sn[k];
-  }
+  const int64_t hd = cfg_.head_dim();
+  RotatePairs(u, rope_cos2_.data() + patch * hd, rope_sin2_.data() + patch * hd, hd, v);
 }
 
 // Fused attention (reduced-precision paths): heads in parallel, scores a few rows at a time.

@@ -70,7 +70,8 @@ class VisionTower {
   ComputeType compute_ = ComputeType::kF32;
   F32Weights patch_w_, patch_b_, cls_, pos_, norm_pre_w_, norm_pre_b_, norm_w_, norm_b_;
   std::vector<Block> blocks_;
-  std::vector<float> rope_cos_, rope_sin_;  // [patches, head_dim / 2]: one angle per adjacent pair
+  // [patches, head_dim]: one angle per adjacent pair, in RotatePairs' layout (core/rotate_pairs.h)
+  std::vector<float> rope_cos2_, rope_sin2_;
   // The block matrices are built (converted, quantized) and packed on the first Forward, so
   // loading stays a mapping and text-only use never pays for them.
   mutable std::once_flag prepared_;
