@@ -7,19 +7,13 @@
 #include <type_traits>
 #include <vector>
 
-#include <immintrin.h>
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized through _mm512_undefined_*().
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/flash_fp16.h"
 #include "core/flash_q8.h"
 #include "core/key_tiles.h"
 #include "core/parallel.h"
+#include "core/simd.h"
 #include "core/thread_pool.h"
 
 namespace plm {

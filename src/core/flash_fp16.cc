@@ -5,12 +5,7 @@
 #include <cstring>
 
 #include "core/dtype.h"
-
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized through _mm512_undefined_*().
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+#include "core/simd.h"
 
 #define PLM_FP16_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512fp16,fma")))
 

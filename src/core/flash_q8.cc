@@ -4,11 +4,7 @@
 #include <cstring>
 #include <vector>
 
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized through _mm512_undefined_*().
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+#include "core/simd.h"
 
 #define PLM_Q8A_TARGET __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni")))
 

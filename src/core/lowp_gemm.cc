@@ -1,12 +1,6 @@
 #include "core/lowp_gemm.h"
 
 #include <cblas.h>
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized through _mm512_undefined_*().
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
-#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -24,6 +18,7 @@
 #include "core/ops.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
+#include "core/simd.h"
 #include "core/stream_prefetch.h"
 #include "core/thread_pool.h"
 #include "plm/error.h"

@@ -1,15 +1,10 @@
 #include "core/rms_norm_fast.h"
 
-#include <immintrin.h>
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized through _mm512_undefined_*().
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-
 #include <cmath>
 
 #include "core/cpu_features.h"
 #include "core/ops.h"
+#include "core/simd.h"
 
 namespace plm {
 

@@ -1,14 +1,7 @@
 #include "core/rotate_pairs.h"
 
-#include <immintrin.h>
-
 #include "core/cpu_features.h"
-
-// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized through _mm512_undefined_*().
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#endif
+#include "core/simd.h"
 
 namespace plm {
 
