@@ -43,7 +43,8 @@ struct KeysValues {
   }
 };
 
-// range(0): tokens, range(1): query heads sharing the keys, range(2): 1 = causal prefill.
+// range(0): tokens, range(1): query heads sharing the keys, range(2): 1 = causal prefill,
+// range(3): 1 = int8 scores (the q8 vision tower's AttentionArgs::int8_scores).
 void BM_FusedAttentionMany(benchmark::State& st) {
   const int64_t L = st.range(0), heads = st.range(1), hd = 64;
   const bool causal = st.range(2) != 0;
@@ -72,6 +73,7 @@ void BM_FusedAttentionMany(benchmark::State& st) {
   a.scale = 0.125f;
   a.causal_offset = causal ? 0 : -1;
   a.bf16 = true;
+  a.int8_scores = st.range(3) != 0;
   for (auto _ : st) {
     plm::FusedAttention(a);
     benchmark::DoNotOptimize(out.data());
@@ -84,11 +86,12 @@ void BM_FusedAttentionMany(benchmark::State& st) {
 }
 
 BENCHMARK(BM_FusedAttentionMany)
-    ->ArgNames({"tokens", "heads", "causal"})
-    ->Args({512, 4, 1})
-    ->Args({2048, 4, 1})
-    ->Args({9472, 4, 1})
-    ->Args({1025, 1, 0})
+    ->ArgNames({"tokens", "heads", "causal", "int8"})
+    ->Args({512, 4, 1, 0})
+    ->Args({2048, 4, 1, 0})
+    ->Args({9472, 4, 1, 0})
+    ->Args({1025, 1, 0, 0})
+    ->Args({1025, 1, 0, 1})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -134,26 +134,36 @@ TEST(Cli, InfoDescribesTheModel) {
   EXPECT_TRUE(r.err.empty()) << "stderr must stay quiet when it is not a terminal: " << r.err;
 }
 
-// plm chooses passive OpenMP waits unless the user set a policy (it re-executes itself once with
-// OMP_WAIT_POLICY=passive); `plm bench --json` reports the policy in effect.
-TEST(Cli, OpenMpWaitPolicyDefaultsToPassiveAndRespectsTheUser) {
+// plm bounds OpenMP's spinning waits unless the user chose a policy or a spin count (it
+// re-executes itself once with GOMP_SPINCOUNT=30000); `plm bench --json` reports what is in effect.
+TEST(Cli, OpenMpWaitsDefaultToABoundedSpinAndRespectTheUser) {
   const std::string model_dir = test::FixturesDir() + "/models/" + ModelDirs().at(0);
   const std::vector<std::string> args = {
       "bench", "--config", model_dir, "--model",   model_dir, "--dtype",         "f32", "--threads",
       "1",     "--tiles",  "0",       "--prefill", "4",       "--decode-tokens", "2",   "--json"};
   test::RunOptions unset;
-  unset.unset_env = {"OMP_WAIT_POLICY"};
+  unset.unset_env = {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"};
   const RunResult a = RunPlm(args, unset);
   ASSERT_EQ(a.code, 0) << a.err;
-  EXPECT_EQ(ParseJson(a.out, "bench")["omp_wait_policy"], "passive");
+  EXPECT_EQ(ParseJson(a.out, "bench")["omp_wait_policy"], "");
+  EXPECT_EQ(ParseJson(a.out, "bench")["gomp_spincount"], "30000");
   // The f32 path runs the reference attention kernels on every CPU.
   EXPECT_EQ(ParseJson(a.out, "bench")["attention_kernel"], "reference");
   EXPECT_EQ(ParseJson(a.out, "bench")["vision_attention_kernel"], "reference");
   test::RunOptions active;
   active.env = {{"OMP_WAIT_POLICY", "active"}};
+  active.unset_env = {"GOMP_SPINCOUNT"};
   const RunResult b = RunPlm(args, active);
   ASSERT_EQ(b.code, 0) << b.err;
   EXPECT_EQ(ParseJson(b.out, "bench")["omp_wait_policy"], "active");
+  EXPECT_EQ(ParseJson(b.out, "bench")["gomp_spincount"], "");
+  test::RunOptions spin;
+  spin.env = {{"GOMP_SPINCOUNT", "1000"}};
+  spin.unset_env = {"OMP_WAIT_POLICY"};
+  const RunResult c = RunPlm(args, spin);
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_EQ(ParseJson(c.out, "bench")["omp_wait_policy"], "");
+  EXPECT_EQ(ParseJson(c.out, "bench")["gomp_spincount"], "1000");
 }
 
 // `plm bench --json` relates its peak RSS to what the run keeps resident: the weights as the

@@ -239,9 +239,11 @@ int Run(const BenchArgs& a) {
   j["dtype"] = dtype;
   j["threads"] = threads;
   j["weights_in_huge_pages"] = !a.mmap;
-  // The OpenMP wait policy in effect (main() picks passive unless the user set one).
+  // The OpenMP waits in effect (main() sets a bounded spin unless the user chose otherwise).
   const char* omp_wait = std::getenv("OMP_WAIT_POLICY");
+  const char* spin = std::getenv("GOMP_SPINCOUNT");
   j["omp_wait_policy"] = omp_wait != nullptr ? omp_wait : "";
+  j["gomp_spincount"] = spin != nullptr ? spin : "";
   j["load_s"] = load_s;
   j["prefill_chunk"] = a.prefill_chunk;
   // Which many-query attention kernel prefill and the vision tower run on this CPU (the int8

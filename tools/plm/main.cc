@@ -18,23 +18,29 @@
 
 namespace {
 
-// oneDNN's OpenMP runtime reads OMP_WAIT_POLICY when it is loaded, before main. Its default (spin
-// at every barrier for a while) makes vision and prefill 2-4x slower as soon as another process
-// wants one of the cores, while passive waiting costs at most a few percent on an idle machine
-// (docs/PERFORMANCE.md, "OpenMP wait policy"). So unless the user chose a policy, choose passive
-// and re-execute once; if that fails the run simply goes on with the default.
+// oneDNN's OpenMP runtime (libgomp) reads OMP_WAIT_POLICY and GOMP_SPINCOUNT when it is loaded,
+// before main. Its default (spin ~300000 times at every barrier before sleeping) makes vision and
+// prefill 1.4x to several times slower as soon as another process wants one of the cores; a
+// passive wait (sleep at once) costs 90-180 us per parallel region on the Intel KVM guest of
+// sessions 13-19 (waking a halted vCPU), ~8 % of a q8 vision tile. A bounded spin of 30000 turns
+// (~0.1-0.3 ms there) covers the short gaps between the regions of one GEMM or layer and sleeps
+// in longer ones (docs/PERFORMANCE.md, "OpenMP wait policy"). So unless the user chose a policy or
+// a spin count, set GOMP_SPINCOUNT=30000 and re-execute once; if that fails the run simply goes
+// on with the default.
 // OpenBLAS (the float32 reference path's GEMM) starts its worker threads when it is loaded, and
 // they poll with sched_yield for 2^28 cycles (~70 ms) at start and after every call, taking CPU
 // time from the OpenMP threads of the vision tower and prefill; OPENBLAS_THREAD_TIMEOUT=4 (2^4
 // cycles) makes them sleep at once. OpenBLAS also picks its kernels when loaded, and picks SSE3
 // ones on CPUs it does not know (core/blas_core.h): OPENBLAS_CORETYPE then names the right set.
 // Each is set unless the user chose it.
-void PreferPassiveWaits(char** argv) {
+void ChooseRuntimeSettings(char** argv) {
   bool changed = false;
-  for (const auto& [name, value] :
-       {std::pair{"OMP_WAIT_POLICY", "passive"}, std::pair{"OPENBLAS_THREAD_TIMEOUT", "4"}}) {
-    if (std::getenv(name) != nullptr) continue;  // the user's choice
-    ::setenv(name, value, 1);
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr) {
+    ::setenv("GOMP_SPINCOUNT", "30000", 1);
+    changed = true;
+  }
+  if (std::getenv("OPENBLAS_THREAD_TIMEOUT") == nullptr) {
+    ::setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1);
     changed = true;
   }
   if (std::getenv("OPENBLAS_CORETYPE") == nullptr) {
@@ -49,7 +55,7 @@ void PreferPassiveWaits(char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  PreferPassiveWaits(argv);
+  ChooseRuntimeSettings(argv);
   CLI::App app{"plm — PerceptionLM inference on the CPU (images, multi-image prompts, videos)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("plm ") + PLM_VERSION);
