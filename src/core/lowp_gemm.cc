@@ -1688,6 +1688,50 @@ void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t pane
 
 }  // namespace
 
+bool GemmQ8MakesRows(const Q8Matrix& w, int64_t m) {
+  return w.packed != nullptr && m > kSmallM;
+}
+
+namespace {
+
+// GemmQ8's packed many-row path on x's rows, or (x null) on the rows `make` writes.
+void GemmQ8ManyRows(const float* x, const RowMaker& make, const Q8Matrix& w, const float* bias,
+                    float* y, int64_t m, const GemmEpilogue& ep) {
+  thread_local std::vector<uint8_t> xu;
+  thread_local std::vector<float> xs;
+  const int64_t n = w.n, k = w.k, kp = w.packed->kp;
+  uint8_t* xup = GrowScratch(xu, static_cast<size_t>(m * kp));
+  float* xsp = GrowScratch(xs, static_cast<size_t>(m));
+  ParallelForOmp(m, [&](int64_t b, int64_t e) {
+    if (x != nullptr) {
+      QuantizeRowsU8Into(x, b, e, k, kp, xup, xsp);
+      return;
+    }
+    // 8 rows (32 KB at k = 1024) at a time: made and quantized while in L1.
+    constexpr int64_t kRowsAtOnce = 8;
+    thread_local std::vector<float> rows;
+    float* buf = GrowScratch(rows, static_cast<size_t>(kRowsAtOnce * k));
+    for (int64_t r0 = b; r0 < e; r0 += kRowsAtOnce) {
+      const int64_t r1 = std::min(e, r0 + kRowsAtOnce);
+      make(r0, r1, buf);
+      QuantizeRowsU8Into(buf, 0, r1 - r0, k, kp, xup + r0 * kp, xsp + r0);
+    }
+  });
+  ParallelForOmp((n + 63) / 64, [&](int64_t b, int64_t e) {
+    GemmQ8BlockedRows(xup, xsp, w, m, b, e, bias, ep, y);
+  });
+}
+
+}  // namespace
+
+void GemmQ8Made(const RowMaker& make, const Q8Matrix& w, const float* bias, float* y, int64_t m,
+                const GemmEpilogue& ep) {
+  if (!GemmQ8MakesRows(w, m))
+    throw Error(ErrorCode::kInternal, "GemmQ8Made needs packed weights and more than " +
+                                          std::to_string(kSmallM) + " rows");
+  GemmQ8ManyRows(nullptr, make, w, bias, y, m, ep);
+}
+
 void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int64_t m,
             const GemmEpilogue& ep) {
   const int64_t n = w.n, k = w.k;
@@ -1705,15 +1749,7 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
     return;
   }
   if (w.packed) {  // many rows: u8 activations padded to kp, then GemmQ8BlockedRows
-    thread_local std::vector<uint8_t> xu;
-    thread_local std::vector<float> xs;
-    const int64_t kp = w.packed->kp;
-    uint8_t* xup = GrowScratch(xu, static_cast<size_t>(m * kp));
-    float* xsp = GrowScratch(xs, static_cast<size_t>(m));
-    ParallelForOmp(m, [&](int64_t b, int64_t e) { QuantizeRowsU8Into(x, b, e, k, kp, xup, xsp); });
-    ParallelForOmp((n + 63) / 64, [&](int64_t b, int64_t e) {
-      GemmQ8BlockedRows(xup, xsp, w, m, b, e, bias, ep, y);
-    });
+    GemmQ8ManyRows(x, nullptr, w, bias, y, m, ep);
     return;
   }
   if (Cpu().avx512_full() && m <= kSmallM) {

@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -106,6 +107,15 @@ void QuantizeQ8Rows(const float* w, int64_t rows, int64_t k, int8_t* q, float* s
 Q8Matrix QuantizeQ8(const float* w, int64_t n, int64_t k);
 void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int64_t m,
             const GemmEpilogue& ep = {});
+// Writes rows [b, e) of a GEMM's input (k floats each, consecutive) at `out`.
+using RowMaker = std::function<void(int64_t b, int64_t e, float* out)>;
+// Whether GemmQ8Made makes the rows itself (packed weights, m above the decode sizes): each thread
+// then makes a few rows at a time and quantizes them while they are in L1, so the float32 input
+// never goes to memory (a LayerNorm fused into the next GEMM's quantization).
+bool GemmQ8MakesRows(const Q8Matrix& w, int64_t m);
+// GemmQ8 of the rows `make` writes, where GemmQ8MakesRows; the same result as GemmQ8 of them.
+void GemmQ8Made(const RowMaker& make, const Q8Matrix& w, const float* bias, float* y, int64_t m,
+                const GemmEpilogue& ep = {});
 // The blocked layout of int8 weights (what oneDNN calls BA16a64b4a of W^T): per block of 64
 // outputs, per group of 4 inputs, 64 x 4 bytes (output j's inputs 4g..4g+3 at byte 4j: one
 // vpdpbusd operand per 16 outputs); k and n padded with zeros to multiples of 64. A decode step

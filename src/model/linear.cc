@@ -207,6 +207,16 @@ void Linear::Forward(const float* x, int64_t rows, float* y, const GemmEpilogue&
       rows, [&](int64_t b, int64_t e) { FinishRows(out, out_, y, out_, b, e, out_, nullptr, ep); });
 }
 
+void Linear::ForwardMade(const RowMaker& make, int64_t rows, float* y, float* scratch,
+                         const GemmEpilogue& ep) const {
+  if (compute_ == ComputeType::kQ8 && GemmQ8MakesRows(*q8_, rows)) {
+    GemmQ8Made(make, *q8_, b_.empty() ? nullptr : b_.data(), y, rows, ep);
+    return;
+  }
+  ParallelForOmp(rows, [&](int64_t b, int64_t e) { make(b, e, scratch + b * in_); });
+  Forward(scratch, rows, y, ep);
+}
+
 size_t Linear::weight_bytes() const {
   const size_t n = static_cast<size_t>(out_ * in_);
   switch (compute_) {

@@ -34,6 +34,12 @@ class Linear {
   // y[rows, out] = x[rows, in] W^T + b, or with `ep` GeluFast of that, or y += gamma * that (see
   // GemmEpilogue; fused into the int8 GEMMs' rescaling pass for large `rows`).
   void Forward(const float* x, int64_t rows, float* y, const GemmEpilogue& ep = {}) const;
+  // Forward of the rows `make` writes (rows x in_features floats; e.g. a LayerNorm's output):
+  // int8 GEMMs on packed weights make them a few at a time in each thread and quantize them
+  // while they are in cache (GemmQ8Made); elsewhere they are made into `scratch` (rows x
+  // in_features floats) on the OpenMP team first. The same result as making them, then Forward.
+  void ForwardMade(const RowMaker& make, int64_t rows, float* y, float* scratch,
+                   const GemmEpilogue& ep = {}) const;
   // Several layers over the same input (q/k/v, gate/up): for decode-sized `rows` one parallel
   // pass over all their weight rows with the input converted once; otherwise one GEMM each.
   static void ForwardMany(const float* x, int64_t rows, const std::vector<const Linear*>& layers,

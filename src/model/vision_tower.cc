@@ -234,17 +234,9 @@ void VisionTower::ForwardTile(const float* pixels, float* z, std::vector<Tensor>
   float* const qkv = scratch.qkv.get();
   float* const attn = scratch.attn.get();
   float* const m = scratch.m.get();
-  // LayerNorm: row-parallel on the reduced-precision paths (the f32 reference path keeps its
-  // serial loops).
   const bool par = compute_ != ComputeType::kF32;
   auto norm = [&](const float* x, const F32Weights& w, const F32Weights& bias, float* y) {
-    if (!par) {
-      LayerNorm(x, w.data(), bias.data(), eps, y, T, D);
-      return;
-    }
-    ParallelForOmp(T, [&](int64_t r0, int64_t r1) {
-      LayerNormFast(x + r0 * D, w.data(), bias.data(), eps, y + r0 * D, r1 - r0, D);
-    });
+    LayerNorm(x, w.data(), bias.data(), eps, y, T, D);  // f32 path: serial loops
   };
   auto residual = [&](float* zz, const float* add, const F32Weights& gamma) {  // f32 path
     for (int64_t t = 0; t < T; ++t)
@@ -260,10 +252,21 @@ void VisionTower::ForwardTile(const float* pixels, float* z, std::vector<Tensor>
   };
   GemmEpilogue gelu;
   gelu.kind = GemmEpilogue::Kind::kGelu;
+  // Reduced-precision paths: the LayerNorms' rows are made by the next GEMM (ForwardMade: the
+  // int8 tower quantizes each few rows while they are in cache; `a` is the scratch elsewhere).
+  auto norm_rows = [&](const F32Weights& w, const F32Weights& bias) {
+    return [z, &w, &bias, eps, D](int64_t r0, int64_t r1, float* out) {
+      LayerNormFast(z + r0 * D, w.data(), bias.data(), eps, out, r1 - r0, D);
+    };
+  };
   for (size_t bi = 0; bi < blocks_.size(); ++bi) {
     const Block& b = blocks_[bi];
-    norm(z, b.norm1_w, b.norm1_b, a);
-    b.qkv.Forward(a, T, qkv);
+    if (par) {
+      b.qkv.ForwardMade(norm_rows(b.norm1_w, b.norm1_b), T, qkv, a);
+    } else {
+      norm(z, b.norm1_w, b.norm1_b, a);
+      b.qkv.Forward(a, T, qkv);
+    }
     Attention(qkv, attn);
     if (par) {
       b.proj.Forward(attn, T, z, add_scaled(b.gamma_1));
@@ -271,11 +274,11 @@ void VisionTower::ForwardTile(const float* pixels, float* z, std::vector<Tensor>
       b.proj.Forward(attn, T, a);
       residual(z, a, b.gamma_1);
     }
-    norm(z, b.norm2_w, b.norm2_b, a);
     if (par) {
-      b.fc1.Forward(a, T, m, gelu);
+      b.fc1.ForwardMade(norm_rows(b.norm2_w, b.norm2_b), T, m, a, gelu);
       b.fc2.Forward(m, T, z, add_scaled(b.gamma_2));
     } else {
+      norm(z, b.norm2_w, b.norm2_b, a);
       b.fc1.Forward(a, T, m);
       GeluErfInPlace(m, T * hidden);
       b.fc2.Forward(m, T, a);

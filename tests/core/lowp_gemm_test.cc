@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <mutex>
 #include <random>
 #include <string>
 #include <type_traits>
@@ -339,11 +340,34 @@ TEST_P(LowpGemm, PackedQ8MatchesPlainRows) {
         const std::string what = Describe(n, k, m, ep);
         if (m > kSmallM) {
           EXPECT_EQ(got, want) << what;
+          // The same rows made on demand, a few per call in each thread (GemmQ8Made, e.g. a
+          // LayerNorm fused into the quantization): bit for bit, every row made exactly once.
+          ASSERT_TRUE(GemmQ8MakesRows(packed, m));
+          std::vector<float> made = base;
+          std::vector<int> times(static_cast<size_t>(m), 0);
+          std::mutex mu;
+          GemmQ8Made(
+              [&](int64_t b, int64_t e, float* out) {
+                std::copy(x.begin() + b * k, x.begin() + e * k, out);
+                const std::lock_guard<std::mutex> lock(mu);
+                for (int64_t i = b; i < e; ++i) ++times[static_cast<size_t>(i)];
+              },
+              packed, bias.data(), made.data(), m, ep);
+          EXPECT_EQ(made, want) << what;
+          EXPECT_EQ(std::count(times.begin(), times.end(), 1), m) << what;
         } else {
           EXPECT_LT(RelErr(got, want), 1e-6) << what;
         }
       }
       if (m > kSmallM) continue;
+      EXPECT_FALSE(GemmQ8MakesRows(packed, m));
+      EXPECT_FALSE(GemmQ8MakesRows(plain, 1600));
+      try {  // only where it makes the rows itself
+        GemmQ8Made([](int64_t, int64_t, float*) {}, plain, nullptr, nullptr, 1600);
+        ADD_FAILURE() << "GemmQ8Made on unpacked weights must throw";
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::kInternal);
+      }
       ExpectGemvManyOfPacked<Q8Matrix>(x, m, n, k, plain, packed, bias, 66);
     }
   }
