@@ -636,7 +636,8 @@ FusedAttentionFlash(const AttentionArgs& a) {
           max_k = std::max(max_k, std::fabs(Bf16ToF32(a.k16[KeyTileIndex(j, d, hd)])));
       max_v = fp16::MaxAbsBf16Rows(a.v16, nk, hd, a.kv_stride);
     } else {
-      max_k = fp16::MaxAbsF32(a.k, nk, hd, ks);
+      // kQ8: the keys' scales are their own (PackKeys, below, also finds non-finite keys).
+      if (!kQ8) max_k = fp16::MaxAbsF32(a.k, nk, hd, ks);
       max_v = fp16::MaxAbsF32(a.v, nk, hd, a.kv_stride);
     }
     ex = fp16::ChooseExponents(max_q, max_k, max_v);
@@ -672,7 +673,10 @@ FusedAttentionFlash(const AttentionArgs& a) {
         kq8.resize(static_cast<size_t>(q8attn::KeyTileBytes(nk, hd)));
         kscale.resize(static_cast<size_t>(ldk));
         koff.resize(static_cast<size_t>(ldk));
-        q8attn::PackKeys(a.k, nk, hd, ks, kq8.data(), kscale.data(), koff.data());
+        if (!q8attn::PackKeys(a.k, nk, hd, ks, kq8.data(), kscale.data(), koff.data())) {
+          FusedAttentionFlash<FlashKind::kF32>(a);  // a key not finite (as above)
+          return;
+        }
       } else {
         fp16::PackKeyTiles(a.k, nk, hd, ks, sk, kp.data());
       }

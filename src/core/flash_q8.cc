@@ -28,16 +28,20 @@ PLM_Q8A_TARGET inline float MaxAbs(const float* x, const float* minus, int64_t h
 
 }  // namespace
 
-PLM_Q8A_TARGET void PackKeys(const float* k, int64_t nk, int64_t hd, int64_t stride, int8_t* tiles,
+PLM_Q8A_TARGET bool PackKeys(const float* k, int64_t nk, int64_t hd, int64_t stride, int8_t* tiles,
                              float* scale, int32_t* offset) {
   thread_local std::vector<float> mean_buf;
   mean_buf.assign(static_cast<size_t>(hd), 0.0f);
   float* mean = mean_buf.data();
+  __mmask16 bad = 0;  // lanes of the mean that are inf or NaN (x - x is NaN exactly for those)
   for (int64_t d = 0; d < hd; d += 16) {
     __m512 acc = _mm512_setzero_ps();
     for (int64_t j = 0; j < nk; ++j) acc = _mm512_add_ps(acc, _mm512_loadu_ps(k + j * stride + d));
-    _mm512_storeu_ps(mean + d, _mm512_div_ps(acc, _mm512_set1_ps(static_cast<float>(nk))));
+    const __m512 mv = _mm512_div_ps(acc, _mm512_set1_ps(static_cast<float>(nk)));
+    bad |= _mm512_cmp_ps_mask(_mm512_sub_ps(mv, mv), _mm512_sub_ps(mv, mv), _CMP_UNORD_Q);
+    _mm512_storeu_ps(mean + d, mv);
   }
+  if (bad != 0) return false;
   const int64_t padded = (nk + kTile - 1) / kTile * kTile;
   if (padded > nk) {  // the last tile's keys past nk: zero, with zero scale and offset
     std::memset(tiles + (nk / kTile) * kTile * hd, 0, static_cast<size_t>(kTile * hd));
@@ -62,6 +66,7 @@ PLM_Q8A_TARGET void PackKeys(const float* k, int64_t nk, int64_t hd, int64_t str
     }
     offset[j] = -128 * _mm512_reduce_add_epi32(sum);
   }
+  return true;
 }
 
 PLM_Q8A_TARGET void QuantizeQueries(const float* q, int64_t rows, int64_t hd, int64_t stride,

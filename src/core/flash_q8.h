@@ -22,8 +22,9 @@ inline int64_t KeyTileBytes(int64_t nk, int64_t hd) {
 // Keys (nk rows of hd, row stride `stride`) minus their mean, quantized per key: `tiles` (of
 // KeyTileBytes) as 32-key tiles [hd / 4][32][4] int8, zero past the last key; scale[j] the
 // key's scale (0 past the last key, up to a whole tile), offset[j] = -128 * (the sum of its
-// int8 values). hd % 16 == 0; the inputs finite.
-void PackKeys(const float* k, int64_t nk, int64_t hd, int64_t stride, int8_t* tiles, float* scale,
+// int8 values). hd % 16 == 0. Returns false (the outputs unspecified) when the mean key is not
+// finite: a key with inf or NaN (or sums past the f32 range).
+bool PackKeys(const float* k, int64_t nk, int64_t hd, int64_t stride, int8_t* tiles, float* scale,
               int32_t* offset);
 
 // rows of hd queries (row stride `stride`) as u8 = round(q / s) + 128 into out (row stride hd),

@@ -323,17 +323,32 @@ TEST(FusedAttentionMany, KernelNamesReportInt8Scores) {
   EXPECT_STREQ(ManyQueryKernelName(false, true), "reference");
 }
 
+// x with x[i] = value.
+std::vector<float> With(std::vector<float> x, size_t i, float value) {
+  x[i] = value;
+  return x;
+}
+
 TEST(FusedAttentionMany, Int8ScoresRunAndFallBackOnInfinity) {
   if (!Cpu().avx512fp16 || !Cpu().avx512_full()) GTEST_SKIP() << "no AVX512-FP16 on this CPU";
-  auto q = RandomBf16Values(static_cast<size_t>(kSmallNq * kSmallHd), 41, 1.0f);
+  const auto q = RandomBf16Values(static_cast<size_t>(kSmallNq * kSmallHd), 41, 1.0f);
   const auto k = RandomBf16Values(static_cast<size_t>(kSmallNk * kSmallHd), 42, 1.0f);
   const auto v = RandomBf16Values(static_cast<size_t>(kSmallNk * kSmallHd), 43, 1.0f);
   // Finite inputs: int8 scores ran (results differ from the fp16 scores').
   EXPECT_NE(RunSmallCall(q, k, v, true, true), RunSmallCall(q, k, v, true, false));
-  // An infinite query: handed to the f32 kernel like the fp16 one (same bits, NaN included).
-  q[3 * kSmallHd + 7] = -std::numeric_limits<float>::infinity();
-  const auto a = RunSmallCall(q, k, v, true, true), b = RunSmallCall(q, k, v, false, false);
-  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float)));
+  // An infinite query, an infinite or NaN key (found while the keys are packed), keys whose sum
+  // leaves the f32 range: handed to the f32 kernel like the fp16 one (same bits, NaN included).
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<std::pair<std::vector<float>, std::vector<float>>> cases = {
+      {With(q, 3 * kSmallHd + 7, -inf), k},
+      {q, With(k, 5 * kSmallHd + 3, inf)},
+      {q, With(k, 9 * kSmallHd + 60, std::numeric_limits<float>::quiet_NaN())},
+      {q, With(With(k, 1 * kSmallHd + 2, 3e38f), 2 * kSmallHd + 2, 3e38f)}};
+  for (size_t c = 0; c < cases.size(); ++c) {
+    const auto& [qc, kc] = cases[c];
+    const auto a = RunSmallCall(qc, kc, v, true, true), b = RunSmallCall(qc, kc, v, false, false);
+    EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << "case " << c;
+  }
 }
 
 }  // namespace
