@@ -123,7 +123,11 @@ void VisionTower::FusedAttentionTile(const float* qkv, float* out) const {
   const int64_t T = tokens_per_tile(), prefix = cfg_.num_prefix_tokens();
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
   ParallelForOmp(H, [&](int64_t h0, int64_t h1) {
-    std::vector<float> q(T * hd), k(T * hd), v(T * hd), kt;  // kt only for kernels that read it
+    // Per thread, reused across layers and tiles (every element is written before it is read).
+    thread_local std::vector<float> q, k, v, kt;  // kt only for kernels that read it
+    q.resize(static_cast<size_t>(T * hd));
+    k.resize(q.size());
+    v.resize(q.size());
     for (int64_t h = h0; h < h1; ++h) {
       // The head's queries and keys rotated (prefix tokens unrotated) and its values copied out
       // of qkv in one pass, into rows of their own. qkv's rows are 3D floats apart, a stride
