@@ -141,29 +141,27 @@ TEST(Cli, OpenMpWaitsDefaultToABoundedSpinAndRespectTheUser) {
   const std::vector<std::string> args = {
       "bench", "--config", model_dir, "--model",   model_dir, "--dtype",         "f32", "--threads",
       "1",     "--tiles",  "0",       "--prefill", "4",       "--decode-tokens", "2",   "--json"};
-  test::RunOptions unset;
-  unset.unset_env = {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"};
-  const RunResult a = RunPlm(args, unset);
-  ASSERT_EQ(a.code, 0) << a.err;
-  EXPECT_EQ(ParseJson(a.out, "bench")["omp_wait_policy"], "");
-  EXPECT_EQ(ParseJson(a.out, "bench")["gomp_spincount"], "30000");
+  // `plm bench --json` with `set` in the environment and `unset` removed from it.
+  auto bench = [&](std::map<std::string, std::string> set, std::vector<std::string> unset) {
+    test::RunOptions o;
+    o.env = std::move(set);
+    o.unset_env = std::move(unset);
+    const RunResult r = RunPlm(args, o);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return ParseJson(r.out, "bench");
+  };
+  const Json a = bench({}, {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"});
+  EXPECT_EQ(a["omp_wait_policy"], "");
+  EXPECT_EQ(a["gomp_spincount"], "30000");
   // The f32 path runs the reference attention kernels on every CPU.
-  EXPECT_EQ(ParseJson(a.out, "bench")["attention_kernel"], "reference");
-  EXPECT_EQ(ParseJson(a.out, "bench")["vision_attention_kernel"], "reference");
-  test::RunOptions active;
-  active.env = {{"OMP_WAIT_POLICY", "active"}};
-  active.unset_env = {"GOMP_SPINCOUNT"};
-  const RunResult b = RunPlm(args, active);
-  ASSERT_EQ(b.code, 0) << b.err;
-  EXPECT_EQ(ParseJson(b.out, "bench")["omp_wait_policy"], "active");
-  EXPECT_EQ(ParseJson(b.out, "bench")["gomp_spincount"], "");
-  test::RunOptions spin;
-  spin.env = {{"GOMP_SPINCOUNT", "1000"}};
-  spin.unset_env = {"OMP_WAIT_POLICY"};
-  const RunResult c = RunPlm(args, spin);
-  ASSERT_EQ(c.code, 0) << c.err;
-  EXPECT_EQ(ParseJson(c.out, "bench")["omp_wait_policy"], "");
-  EXPECT_EQ(ParseJson(c.out, "bench")["gomp_spincount"], "1000");
+  EXPECT_EQ(a["attention_kernel"], "reference");
+  EXPECT_EQ(a["vision_attention_kernel"], "reference");
+  const Json b = bench({{"OMP_WAIT_POLICY", "active"}}, {"GOMP_SPINCOUNT"});
+  EXPECT_EQ(b["omp_wait_policy"], "active");
+  EXPECT_EQ(b["gomp_spincount"], "");
+  const Json c = bench({{"GOMP_SPINCOUNT", "1000"}}, {"OMP_WAIT_POLICY"});
+  EXPECT_EQ(c["omp_wait_policy"], "");
+  EXPECT_EQ(c["gomp_spincount"], "1000");
 }
 
 // `plm bench --json` relates its peak RSS to what the run keeps resident: the weights as the
