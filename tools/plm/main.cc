@@ -21,12 +21,12 @@ namespace {
 // oneDNN's OpenMP runtime (libgomp) reads OMP_WAIT_POLICY and GOMP_SPINCOUNT when it is loaded,
 // before main. Its default (spin ~300000 times at every barrier before sleeping) makes vision and
 // prefill 1.4x to several times slower as soon as another process wants one of the cores; a
-// passive wait (sleep at once) costs 90-180 us per parallel region on the Intel KVM guest of
-// sessions 13-19 (waking a halted vCPU), ~8 % of a q8 vision tile. A bounded spin of 30000 turns
-// (~0.1-0.3 ms there) covers the short gaps between the regions of one GEMM or layer and sleeps
-// in longer ones (docs/PERFORMANCE.md, "OpenMP wait policy"). So unless the user chose a policy or
-// a spin count, set GOMP_SPINCOUNT=30000 and re-execute once; if that fails the run simply goes
-// on with the default.
+// passive wait (sleep at once) costs 0.1-0.25 ms per parallel region on the Intel KVM guest of
+// sessions 13-19 (waking a halted vCPU), up to ~10 % of a q8 vision tile. A bounded spin of 30000
+// turns (~0.1-0.3 ms there) covers the short gaps between the regions of one GEMM or layer and
+// sleeps in longer ones; with another process busy it is ~7-10 % slower than passive
+// (docs/PERFORMANCE.md, "Session 19"). So unless the user chose a policy or a spin count, set
+// GOMP_SPINCOUNT=30000 and re-execute once; if that fails the run simply goes on with the default.
 // OpenBLAS (the float32 reference path's GEMM) starts its worker threads when it is loaded, and
 // they poll with sched_yield for 2^28 cycles (~70 ms) at start and after every call, taking CPU
 // time from the OpenMP threads of the vision tower and prefill; OPENBLAS_THREAD_TIMEOUT=4 (2^4
