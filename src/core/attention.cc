@@ -53,8 +53,9 @@ __attribute__((target_clones("avx512f", "default"))) void ExpInPlace(float* x, i
 namespace {
 
 // erf(z) = z P(z^2) / Q(z^2), P of degree 5, Q of degree 5 with Q(0) = 1: a rational
-// least-squares fit to erf on [0, 4] made for this kernel (Lawson-weighted, in double). Max error
-// 2e-8 in exact arithmetic, 4.5e-7 evaluated in f32 (GELU: 2.1e-7 x max(1, |x|) over [-10, 10]);
+// least-squares fit to erf on [0, 4] made for this kernel (Lawson-weighted, in double;
+// scripts/fit_gelu_erf.py). Max error 2e-8 in exact arithmetic, <= 4.5e-7 evaluated in f32
+// (GELU: <= 2.1e-7 x max(1, |x|) over [-10, 10]);
 // no exp, one reciprocal: ~2/3 of the instructions of the Abramowitz & Stegun 7.1.26 form with
 // its exp that it replaced. erf(4) = 1 - 1.5e-8 is 1 in f32, but the fit evaluates to 1 -/+ 2
 // ulp there; past 4 it rises (1 + 8e-6 at 4.5), so z is clamped to 4.5 and the result to [-1, 1]:
