@@ -145,8 +145,10 @@ BENCHMARK(BM_FusedAttentionDecode)
 // heads x `context` positions: 310 MB at 9472, far beyond the caches), KV heads spread over the
 // global ThreadPool as LlamaDecoder does. kv_bytes/s is the memory rate the kernel reaches from
 // DRAM; BM_ReadBandwidth in the same run is the machine's plain read rate to compare with.
+// parts > 1: each head's keys split into that many calls (DecodePart) merged after
+// (MergeAttentionParts), as LlamaDecoder does from 8192 positions.
 void BM_FusedAttentionDecodeFromMemory(benchmark::State& st) {
-  const int64_t nk = st.range(0), layers = 16, kv_heads = 8, rep = 4, hd = 64;
+  const int64_t nk = st.range(0), parts = st.range(1), layers = 16, kv_heads = 8, rep = 4, hd = 64;
   const size_t per_head = static_cast<size_t>(nk * hd);
   const size_t total = per_head * layers * kv_heads;
   // Huge pages, as in LlamaDecoder's KV cache.
@@ -157,16 +159,38 @@ void BM_FusedAttentionDecodeFromMemory(benchmark::State& st) {
   }
   auto q = Random(static_cast<size_t>(kv_heads * rep * hd), 1);
   std::vector<float> out(q.size());
+  std::vector<float> part_out(static_cast<size_t>(kv_heads * parts * rep * hd));
+  std::vector<float> part_lse(static_cast<size_t>(kv_heads * parts * rep));
   plm::ThreadPool& pool = plm::ThreadPool::Global();
   for (auto _ : st) {
-    for (int64_t layer = 0; layer < layers; ++layer)
-      pool.ParallelFor(kv_heads, [&](int64_t h0, int64_t h1) {
-        for (int64_t kh = h0; kh < h1; ++kh) {
+    for (int64_t layer = 0; layer < layers; ++layer) {
+      pool.ParallelFor(kv_heads * parts, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t kh = t / parts, p = t % parts;
           const size_t at = (layer * kv_heads + kh) * per_head;
-          plm::FusedAttention(DecodeArgs(q.data() + kh * rep * hd, k16.data() + at, v16.data() + at,
-                                         out.data() + kh * rep * hd, rep, nk, hd));
+          const plm::AttentionArgs a =
+              DecodeArgs(q.data() + kh * rep * hd, k16.data() + at, v16.data() + at,
+                         out.data() + kh * rep * hd, rep, nk, hd);
+          if (parts == 1) {
+            plm::FusedAttention(a);
+            continue;
+          }
+          plm::FusedAttention(plm::DecodePart(a, parts, p, part_out.data() + t * rep * hd,
+                                              part_lse.data() + t * rep));
         }
       });
+      for (int64_t kh = 0; kh < kv_heads && parts > 1; ++kh) {
+        const float* outs[16];
+        const float* lses[16];
+        int64_t keys[16];
+        for (int64_t p = 0; p < parts; ++p) {
+          outs[p] = part_out.data() + (kh * parts + p) * rep * hd;
+          lses[p] = part_lse.data() + (kh * parts + p) * rep;
+          keys[p] = plm::DecodeSplitPoint(nk, parts, p + 1) - plm::DecodeSplitPoint(nk, parts, p);
+        }
+        plm::MergeAttentionParts(parts, outs, lses, keys, rep, hd, out.data() + kh * rep * hd, hd);
+      }
+    }
     benchmark::DoNotOptimize(out.data());
   }
   st.counters["kv_bytes"] =
@@ -176,9 +200,11 @@ void BM_FusedAttentionDecodeFromMemory(benchmark::State& st) {
 }
 
 BENCHMARK(BM_FusedAttentionDecodeFromMemory)
-    ->ArgNames({"context"})
-    ->Arg(2048)
-    ->Arg(9472)
+    ->ArgNames({"context", "parts"})
+    ->Args({2048, 1})
+    ->Args({2048, 2})
+    ->Args({9472, 1})
+    ->Args({9472, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "core/parallel.h"
 #include "core/simd.h"
 #include "core/thread_pool.h"
+#include "plm/error.h"
 
 namespace plm {
 
@@ -249,7 +251,7 @@ struct LinePrefetcher {
 template <bool Fast>
 __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow(
     const AttentionArgs& a, float* si, int64_t qi, float* inv_sum = nullptr,
-    LinePrefetcher* pf = nullptr) {
+    LinePrefetcher* pf = nullptr, float* lse = nullptr) {
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   const int64_t nk = a.nk;
   const int64_t rl = a.causal_offset >= 0 ? std::min(nk, a.causal_offset + qi + 1) : nk;
@@ -275,6 +277,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow
   if (mx == kNegInf) {
     std::fill_n(si, nk, 1.0f / static_cast<float>(nk));
     if (inv_sum != nullptr) *inv_sum = 1.0f;
+    if (lse != nullptr) *lse = kNegInf;
     return nk;
   }
   const __m512 mv = _mm512_set1_ps(mx);
@@ -289,7 +292,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow
     vsum = _mm512_add_ps(vsum, p);
     if (pf != nullptr) pf->Next();
   }
-  const float inv = 1.0f / _mm512_reduce_add_ps(vsum);
+  const float sum = _mm512_reduce_add_ps(vsum), inv = 1.0f / sum;
+  // Fast: the scores are in units of log2 e, p = 2^(x - mx).
+  if (lse != nullptr) *lse = (Fast ? mx * 0.693147181f : mx) + std::log(sum);
   if (inv_sum != nullptr) {
     *inv_sum = inv;
     return rl;
@@ -1229,8 +1234,9 @@ FusedAttentionKV16(const AttentionArgs& a) {
     pf.rows = lim;
     for (int64_t i = 0; i < qb; ++i) {
       // The cheaper exp where reduced precision is allowed (its 4e-5 are far below bf16's).
-      row_lim[i] = a.bf16 ? SoftmaxScoreRow<true>(a, s + i * ld, q0 + i, inv + i, &pf)
-                          : SoftmaxScoreRow<false>(a, s + i * ld, q0 + i, inv + i, &pf);
+      float* lse = a.lse != nullptr ? a.lse + q0 + i : nullptr;
+      row_lim[i] = a.bf16 ? SoftmaxScoreRow<true>(a, s + i * ld, q0 + i, inv + i, &pf, lse)
+                          : SoftmaxScoreRow<false>(a, s + i * ld, q0 + i, inv + i, &pf, lse);
       block_lim = std::max(block_lim, row_lim[i]);
     }
     for (int64_t i = 0; i < qb; ++i)
@@ -1308,6 +1314,58 @@ const char* ManyQueryKernelName(bool reduced_precision, bool int8_scores) {
   return name;
 }
 
+bool FillsLse(const AttentionArgs& a) {
+  return a.k16 != nullptr && a.heads == 1 && !UsesBf16ManyQueryKernel(a) && a.hd % 16 == 0 &&
+         a.hd <= 256 && Cpu().avx512_full();
+}
+
+int64_t DecodeSplitPoint(int64_t nk, int64_t parts, int64_t p) {
+  if (p >= parts) return nk;
+  return nk * p / parts / kKeyTile * kKeyTile;
+}
+
+AttentionArgs DecodePart(const AttentionArgs& a, int64_t parts, int64_t p, float* out, float* lse) {
+  const int64_t k0 = DecodeSplitPoint(a.nk, parts, p), k1 = DecodeSplitPoint(a.nk, parts, p + 1);
+  AttentionArgs part = a;
+  part.k16 = a.k16 + k0 * a.hd;  // k0 is a whole number of key tiles
+  part.v16 = a.v16 + k0 * a.kv_stride;
+  if (a.valid != nullptr) part.valid = a.valid + k0;
+  part.nk = k1 - k0;
+  part.out = out;
+  part.out_stride = a.hd;
+  part.lse = lse;
+  return part;
+}
+
+void MergeAttentionParts(int64_t parts, const float* const* part_out, const float* const* part_lse,
+                         const int64_t* part_keys, int64_t rows, int64_t hd, float* out,
+                         int64_t out_stride) {
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  constexpr int64_t kMaxParts = 16;
+  if (parts < 1 || parts > kMaxParts)
+    throw Error(ErrorCode::kInvalidArgument,
+                "MergeAttentionParts takes 1 to 16 parts, not " + std::to_string(parts));
+  float w[kMaxParts];
+  for (int64_t r = 0; r < rows; ++r) {
+    float mx = kNegInf;
+    for (int64_t p = 0; p < parts; ++p) mx = std::max(mx, part_lse[p][r]);
+    float total = 0.0f;
+    for (int64_t p = 0; p < parts; ++p) {
+      // No visible key anywhere: each part attended uniformly to its own keys, so weighting
+      // them by their key counts gives the uniform attention over all of them.
+      w[p] = mx == kNegInf ? static_cast<float>(part_keys[p])
+                           : (part_lse[p][r] == kNegInf ? 0.0f : std::exp(part_lse[p][r] - mx));
+      total += w[p];
+    }
+    for (int64_t p = 0; p < parts; ++p) w[p] /= total;
+    for (int64_t d = 0; d < hd; ++d) {
+      float acc = 0.0f;
+      for (int64_t p = 0; p < parts; ++p) acc += w[p] * part_out[p][r * hd + d];
+      out[r * out_stride + d] = acc;
+    }
+  }
+}
+
 void FusedAttention(const AttentionArgs& a) {
   if (UsesBf16ManyQueryKernel(a)) {
     switch (ChosenFlashKind()) {
@@ -1333,7 +1391,7 @@ void FusedAttention(const AttentionArgs& a) {
     return;
   }
   if (a.k16 != nullptr) {
-    if (a.hd % 16 == 0 && a.hd <= 256 && Cpu().avx512_full()) {
+    if (FillsLse(a)) {
       FusedAttentionKV16(a);
       return;
     }

@@ -45,6 +45,10 @@ struct AttentionArgs {
   int64_t heads = 1;
   int64_t q_head_stride = 0;
   int64_t out_head_stride = 0;
+  // Optional [nq]: each query row's log-sum-exp (natural log) of its scaled, visible scores (-inf
+  // when none is visible), so that calls on parts of the keys can be merged (MergeAttentionParts).
+  // Filled only where FillsLse.
+  float* lse = nullptr;
 };
 
 // Single-threaded; callers parallelise over heads and query blocks.
@@ -60,6 +64,26 @@ const char* ManyQueryKernelName(bool reduced_precision);
 // The same for calls that allow int8 scores (AttentionArgs::int8_scores: the q8/q4 vision tower):
 // "fp16+int8-scores" where the fp16 kernel takes them (AVX512-FP16 and VNNI), otherwise as above.
 const char* ManyQueryKernelName(bool reduced_precision, bool int8_scores);
+
+// Whether FusedAttention fills AttentionArgs::lse for these arguments: few queries on a bf16 cache
+// (the decode kernel, AVX-512).
+bool FillsLse(const AttentionArgs& a);
+
+// Decode attention split over the keys, so that more, smaller calls share out the threads' work
+// (one call per KV head left a thread idle for up to a head's time at each layer's end). Part p
+// of `parts` covers keys [DecodeSplitPoint(nk, parts, p), DecodeSplitPoint(nk, parts, p + 1)):
+// whole 32-key tiles except the last part. Needs nk >= 32 * parts (every part non-empty).
+int64_t DecodeSplitPoint(int64_t nk, int64_t parts, int64_t p);
+// The arguments of part p of `a` (FillsLse(a), every key visible to every row: causal_offset < 0):
+// its keys, values and valid flags, output rows at `out` (row stride hd), log-sum-exps at `lse`.
+AttentionArgs DecodePart(const AttentionArgs& a, int64_t parts, int64_t p, float* out, float* lse);
+// out[r] = the attention over all the parts' keys, from the parts' outputs part_out[p] (rows x hd,
+// row stride hd; out may be part_out[0]), log-sum-exps part_lse[p] and key counts part_keys[p].
+// Rows with no visible key in any part attend uniformly to all keys, as one call would.
+// Throws plm::Error(kInvalidArgument) unless 1 <= parts <= 16.
+void MergeAttentionParts(int64_t parts, const float* const* part_out, const float* const* part_lse,
+                         const int64_t* part_keys, int64_t rows, int64_t hd, float* out,
+                         int64_t out_stride);
 
 // kt[d * nk + j] = k[j * stride + d] for j < nk, d < hd.
 void TransposeKeys(const float* k, int64_t stride, int64_t nk, int64_t hd, float* kt);

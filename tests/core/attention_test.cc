@@ -16,6 +16,7 @@
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/key_tiles.h"
+#include "plm/error.h"
 
 namespace plm {
 namespace {
@@ -74,6 +75,91 @@ std::vector<double> Reference(const Case& c, const std::vector<float>& q,
       }
     }
   return out;
+}
+
+// Each query row's log-sum-exp of its scaled visible scores (one head, every key visible to every
+// row), -inf when no key is visible: what AttentionArgs::lse holds.
+std::vector<double> ReferenceLse(const Case& c, const std::vector<float>& q,
+                                 const std::vector<float>& k, const std::vector<uint8_t>& valid,
+                                 float scale) {
+  std::vector<double> lse(static_cast<size_t>(c.nq), -std::numeric_limits<double>::infinity());
+  for (int64_t i = 0; i < c.nq; ++i) {
+    std::vector<double> s;
+    for (int64_t j = 0; j < c.nk; ++j) {
+      if (!valid[j]) continue;
+      double d = 0;
+      for (int64_t t = 0; t < c.hd; ++t)
+        d += static_cast<double>(q[i * c.hd + t]) * k[j * c.hd + t];
+      s.push_back(d * scale);
+    }
+    if (s.empty()) continue;
+    const double mx = *std::max_element(s.begin(), s.end());
+    double sum = 0;
+    for (double x : s) sum += std::exp(x - mx);
+    lse[i] = mx + std::log(sum);
+  }
+  return lse;
+}
+
+double RelativeL2(const std::vector<float>& got, const std::vector<double>& want) {
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    err += (got[i] - want[i]) * (got[i] - want[i]);
+    norm += want[i] * want[i];
+  }
+  return std::sqrt(err / norm);
+}
+
+// The decode call `a` (one head, every key visible to every row) split over its keys into 2 and 3
+// parts (DecodePart) and merged (MergeAttentionParts) gives the attention of the whole call `got`;
+// its log-sum-exps (AttentionArgs::lse) are the reference's. f32 kernels (tol 1e-4): within 5e-5
+// of the whole call (the exp's 4e-5 falls differently against each part's maximum; measured
+// 1.2-1.5e-5) and 1e-5 of each lse; bf16 ones round each part's probabilities themselves.
+void CheckDecodeSplit(const Case& c, const AttentionArgs& a, const std::vector<float>& got,
+                      const std::vector<double>& want, const std::vector<double>& want_lse,
+                      double tol) {
+  const bool f32 = tol < 1e-3;
+  std::vector<float> whole(got.size()), lse(static_cast<size_t>(c.nq));
+  AttentionArgs with_lse = a;
+  with_lse.out = whole.data();
+  with_lse.lse = lse.data();
+  FusedAttention(with_lse);
+  EXPECT_EQ(whole, got) << "filling lse changed the output";
+  for (int64_t i = 0; i < c.nq; ++i) {
+    if (std::isinf(want_lse[i])) {
+      EXPECT_EQ(lse[i], -std::numeric_limits<float>::infinity()) << "row " << i;
+      continue;
+    }
+    EXPECT_NEAR(lse[i], want_lse[i], (f32 ? 1e-5 : 2e-2) * std::max(1.0, std::fabs(want_lse[i])))
+        << "row " << i;
+  }
+  for (int64_t parts : {2, 3}) {
+    if (c.nk < 32 * parts) continue;
+    std::vector<std::vector<float>> outs(static_cast<size_t>(parts)),
+        lses(static_cast<size_t>(parts));
+    const float* out_ptrs[3];
+    const float* lse_ptrs[3];
+    int64_t keys[3];
+    for (int64_t p = 0; p < parts; ++p) {
+      outs[p].assign(got.size(), 0.0f);
+      lses[p].assign(static_cast<size_t>(c.nq), 0.0f);
+      FusedAttention(DecodePart(a, parts, p, outs[p].data(), lses[p].data()));
+      out_ptrs[p] = outs[p].data();
+      lse_ptrs[p] = lses[p].data();
+      keys[p] = DecodeSplitPoint(c.nk, parts, p + 1) - DecodeSplitPoint(c.nk, parts, p);
+      EXPECT_EQ(DecodeSplitPoint(c.nk, parts, p) % 32, 0);
+      EXPECT_GT(keys[p], 0);
+    }
+    EXPECT_EQ(DecodeSplitPoint(c.nk, parts, parts), c.nk);
+    std::vector<float> merged(got.size(), 0.0f);
+    MergeAttentionParts(parts, out_ptrs, lse_ptrs, keys, c.nq, c.hd, merged.data(), c.hd);
+    std::vector<double> whole_d(got.begin(), got.end());
+    EXPECT_LT(RelativeL2(merged, whole_d), f32 ? 5e-5 : 1e-2) << parts << " parts vs one call";
+    EXPECT_LT(RelativeL2(merged, want), tol) << parts << " parts vs the reference";
+    // In place, as the decoder merges into part 0's rows.
+    MergeAttentionParts(parts, out_ptrs, lse_ptrs, keys, c.nq, c.hd, outs[0].data(), c.hd);
+    EXPECT_EQ(outs[0], merged) << "merging into part 0's rows";
+  }
 }
 
 // tol: relative L2 error allowed against the double-precision reference.
@@ -135,13 +221,10 @@ void RunCase(const Case& c, uint32_t seed, double tol = 1.5e-2) {
   EXPECT_EQ(got, one_by_one) << "grouped heads differ from one head per call";
 
   const auto want = Reference(c, q, k, v, valid, scale);
-  double err = 0, norm = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    err += (got[i] - want[i]) * (got[i] - want[i]);
-    norm += want[i] * want[i];
-  }
+  if (c.bf16_cache && H == 1 && c.causal_offset < 0 && FillsLse(a))
+    CheckDecodeSplit(c, a, got, want, ReferenceLse(c, q, k, valid, scale), tol);
   // bf16 queries and probabilities (f32 accumulation): ~3 significant digits.
-  EXPECT_LT(std::sqrt(err / norm), tol)
+  EXPECT_LT(RelativeL2(got, want), tol)
       << "heads=" << H << " nq=" << c.nq << " nk=" << c.nk << " hd=" << hd
       << " off=" << c.causal_offset << " q_scale=" << c.q_scale << " pad=" << c.padding
       << " bf16_cache=" << c.bf16_cache << " int8_scores=" << c.int8_scores;
@@ -275,7 +358,21 @@ TEST(FusedAttentionFew, DecodeStepsOnBf16Cache) {
     RunCase({1, 4, 77, 256, -1, 4.0f, false, true}, 17, tol);
     RunCase({1, 4, 45, 48, -1, 1.0f, false, true}, 18, tol);
     RunCase({1, 2, 33, 80, -1, 2.0f, true, true}, 19, tol);
+    // No visible key at all: uniform attention over every key, split or not.
+    RunCase({1, 4, 500, 64, -1, 1.0f, true, true, 500}, 20, tol);
   });
+}
+
+TEST(FusedAttentionFew, MergeAttentionPartsRefusesPartCounts) {
+  const float out[1] = {1.0f}, lse[1] = {0.0f};
+  const float* outs[1] = {out};
+  const float* lses[1] = {lse};
+  const int64_t keys[1] = {1};
+  float merged[1] = {0.0f};
+  MergeAttentionParts(1, outs, lses, keys, 1, 1, merged, 1);
+  EXPECT_EQ(merged[0], 1.0f);
+  EXPECT_THROW(MergeAttentionParts(0, outs, lses, keys, 1, 1, merged, 1), Error);
+  EXPECT_THROW(MergeAttentionParts(17, outs, lses, keys, 1, 1, merged, 1), Error);
 }
 
 TEST(FusedAttentionMany, BidirectionalVisionTile) {

@@ -90,6 +90,37 @@ TEST(KVCacheBf16, DecodeThroughBf16CacheMatchesFloat32Cache) {
   }
 }
 
+// From 8192 cached positions the decoder splits each head's one-token attention over the keys
+// (core/attention.h DecodePart) and merges the parts: still close to the float32 cache.
+TEST(KVCacheBf16, LongContextDecodeMatchesFloat32Cache) {
+  for (const std::string& dir : test::FixtureModels()) {
+    LoadOptions opt;
+    opt.compute = ComputeType::kBF16;
+    auto model = PerceptionLMForConditionalGeneration::FromPretrained(dir, opt);
+    const TextConfig& t = model->config().text;
+    constexpr int64_t kPrompt = 8200;
+    if (t.max_position_embeddings < kPrompt + 8) continue;
+    KVCache c16 = model->NewCache(1, kPrompt + 8);
+    KVCache c32(t.num_hidden_layers, 1, t.num_key_value_heads, t.head_dim, kPrompt + 8,
+                KVType::kF32);
+    const auto prompt = Ids(kPrompt, 5, t.vocab_size);
+    double worst = MaxRel(model->Forward(Tokens(prompt), &c16).logits,
+                          model->Forward(Tokens(prompt), &c32).logits);
+    for (int step = 0; step < 4; ++step) {
+      const auto ids = Ids(1, 300 + step, t.vocab_size);
+      const Tensor a = model->Forward(Tokens(ids), &c16).logits;
+      const Tensor b = model->Forward(Tokens(ids), &c32).logits;
+      worst = std::max(worst, MaxRel(a, b));
+      EXPECT_EQ(std::max_element(a.data.begin(), a.data.end()) - a.data.begin(),
+                std::max_element(b.data.begin(), b.data.end()) - b.data.begin())
+          << dir << " step " << step;
+    }
+    std::printf("[kv-bf16] %s, %lld positions: max rel logit difference %.3g\n", dir.c_str(),
+                static_cast<long long>(kPrompt), worst);
+    EXPECT_LT(worst, 0.02) << dir;
+  }
+}
+
 TEST(KVCacheBf16, CopiedPrefixContinuesExactly) {
   const std::string dir = FirstModel();
   ASSERT_FALSE(dir.empty());
