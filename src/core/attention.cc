@@ -186,7 +186,7 @@ void GeluFastInPlace(float* x, int64_t n) {
 
 namespace {
 
-constexpr float kLog2e = 1.44269504088896341f;
+constexpr float kLog2e = 1.44269504088896341f, kLn2 = 0.693147180559945309f;
 
 // 2^x for x <= ~0 to ~4e-5 relative, for probabilities rounded to bf16 right after (3.9e-3):
 // n = round(x), degree-4 Taylor of 2^f on f = x - n in [-1/2, 1/2], scalef. Very negative x
@@ -294,7 +294,7 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) int64_t SoftmaxScoreRow
   }
   const float sum = _mm512_reduce_add_ps(vsum), inv = 1.0f / sum;
   // Fast: the scores are in units of log2 e, p = 2^(x - mx).
-  if (lse != nullptr) *lse = (Fast ? mx * 0.693147181f : mx) + std::log(sum);
+  if (lse != nullptr) *lse = (Fast ? mx * kLn2 : mx) + std::log(sum);
   if (inv_sum != nullptr) {
     *inv_sum = inv;
     return rl;
@@ -1325,6 +1325,13 @@ int64_t DecodeSplitPoint(int64_t nk, int64_t parts, int64_t p) {
 }
 
 AttentionArgs DecodePart(const AttentionArgs& a, int64_t parts, int64_t p, float* out, float* lse) {
+  if (!FillsLse(a) || a.causal_offset >= 0 || parts < 1 || p < 0 || p >= parts ||
+      a.nk < kKeyTile * parts)
+    throw Error(ErrorCode::kInvalidArgument,
+                "DecodePart: part " + std::to_string(p) + " of " + std::to_string(parts) +
+                    " of a call over " + std::to_string(a.nk) +
+                    " keys (needs the bf16-cache decode kernel, no causal offset, 32 keys per "
+                    "part)");
   const int64_t k0 = DecodeSplitPoint(a.nk, parts, p), k1 = DecodeSplitPoint(a.nk, parts, p + 1);
   AttentionArgs part = a;
   part.k16 = a.k16 + k0 * a.hd;  // k0 is a whole number of key tiles
@@ -1357,6 +1364,8 @@ void MergeAttentionParts(int64_t parts, const float* const* part_out, const floa
                            : (part_lse[p][r] == kNegInf ? 0.0f : std::exp(part_lse[p][r] - mx));
       total += w[p];
     }
+    if (total == 0.0f)
+      throw Error(ErrorCode::kInvalidArgument, "MergeAttentionParts: the parts have no keys");
     for (int64_t p = 0; p < parts; ++p) w[p] /= total;
     for (int64_t d = 0; d < hd; ++d) {
       float acc = 0.0f;
@@ -1367,6 +1376,9 @@ void MergeAttentionParts(int64_t parts, const float* const* part_out, const floa
 }
 
 void FusedAttention(const AttentionArgs& a) {
+  if (a.lse != nullptr && !FillsLse(a))
+    throw Error(ErrorCode::kInvalidArgument,
+                "AttentionArgs::lse is filled only by the bf16-cache decode kernel (FillsLse)");
   if (UsesBf16ManyQueryKernel(a)) {
     switch (ChosenFlashKind()) {
       case FlashKind::kF16:

@@ -47,7 +47,7 @@ struct AttentionArgs {
   int64_t out_head_stride = 0;
   // Optional [nq]: each query row's log-sum-exp (natural log) of its scaled, visible scores (-inf
   // when none is visible), so that calls on parts of the keys can be merged (MergeAttentionParts).
-  // Filled only where FillsLse.
+  // Only where FillsLse (FusedAttention throws plm::Error(kInvalidArgument) otherwise).
   float* lse = nullptr;
 };
 
@@ -76,11 +76,14 @@ bool FillsLse(const AttentionArgs& a);
 int64_t DecodeSplitPoint(int64_t nk, int64_t parts, int64_t p);
 // The arguments of part p of `a` (FillsLse(a), every key visible to every row: causal_offset < 0):
 // its keys, values and valid flags, output rows at `out` (row stride hd), log-sum-exps at `lse`.
+// Throws plm::Error(kInvalidArgument) when `a` is not such a call, p is not in [0, parts) or a
+// part would have fewer than 32 keys.
 AttentionArgs DecodePart(const AttentionArgs& a, int64_t parts, int64_t p, float* out, float* lse);
 // out[r] = the attention over all the parts' keys, from the parts' outputs part_out[p] (rows x hd,
-// row stride hd; out may be part_out[0]), log-sum-exps part_lse[p] and key counts part_keys[p].
-// Rows with no visible key in any part attend uniformly to all keys, as one call would.
-// Throws plm::Error(kInvalidArgument) unless 1 <= parts <= 16.
+// row stride hd; out may be part_out[0] when out_stride == hd), log-sum-exps part_lse[p] and key
+// counts part_keys[p]. Rows with no visible key in any part attend uniformly to all keys, as one
+// call would. Throws plm::Error(kInvalidArgument) unless 1 <= parts <= 16, or when every part
+// has 0 keys.
 void MergeAttentionParts(int64_t parts, const float* const* part_out, const float* const* part_lse,
                          const int64_t* part_keys, int64_t rows, int64_t hd, float* out,
                          int64_t out_stride);

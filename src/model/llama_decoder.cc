@@ -406,24 +406,28 @@ void LlamaDecoder::FusedAttentionLayer(const float* q, std::span<const CacheSlot
   // thread waited up to a head's time at each layer's end: 4-10 % of attention at 9472 tokens).
   // attention_bench BM_FusedAttentionDecodeFromMemory on the Xeon: split / whole 0.70-0.98
   // (median 0.89, 8 alternated pairs) at 9472 keys, 1.0-1.24 at 2048 (each part restarts its
-  // prefetch streams; the cache is L3-resident there), mixed at 4096.
-  constexpr int64_t kDecodeParts = 2, kSplitKeys = 8192;
-  int64_t parts = 1;
-  auto parts_of = [&](const CacheSlot& s) {
-    return parts > 1 && L == 1 && s.cache->type() == KVType::kBF16 && s.past + L >= kSplitKeys
-               ? parts
-               : int64_t{1};
-  };
-  for (const CacheSlot& s : slots) {
-    if (L != 1 || s.cache->type() != KVType::kBF16 || s.past + L < kSplitKeys) continue;
-    AttentionArgs first;  // the kind of call the slot's heads make
-    first.k16 = s.cache->k_bf16(layer, s.row, 0);
-    first.nq = rep;
-    first.hd = hd;
-    first.bf16 = true;
-    if (FillsLse(first)) parts = kDecodeParts;
-    break;
+  // prefetch streams; the cache is L3-resident there), mixed at 4096. Measured with 4 heads per
+  // thread (B = 1); with many more tasks than threads the balance is fine already, so no split.
+  constexpr int64_t kDecodeParts = 2, kSplitKeys = 8192, kTasksPerThread = 4;
+  bool split_ok = false;  // the decode kernel fills lse for this model's calls on this CPU
+  if (L == 1 && B * KV <= kTasksPerThread * ThreadPool::Global().num_threads()) {
+    for (const CacheSlot& s : slots) {
+      if (s.cache->type() != KVType::kBF16) continue;
+      AttentionArgs probe;  // the kind of call every bf16 slot's heads make
+      probe.k16 = s.cache->k_bf16(layer, s.row, 0);
+      probe.nq = rep;
+      probe.hd = hd;
+      probe.bf16 = true;
+      split_ok = FillsLse(probe);
+      break;
+    }
   }
+  auto parts_of = [&](const CacheSlot& s) {
+    return split_ok && s.cache->type() == KVType::kBF16 && s.past + L >= kSplitKeys ? kDecodeParts
+                                                                                    : int64_t{1};
+  };
+  int64_t parts = 1;
+  for (const CacheSlot& s : slots) parts = std::max(parts, parts_of(s));
   // Parts p >= 1 write their rows and every part its log-sum-exps here ([B][KV][part][rep]).
   std::vector<float> part_out(parts > 1 ? static_cast<size_t>(B * KV * (parts - 1) * rep * hd) : 0);
   std::vector<float> part_lse(parts > 1 ? static_cast<size_t>(B * KV * parts * rep) : 0);

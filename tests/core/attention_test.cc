@@ -363,7 +363,7 @@ TEST(FusedAttentionFew, DecodeStepsOnBf16Cache) {
   });
 }
 
-TEST(FusedAttentionFew, MergeAttentionPartsRefusesPartCounts) {
+TEST(FusedAttentionFew, SplitRefusesWhatItCannotMerge) {
   const float out[1] = {1.0f}, lse[1] = {0.0f};
   const float* outs[1] = {out};
   const float* lses[1] = {lse};
@@ -373,6 +373,47 @@ TEST(FusedAttentionFew, MergeAttentionPartsRefusesPartCounts) {
   EXPECT_EQ(merged[0], 1.0f);
   EXPECT_THROW(MergeAttentionParts(0, outs, lses, keys, 1, 1, merged, 1), Error);
   EXPECT_THROW(MergeAttentionParts(17, outs, lses, keys, 1, 1, merged, 1), Error);
+  const float none[1] = {-std::numeric_limits<float>::infinity()};
+  const float* no_lses[1] = {none};
+  const int64_t no_keys[1] = {0};
+  EXPECT_THROW(MergeAttentionParts(1, outs, no_lses, no_keys, 1, 1, merged, 1), Error);
+
+  // A decode call on a bf16 cache: split where the kernel fills lse; causal calls, parts under 32
+  // keys and parts out of range are refused, and so is lse on a kernel that does not fill it.
+  const int64_t nk = 100, hd = 64;
+  const std::vector<uint16_t> k16(static_cast<size_t>(KeyTilePositions(nk) * hd), 0),
+      v16(static_cast<size_t>(nk * hd), 0);
+  const std::vector<float> q(static_cast<size_t>(4 * hd), 0.0f);
+  std::vector<float> o(q.size()), l(4);
+  AttentionArgs a;
+  a.q = q.data();
+  a.q_stride = hd;
+  a.k16 = k16.data();
+  a.v16 = v16.data();
+  a.kv_stride = hd;
+  a.out = o.data();
+  a.out_stride = hd;
+  a.nq = 4;
+  a.nk = nk;
+  a.hd = hd;
+  a.bf16 = true;
+  if (FillsLse(a)) {
+    EXPECT_NO_THROW(FusedAttention(DecodePart(a, 3, 2, o.data(), l.data())));
+    EXPECT_EQ(DecodePart(a, 3, 1, o.data(), l.data()).nk, 64 - 32);
+    EXPECT_THROW(DecodePart(a, 4, 0, o.data(), l.data()), Error);  // 25 keys a part
+    EXPECT_THROW(DecodePart(a, 2, 2, o.data(), l.data()), Error);
+    AttentionArgs causal = a;
+    causal.causal_offset = 0;
+    EXPECT_THROW(DecodePart(causal, 2, 0, o.data(), l.data()), Error);
+  }
+  AttentionArgs f32 = a;  // float32 keys: a kernel without lse
+  const std::vector<float> k(static_cast<size_t>(nk * hd), 0.0f);
+  f32.k16 = f32.v16 = nullptr;
+  f32.k = f32.v = k.data();
+  f32.lse = l.data();
+  EXPECT_FALSE(FillsLse(f32));
+  EXPECT_THROW(FusedAttention(f32), Error);
+  EXPECT_THROW(DecodePart(f32, 2, 0, o.data(), l.data()), Error);
 }
 
 TEST(FusedAttentionMany, BidirectionalVisionTile) {
