@@ -385,18 +385,17 @@ TEST(FusedAttentionFew, SplitRefusesWhatItCannotMerge) {
       v16(static_cast<size_t>(nk * hd), 0);
   const std::vector<float> q(static_cast<size_t>(4 * hd), 0.0f);
   std::vector<float> o(q.size()), l(4);
-  AttentionArgs a;
-  a.q = q.data();
-  a.q_stride = hd;
-  a.k16 = k16.data();
-  a.v16 = v16.data();
-  a.kv_stride = hd;
-  a.out = o.data();
-  a.out_stride = hd;
-  a.nq = 4;
-  a.nk = nk;
-  a.hd = hd;
-  a.bf16 = true;
+  const AttentionArgs a{.q = q.data(),
+                        .q_stride = hd,
+                        .kv_stride = hd,
+                        .out = o.data(),
+                        .out_stride = hd,
+                        .nq = 4,
+                        .nk = nk,
+                        .hd = hd,
+                        .k16 = k16.data(),
+                        .v16 = v16.data(),
+                        .bf16 = true};
   if (FillsLse(a)) {
     EXPECT_NO_THROW(FusedAttention(DecodePart(a, 3, 2, o.data(), l.data())));
     EXPECT_EQ(DecodePart(a, 3, 1, o.data(), l.data()).nk, 64 - 32);

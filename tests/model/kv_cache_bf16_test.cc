@@ -46,6 +46,20 @@ double MaxRel(const Tensor& got, const Tensor& want) {
   return num / std::max(den, 1e-30);
 }
 
+// Max rel logit difference of one more token through the decode kernels on `cache` against the
+// reference attention loop (output_attentions) on a copy of it.
+double KernelsVsReferenceLoop(const PerceptionLMForConditionalGeneration& model, KVCache* cache,
+                              int64_t seed) {
+  ForwardInputs in = Tokens(Ids(1, seed, model.config().text.vocab_size));
+  KVCache copy = model.NewCache(1, 1);
+  copy.CopyPrefixFrom(*cache, cache->length());
+  in.output_attentions = true;
+  const ForwardOutputs with = model.Forward(in, &copy);
+  EXPECT_EQ(with.attentions.size(), static_cast<size_t>(model.config().text.num_hidden_layers));
+  in.output_attentions = false;
+  return MaxRel(with.logits, model.Forward(in, cache).logits);
+}
+
 TEST(KVCacheBf16, DecodeThroughBf16CacheMatchesFloat32Cache) {
   const std::string dir = FirstModel();
   ASSERT_FALSE(dir.empty());
@@ -80,14 +94,7 @@ TEST(KVCacheBf16, DecodeThroughBf16CacheMatchesFloat32Cache) {
     EXPECT_EQ(c16.length(), c32.length());
     EXPECT_LT(c16.BytesUsed() * 2, c32.BytesUsed() + c32.BytesUsed() / 2);
     // Attention probabilities (the reference attention loop) from a bf16 cache.
-    ForwardInputs in = Tokens(Ids(1, 999, t.vocab_size));
-    KVCache c16b = model->NewCache(1, 1);
-    c16b.CopyPrefixFrom(c16, c16.length());
-    in.output_attentions = true;
-    const ForwardOutputs with = model->Forward(in, &c16b);
-    in.output_attentions = false;
-    EXPECT_LT(MaxRel(with.logits, model->Forward(in, &c16).logits), 1e-4);
-    EXPECT_EQ(with.attentions.size(), static_cast<size_t>(t.num_hidden_layers));
+    EXPECT_LT(KernelsVsReferenceLoop(*model, &c16, 999), 1e-4);
   }
 }
 
@@ -125,13 +132,7 @@ TEST(KVCacheBf16, LongContextDecodeMatchesFloat32Cache) {
     std::printf("[kv-bf16] %s, %lld positions: max rel logit difference %.3g\n", dir.c_str(),
                 static_cast<long long>(kPrompt), worst);
     EXPECT_LT(worst, 0.02) << dir;
-    ForwardInputs in = Tokens(Ids(1, 777, t.vocab_size));
-    KVCache copy = model->NewCache(1, 1);
-    copy.CopyPrefixFrom(c16, c16.length());
-    in.output_attentions = true;
-    const ForwardOutputs unsplit = model->Forward(in, &copy);
-    in.output_attentions = false;
-    EXPECT_LT(MaxRel(model->Forward(in, &c16).logits, unsplit.logits), 1e-4) << dir;
+    EXPECT_LT(KernelsVsReferenceLoop(*model, &c16, 777), 1e-4) << dir;
   }
   if (split_models == 0) GTEST_SKIP() << "no fixture model long enough with a split decode";
 }
