@@ -339,12 +339,12 @@ __attribute__((always_inline)) inline void PrefetchAhead(const char* p, int64_t 
 template <int R, typename T>
 __attribute__((target("avx512f,avx512bw,fma"), always_inline)) inline void ProbsTimesValuesN(
     const float* p, int64_t ld, int64_t rows_arg, int64_t keys, const T* v, int64_t v_stride,
-    int64_t hd, float* out, int64_t out_stride) {
+    int64_t hd, float* out, int64_t out_stride, int64_t pf_keys) {
   const int64_t rows = R > 0 ? R : rows_arg;
   // bf16 values with 64 dims per pass known at compile time: whole-vector loads (see below).
   constexpr bool kPairs = std::is_same_v<T, uint16_t> && R > 0;
   const __m512i odd = _mm512_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
-  int64_t ahead2_rows = keys;  // none
+  int64_t ahead2_rows = pf_keys;  // none
   if (std::is_same_v<T, uint16_t> && DecodeL2AheadBytes() > 0)
     ahead2_rows = DecodeL2AheadBytes() / (v_stride * static_cast<int64_t>(sizeof(T)));
   for (int64_t d0 = 0; d0 < hd; d0 += 64) {
@@ -354,11 +354,11 @@ __attribute__((target("avx512f,avx512bw,fma"), always_inline)) inline void Probs
       for (int64_t c = 0; c < 4; ++c) o[i][c] = _mm512_setzero_ps();
     for (int64_t j = 0; j < keys; ++j) {
       const T* vj = v + j * v_stride + d0;
-      if (j + kAheadRows < keys)
+      if (j + kAheadRows < pf_keys)
         for (int64_t c = 0; c < nv; c += 64 / (16 * static_cast<int64_t>(sizeof(T))))
           _mm_prefetch(reinterpret_cast<const char*>(vj + kAheadRows * v_stride + 16 * c),
                        _MM_HINT_T0);
-      if (j + ahead2_rows < keys)  // a bf16 cache read from memory (decode)
+      if (j + ahead2_rows < pf_keys)  // a bf16 cache read from memory (decode)
         for (int64_t c = 0; c < nv; c += 64 / (16 * static_cast<int64_t>(sizeof(T))))
           _mm_prefetch(reinterpret_cast<const char*>(vj + ahead2_rows * v_stride + 16 * c),
                        _MM_HINT_T1);
@@ -404,23 +404,25 @@ __attribute__((target("avx512f,avx512bw,fma"), always_inline)) inline void Probs
   }
 }
 
+// pf_keys (>= keys): rows of v that exist for prefetching (-1: keys).
 template <typename T>
 __attribute__((target("avx512f,avx512bw,fma"))) inline void ProbsTimesValues(
     const float* p, int64_t ld, int64_t rows, int64_t keys, const T* v, int64_t v_stride,
-    int64_t hd, float* out, int64_t out_stride) {
+    int64_t hd, float* out, int64_t out_stride, int64_t pf_keys = -1) {
+  pf_keys = std::max(pf_keys, keys);
   if (hd % 64 == 0) {
     switch (rows) {
       case 1:
-        return ProbsTimesValuesN<1>(p, ld, 1, keys, v, v_stride, hd, out, out_stride);
+        return ProbsTimesValuesN<1>(p, ld, 1, keys, v, v_stride, hd, out, out_stride, pf_keys);
       case 2:
-        return ProbsTimesValuesN<2>(p, ld, 2, keys, v, v_stride, hd, out, out_stride);
+        return ProbsTimesValuesN<2>(p, ld, 2, keys, v, v_stride, hd, out, out_stride, pf_keys);
       case 3:
-        return ProbsTimesValuesN<3>(p, ld, 3, keys, v, v_stride, hd, out, out_stride);
+        return ProbsTimesValuesN<3>(p, ld, 3, keys, v, v_stride, hd, out, out_stride, pf_keys);
       case 4:
-        return ProbsTimesValuesN<4>(p, ld, 4, keys, v, v_stride, hd, out, out_stride);
+        return ProbsTimesValuesN<4>(p, ld, 4, keys, v, v_stride, hd, out, out_stride, pf_keys);
     }
   }
-  ProbsTimesValuesN<0>(p, ld, rows, keys, v, v_stride, hd, out, out_stride);
+  ProbsTimesValuesN<0>(p, ld, rows, keys, v, v_stride, hd, out, out_stride, pf_keys);
 }
 
 // Register-blocked AVX-512 kernel for many queries with transposed keys: scores of 8 queries x
@@ -1073,7 +1075,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma"))) void ScoresK
     }
   }
   const int64_t tile_elems = kKeyTile * hd;
-  const int64_t all_bytes = KeyTilePositions(lim) * hd * 2, ahead2 = DecodeL2AheadBytes();
+  const int64_t all_bytes = KeyTilePositions(std::max(lim, a.nk_prefetch)) * hd * 2,
+                ahead2 = DecodeL2AheadBytes();
   const __m512i odd = _mm512_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
   for (int64_t j0 = 0; j0 < lim; j0 += kKeyTile) {
     const uint16_t* tile = a.k16 + (j0 / kKeyTile) * tile_elems;
@@ -1269,7 +1272,8 @@ FusedAttentionKV16(const AttentionArgs& a) {
         UnpermutePairOrder(ob + i * hd, hd, inv[i], out + i * a.out_stride);
       continue;
     }
-    ProbsTimesValues(s, ld, qb, block_lim, a.v16, a.kv_stride, hd, out, a.out_stride);
+    ProbsTimesValues(s, ld, qb, block_lim, a.v16, a.kv_stride, hd, out, a.out_stride,
+                     a.nk_prefetch);
     for (int64_t i = 0; i < qb; ++i) {  // normalise the rows once
       const __m512 v = _mm512_set1_ps(inv[i]);
       for (int64_t d = 0; d < hd; d += 16)
@@ -1338,6 +1342,9 @@ AttentionArgs DecodePart(const AttentionArgs& a, int64_t parts, int64_t p, float
   part.v16 = a.v16 + k0 * a.kv_stride;
   if (a.valid != nullptr) part.valid = a.valid + k0;
   part.nk = k1 - k0;
+  // The head's later keys and values follow this part's in memory, and the same thread usually
+  // takes the next part right after: its streams run on instead of starting cold.
+  part.nk_prefetch = std::max(a.nk_prefetch, a.nk) - k0;
   part.out = out;
   part.out_stride = a.hd;
   part.lse = lse;

@@ -49,6 +49,9 @@ struct AttentionArgs {
   // when none is visible), so that calls on parts of the keys can be merged (MergeAttentionParts).
   // Only where FillsLse (FusedAttention throws plm::Error(kInvalidArgument) otherwise).
   float* lse = nullptr;
+  // Optional: keys and values [nk, nk_prefetch) exist in memory after this call's (a part of a
+  // longer cache, DecodePart); the decode kernel's prefetches may run on into them. 0: none.
+  int64_t nk_prefetch = 0;
 };
 
 // Single-threaded; callers parallelise over heads and query blocks.
