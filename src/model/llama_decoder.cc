@@ -404,10 +404,11 @@ void LlamaDecoder::FusedAttentionLayer(const float* q, std::span<const CacheSlot
   // One-token steps over a long bf16 cache: each KV head's keys in kDecodeParts calls (DecodePart)
   // merged after, so the threads share the work in smaller pieces (with one call per head, a
   // thread waited up to a head's time at each layer's end: 4-10 % of attention at 9472 tokens).
-  // attention_bench BM_FusedAttentionDecodeFromMemory on the Xeon: split / whole 0.70-0.98
-  // (median 0.89, 8 alternated pairs) at 9472 keys, 1.0-1.24 at 2048 (each part restarts its
-  // prefetch streams; the cache is L3-resident there), mixed at 4096. Measured with 4 heads per
-  // thread (B = 1); with many more tasks than threads the balance is fine already, so no split.
+  // attention_bench BM_FusedAttentionDecodeFromMemory on the Xeon, split / whole: 0.87-0.98 at
+  // 9472 keys (6 alternated pairs, each part's prefetches running on into the next part's keys;
+  // 0.70-0.98 in 8 pairs before they did), 0.91-1.11 at 2048 (no gain; the cache is partly
+  // L3-resident there). Measured with 4 heads per thread (B = 1); with many more tasks than
+  // threads the balance is fine already, so no split.
   constexpr int64_t kDecodeParts = 2, kSplitKeys = 8192, kTasksPerThread = 4;
   bool split_ok = false;  // the decode kernel fills lse for this model's calls on this CPU
   if (L == 1 && B * KV <= kTasksPerThread * ThreadPool::Global().num_threads()) {
