@@ -8,6 +8,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "core/attention_avx2.h"
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/flash_fp16.h"
@@ -1320,7 +1321,7 @@ const char* ManyQueryKernelName(bool reduced_precision, bool int8_scores) {
 
 bool FillsLse(const AttentionArgs& a) {
   return a.k16 != nullptr && a.heads == 1 && !UsesBf16ManyQueryKernel(a) && a.hd % 16 == 0 &&
-         a.hd <= 256 && Cpu().avx512_full();
+         a.hd <= 256 && (Cpu().avx512_full() || Cpu().avx2_kernels());
 }
 
 int64_t DecodeSplitPoint(int64_t nk, int64_t parts, int64_t p) {
@@ -1411,7 +1412,11 @@ void FusedAttention(const AttentionArgs& a) {
   }
   if (a.k16 != nullptr) {
     if (FillsLse(a)) {
-      FusedAttentionKV16(a);
+      if (Cpu().avx512_full()) {
+        FusedAttentionKV16(a);
+      } else {
+        FusedAttentionKV16Avx2(a);
+      }
       return;
     }
     // Portable: widen the keys and values to float32 and run the generic kernel.

@@ -68,8 +68,8 @@ const char* ManyQueryKernelName(bool reduced_precision);
 // "fp16+int8-scores" where the fp16 kernel takes them (AVX512-FP16 and VNNI), otherwise as above.
 const char* ManyQueryKernelName(bool reduced_precision, bool int8_scores);
 
-// Whether FusedAttention fills AttentionArgs::lse for these arguments: few queries on a bf16 cache
-// (the decode kernel, AVX-512).
+// Whether FusedAttention fills AttentionArgs::lse for these arguments: a bf16 cache read by the
+// decode kernel (AVX-512, or AVX2 where the CPU has no AVX-512 kernels: core/attention_avx2.h).
 bool FillsLse(const AttentionArgs& a);
 
 // Decode attention split over the keys, so that more, smaller calls share out the threads' work

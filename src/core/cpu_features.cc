@@ -17,6 +17,7 @@ CpuFeatures& Features() {
     __builtin_cpu_init();
     c.intel = __builtin_cpu_is("intel");
     unsigned a = 0, b = 0, cx = 0, d = 0;
+    if (__get_cpuid(1, &a, &b, &cx, &d)) c.f16c = (cx >> 29) & 1u;
     if (__get_cpuid_count(7, 0, &a, &b, &cx, &d)) {
       c.amx_bf16 = (d >> 22) & 1u;
       c.avx512fp16 = (d >> 23) & 1u;
@@ -36,10 +37,12 @@ CpuFeatures& Features() {
     // __builtin_cpu_supports).
     c.avx512fp16 = c.avx512fp16 && c.avx512f && c.avx512bw && c.avx512vl;
     const char* env = std::getenv("PLM_CPU");
-    if (env != nullptr && std::strcmp(env, "generic") == 0) {
+    const bool generic = env != nullptr && std::strcmp(env, "generic") == 0;
+    if (generic || (env != nullptr && std::strcmp(env, "avx2") == 0)) {
       c.avx512f = c.avx512bw = c.avx512dq = c.avx512vl = c.avx512bf16 = c.avx512vnni = false;
       c.amx_bf16 = c.avx512fp16 = false;
     }
+    if (generic) c.avx2 = c.fma = c.f16c = false;
     if (env != nullptr && std::strcmp(env, "no-fp16") == 0) c.avx512fp16 = false;
     return c;
   }();

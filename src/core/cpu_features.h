@@ -16,14 +16,18 @@ struct CpuFeatures {
   // bf16 GEMMs through f32 FMAs on weights widened per panel: on Intel without AMX vdpbf16ps
   // retires half the multiply-adds of FMA (attention_bench BM_DotProductThroughput).
   bool bf16_gemm_via_f32() const { return intel && !amx_bf16 && avx512_full(); }
+  // AVX2 + FMA + F16C: the decode kernels for CPUs without the AVX-512 ones (core/gemv_avx2.h).
+  bool avx2_kernels() const { return avx2 && fma && f16c && !avx512_full(); }
   // AVX-512 F/BW/VL + BF16 + VNNI: the fast bf16 and int8 kernels.
   bool avx512_full() const {
     return avx512f && avx512bw && avx512dq && avx512vl && avx512bf16 && avx512vnni;
   }
 };
 
-// Detected once. Setting PLM_CPU=generic in the environment disables the AVX-512 kernels (to test
-// the fallback path on a machine that has them); PLM_CPU=no-fp16 only the AVX512-FP16 ones.
+// Detected once. Setting PLM_CPU in the environment turns kernels off, to test the fallbacks on a
+// machine that has more: PLM_CPU=avx2 disables the AVX-512 kernels (as on a CPU with AVX2 only),
+// PLM_CPU=generic the AVX2 ones too (portable code only), PLM_CPU=no-fp16 only the AVX512-FP16
+// ones.
 const CpuFeatures& Cpu();
 // Tests only: overrides the detected features (e.g. to run the portable fallbacks).
 void SetCpuFeaturesForTesting(const CpuFeatures& f);

@@ -15,6 +15,7 @@
 #include "core/attention.h"
 #include "core/cpu_features.h"
 #include "core/dtype.h"
+#include "core/gemv_avx2.h"
 #include "core/ops.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
@@ -567,9 +568,8 @@ void GemmBf16Generic(const float* x, const uint16_t* w, float* y, int64_t m, int
 // int8 helpers.
 
 // Per-row symmetric int8 quantization of activations: q = round(x / s), s = max|x| / 127.
-__attribute__((target_clones("avx512f", "default"))) void QuantizeRowsGeneric(const float* x,
-                                                                              int64_t m, int64_t k,
-                                                                              int8_t* q, float* s) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeRowsGeneric(
+    const float* x, int64_t m, int64_t k, int8_t* q, float* s) {
   for (int64_t i = 0; i < m; ++i) {
     const float* xr = x + i * k;
     float amax = 0;
@@ -625,6 +625,34 @@ void QuantizeRows(const float* x, int64_t m, int64_t k, int8_t* q, float* s) {
   } else {
     QuantizeRowsGeneric(x, m, k, q, s);
   }
+}
+
+// Activations of the AVX2 int8 decode kernels (core/gemv_avx2.h): per-row int8 and scales, and
+// for q4 (block_sums) -8 times each block's sum.
+struct Int8Act {
+  std::vector<int8_t> q;
+  std::vector<float> s, nsum;
+};
+
+void PrepareInt8Act(const float* x, int64_t m, int64_t k, bool block_sums, Int8Act* a) {
+  a->q.resize(static_cast<size_t>(m * k));
+  a->s.resize(static_cast<size_t>(m));
+  QuantizeRows(x, m, k, a->q.data(), a->s.data());
+  if (!block_sums) return;
+  const int64_t nb = k / kQ4Block;
+  a->nsum.resize(static_cast<size_t>(m * nb));
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t sum = 0;
+      for (int64_t j = 0; j < kQ4Block; ++j) sum += a->q[i * k + b * kQ4Block + j];
+      a->nsum[i * nb + b] = -8.0f * static_cast<float>(sum);
+    }
+}
+
+// x rounded to bf16 values, kept as f32 (the AVX2 bf16 kernel's activations).
+void RoundToBf16(const float* x, int64_t n, std::vector<float>* out) {
+  out->resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) (*out)[i] = Bf16ToF32(F32ToBf16(x[i]));
 }
 
 constexpr int kQ8Group = 8;  // activation rows per q8 tile
@@ -1559,6 +1587,15 @@ void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, in
     AddBias(y, bias, m, n);
     return;
   }
+  if (Cpu().avx2_kernels() && m <= kSmallM) {
+    std::vector<float> xr;
+    RoundToBf16(x, m * k, &xr);
+    ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
+      GemvBf16Avx2(xr.data(), w, y, m, n, k, b * kRowBlock, std::min(n, e * kRowBlock));
+    });
+    AddBias(y, bias, m, n);
+    return;
+  }
   const int64_t chunk = ChunkRows(m);
   for (int64_t i0 = 0; i0 < m; i0 += chunk) {
     const int64_t mm = std::min(chunk, m - i0);
@@ -1759,6 +1796,17 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
     float* out = ep.kind == GemmEpilogue::Kind::kAddScaled ? EpilogueScratch(m * n) : y;
     ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
       GemvQ8Avx512(xu.data(), xs.data(), w, out, m, b * kRowBlock, std::min(n, e * kRowBlock));
+    });
+    FinishRows(out, n, y, n, 0, m, n, bias, ep);
+    return;
+  }
+  if (Cpu().avx2_kernels() && m <= kSmallM) {
+    thread_local Int8Act act;
+    PrepareInt8Act(x, m, k, false, &act);
+    const Int8Act& a = act;
+    float* out = ep.kind == GemmEpilogue::Kind::kAddScaled ? EpilogueScratch(m * n) : y;
+    ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
+      GemvQ8Avx2(a.q.data(), a.s.data(), w, out, m, b * kRowBlock, std::min(n, e * kRowBlock));
     });
     FinishRows(out, n, y, n, 0, m, n, bias, ep);
     return;
@@ -2122,6 +2170,17 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
     FinishRows(y, n, yout, n, 0, m, n, bias, ep);
     return;
   }
+  if (Cpu().avx2_kernels()) {
+    thread_local Int8Act act;
+    PrepareInt8Act(x, m, k, true, &act);
+    const Int8Act& a = act;
+    ThreadPool::Global().ParallelFor((n + kRowBlock - 1) / kRowBlock, [&](int64_t b, int64_t e) {
+      GemvQ4Avx2(a.q.data(), a.s.data(), a.nsum.data(), w, y, m, b * kRowBlock,
+                 std::min(n, e * kRowBlock));
+    });
+    FinishRows(y, n, yout, n, 0, m, n, bias, ep);
+    return;
+  }
   std::vector<uint8_t> xu;
   std::vector<float> xs;
   QuantizeRowsU8(x, m, k, &xu, &xs);
@@ -2148,7 +2207,8 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
 }
 
 bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& jobs) {
-  if (jobs.empty() || m > kSmallM || m <= 0 || !Cpu().avx512_full()) return false;
+  const bool avx2 = Cpu().avx2_kernels();
+  if (jobs.empty() || m > kSmallM || m <= 0 || !(Cpu().avx512_full() || avx2)) return false;
   // 0: bf16, 1: q8 rows, 2: q4, 3: q8 blocked (tasks of 64 outputs)
   // 4: q4 blocked, 5: bf16 blocked (tasks of 64 outputs)
   auto kind_of = [](const GemvJob& g) {
@@ -2159,6 +2219,7 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
                     : -1;
   };
   const int kind = kind_of(jobs[0]);
+  if (avx2 && kind > 2) return false;              // (no blocked layouts without AVX-512)
   std::vector<int64_t> first(jobs.size() + 1, 0);  // first task of each job
   for (size_t j = 0; j < jobs.size(); ++j) {
     const GemvJob& g = jobs[j];
@@ -2174,7 +2235,15 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
   thread_local std::vector<float> xs;
   thread_local Q4Act act;
   thread_local Q4BlockedAct bact;
-  if (kind == 0) {
+  thread_local Int8Act iact;
+  thread_local std::vector<float> xr;
+  if (avx2) {
+    if (kind == 0) {
+      RoundToBf16(x, m * k, &xr);
+    } else {
+      PrepareInt8Act(x, m, k, kind == 2, &iact);
+    }
+  } else if (kind == 0) {
     xb.resize(static_cast<size_t>(m * k));
     for (size_t i = 0; i < xb.size(); ++i) xb[i] = F32ToBf16(x[i]);
   } else if (kind == 2) {
@@ -2194,6 +2263,8 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
   const float* xsp = xs.data();
   const Q4Act& a = act;
   const Q4BlockedAct& ba = bact;
+  const Int8Act& ia = iact;
+  const float* xrp = xr.data();
   ThreadPool::Global().ParallelFor(
       first.back(),
       [&](int64_t b, int64_t e) {
@@ -2214,7 +2285,15 @@ bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& 
             continue;
           }
           const int64_t r0 = (t - first[j]) * kRowBlock, r1 = std::min(g.n, r0 + kRowBlock);
-          if (kind == 0) {
+          if (avx2) {
+            if (kind == 0) {
+              GemvBf16Avx2(xrp, g.bf16, g.y, m, g.n, k, r0, r1);
+            } else if (kind == 1) {
+              GemvQ8Avx2(ia.q.data(), ia.s.data(), *g.q8, g.y, m, r0, r1);
+            } else {
+              GemvQ4Avx2(ia.q.data(), ia.s.data(), ia.nsum.data(), *g.q4, g.y, m, r0, r1);
+            }
+          } else if (kind == 0) {
             GemvBf16Avx512(xbp, g.bf16, g.y, m, g.n, k, r0, r1);
           } else if (kind == 1) {
             GemvQ8Avx512(xup, xsp, *g.q8, g.y, m, r0, r1);

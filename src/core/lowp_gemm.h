@@ -14,6 +14,9 @@
 //         for every m. Rows: small m unpacks nibbles in registers; large m expands panels of W
 //         on the fly into per-row int8 (an extra rounding, documented) for the int8 GEMM.
 //
+// Without the AVX-512 kernels, CPUs with AVX2, FMA and F16C run decode-sized products (m <=
+// kSmallM) on the plain rows of every format with core/gemv_avx2.h; larger m as above.
+//
 // The small-m kernels (m <= kSmallM) work on register tiles of a few weight rows (or 64-output
 // blocks) x up to 8 activation rows, so each weight is read from memory once per call whatever
 // m is (a batched decode step costs about one weight read where the weights stream from DRAM).
@@ -199,8 +202,8 @@ struct GemvJob {
   const float* bias = nullptr;
   float* y = nullptr;  // [m, n]
 };
-// Returns false (doing nothing) when the fused path does not apply (no AVX-512, m too large,
-// mixed formats); the caller then runs the GEMMs one by one.
+// Returns false (doing nothing) when the fused path does not apply (neither the AVX-512 nor the
+// AVX2 kernels, m too large, mixed formats); the caller then runs the GEMMs one by one.
 bool GemvMany(const float* x, int64_t m, int64_t k, const std::vector<GemvJob>& jobs);
 
 // Keeps oneDNN's (OpenMP) thread count equal to ThreadPool::Global(); called by the GEMMs.

@@ -17,6 +17,7 @@
 #include "core/dtype.h"
 #include "core/key_tiles.h"
 #include "plm/error.h"
+#include "support/test_support.h"
 
 namespace plm {
 namespace {
@@ -232,23 +233,30 @@ void RunCase(const Case& c, uint32_t seed, double tol = 1.5e-2) {
 
 // Runs `run(tol)` with each set of kernels FusedAttention can choose on this CPU: bf16 products
 // (AMD), f32 FMAs (Intel, where vdpbf16ps is slow) — the many-query flash kernels and the
-// decode kernels alike — and, where the CPU has AVX512-FP16, the fp16 many-query kernel. The
-// f32 ones, with f32 queries (and f32 probabilities in the flash kernel), must be within 1e-4
+// decode kernels alike —, where the CPU has AVX512-FP16, the fp16 many-query kernel, and the
+// kernels of a CPU with AVX2 only (the bf16-cache kernel of core/attention_avx2.h, the portable
+// one on f32 keys). The f32 ones, with f32 queries (and f32 probabilities in the flash kernel),
+// and the AVX2 ones must be within 1e-4
 // of the reference (measured ~1.2e-5; the bf16 ones 1.1e-3 to 6e-3), which also shows that they
 // were the kernels that ran.
 template <typename F>
 void ForEachVendorKernel(const F& run) {
   const CpuFeatures saved = Cpu();
-  for (int kernel : {0, 1, 2}) {
+  for (int kernel : {0, 1, 2, 3}) {
     if (kernel == 2 && !saved.avx512fp16) continue;
     CpuFeatures f = saved;
     f.intel = kernel > 0;
     f.avx512fp16 = kernel == 2;
+    if (kernel == 3) {  // a CPU with AVX2 only: the AVX2 bf16-cache kernel, f32 products
+      f = test::Avx2Only(saved);
+      if (!f.avx2_kernels()) continue;
+    }
     SetCpuFeaturesForTesting(f);
     SCOPED_TRACE(kernel == 0   ? "bf16 flash kernel"
                  : kernel == 1 ? "f32 flash kernel"
-                               : "fp16 flash kernel");
-    run(kernel == 1 && saved.avx512_full() ? 1e-4 : 1.5e-2);
+                 : kernel == 2 ? "fp16 flash kernel"
+                               : "AVX2 kernels");
+    run((kernel == 1 && saved.avx512_full()) || kernel == 3 ? 1e-4 : 1.5e-2);
   }
   SetCpuFeaturesForTesting(saved);
 }

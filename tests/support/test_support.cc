@@ -107,4 +107,10 @@ void ForEachCpuPath(const std::function<void(bool native)>& run) {
   SetCpuFeaturesForTesting(saved);
 }
 
+CpuFeatures Avx2Only(CpuFeatures f) {
+  f.avx512f = f.avx512bw = f.avx512dq = f.avx512vl = f.avx512bf16 = f.avx512vnni = false;
+  f.avx512fp16 = f.amx_bf16 = false;
+  return f;
+}
+
 }  // namespace plm::test

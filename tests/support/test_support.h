@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "core/cpu_features.h"
+
 namespace plm::test {
 
 // The fixture folder: $PLM_FIXTURES if set, else ../shared/fixtures relative to the source tree.
@@ -32,5 +34,9 @@ ErrorStats Compare(const float* got, const float* want, size_t n);
 // Runs `run(native)` on this CPU's kernels (native = true) and then on the portable fallbacks
 // (CPU features cleared, as PLM_CPU=generic), restoring the detected features afterwards.
 void ForEachCpuPath(const std::function<void(bool native)>& run);
+
+// `f` with the AVX-512 features cleared (as PLM_CPU=avx2): a CPU that runs the AVX2 kernels
+// (core/gemv_avx2.h, core/attention_avx2.h) when f has AVX2, FMA and F16C.
+CpuFeatures Avx2Only(CpuFeatures f);
 
 }  // namespace plm::test
