@@ -46,10 +46,11 @@ constexpr int64_t kQBlock = 4;
 
 }  // namespace
 
-__attribute__((target_clones("avx512f", "default"))) void FusedAttentionGeneric(
+__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void FusedAttentionGeneric(
     const AttentionArgs& a);
 
-__attribute__((target_clones("avx512f", "default"))) void ExpInPlace(float* x, int64_t n) {
+__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void ExpInPlace(float* x,
+                                                                                     int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = ExpApprox(x[i]);
 }
 
@@ -73,7 +74,8 @@ constexpr float kErfQ[6] = {1.0f,
                             3.747497647715875e-05f};
 constexpr float kErfClamp = 4.5f, kInvSqrt2 = 0.70710678118654752f;
 
-__attribute__((target_clones("avx512f", "default"))) void GeluFastGeneric(float* x, int64_t n) {
+__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void GeluFastGeneric(
+    float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
     const float z = std::clamp(v * kInvSqrt2, -kErfClamp, kErfClamp), w = z * z;
@@ -89,7 +91,8 @@ __attribute__((target_clones("avx512f", "default"))) void GeluFastGeneric(float*
 
 }  // namespace
 
-__attribute__((target_clones("avx512f", "default"))) void SiluFastInPlace(float* x, int64_t n) {
+__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void SiluFastInPlace(
+    float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + ExpApprox(-x[i]));
 }
 
@@ -103,9 +106,8 @@ void ParallelGeluFast(float* x, int64_t n) {
   });
 }
 
-__attribute__((target_clones("avx512f", "default"))) void SiluMulFastInPlace(float* g,
-                                                                             const float* u,
-                                                                             int64_t n) {
+__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void SiluMulFastInPlace(
+    float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + ExpApprox(-g[i])) * u[i];
 }
 
@@ -119,9 +121,8 @@ void ParallelSiluMulFast(float* g, const float* u, int64_t n) {
   });
 }
 
-__attribute__((target_clones("avx512f", "default"))) void TransposeKeys(const float* k,
-                                                                        int64_t stride, int64_t nk,
-                                                                        int64_t hd, float* kt) {
+__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void TransposeKeys(
+    const float* k, int64_t stride, int64_t nk, int64_t hd, float* kt) {
   constexpr int64_t kTile = 16;
   for (int64_t j0 = 0; j0 < nk; j0 += kTile) {
     const int64_t j1 = std::min(nk, j0 + kTile);
@@ -1445,7 +1446,7 @@ void FusedAttention(const AttentionArgs& a) {
   FusedAttentionGeneric(a);
 }
 
-__attribute__((target_clones("avx512f", "default"))) void FusedAttentionGeneric(
+__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void FusedAttentionGeneric(
     const AttentionArgs& a) {
   const int64_t hd = a.hd, nk = a.nk;
   thread_local std::vector<float> sbuf;

@@ -568,7 +568,7 @@ void GemmBf16Generic(const float* x, const uint16_t* w, float* y, int64_t m, int
 // int8 helpers.
 
 // Per-row symmetric int8 quantization of activations: q = round(x / s), s = max|x| / 127.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void QuantizeRowsGeneric(
+__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void QuantizeRowsGeneric(
     const float* x, int64_t m, int64_t k, int8_t* q, float* s) {
   for (int64_t i = 0; i < m; ++i) {
     const float* xr = x + i * k;
@@ -937,11 +937,9 @@ GemmQ8BlockedRows(const uint8_t* xu, const float* xs, const Q8Matrix& w, int64_t
 
 // y[i, j] = xs[i] * ws[j] * (acc[i, j] - 128 * sum[j]) for rows [b, e); acc has row stride na, y
 // row stride ny; sum (weight row sums: the offset of u8 activations q + 128) may be null.
-__attribute__((target_clones("avx512f", "default"))) void Rescale(const int32_t* acc, int64_t na,
-                                                                  const float* xs, const float* ws,
-                                                                  float* y, int64_t ny, int64_t b,
-                                                                  int64_t e, int64_t n,
-                                                                  const int32_t* sum) {
+__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void Rescale(
+    const int32_t* acc, int64_t na, const float* xs, const float* ws, float* y, int64_t ny,
+    int64_t b, int64_t e, int64_t n, const int32_t* sum) {
   for (int64_t i = b; i < e; ++i) {
     const float sx = xs[i];
     if (sum != nullptr) {
@@ -979,7 +977,8 @@ void RescaleFinish(const int32_t* acc, int64_t na, const float* xs, const float*
 }
 
 // int8 values in place as u8 = q + 128 (the same bits with the sign bit flipped).
-__attribute__((target_clones("avx512f", "default"))) void ToU8(int8_t* q, int64_t n) {
+__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void ToU8(int8_t* q,
+                                                                               int64_t n) {
   auto* u = reinterpret_cast<uint8_t*>(q);
   for (int64_t i = 0; i < n; ++i) u[i] ^= 0x80;
 }
