@@ -53,6 +53,10 @@ CpuFeatures& Features() {
 const CpuFeatures& Cpu() {
   return Features();
 }
+const char* KernelSetName() {
+  return Cpu().avx512_full() ? "avx512" : Cpu().avx2_kernels() ? "avx2" : "portable";
+}
+
 void SetCpuFeaturesForTesting(const CpuFeatures& f) {
   Features() = f;
 }

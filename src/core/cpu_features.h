@@ -29,6 +29,9 @@ struct CpuFeatures {
 // PLM_CPU=generic the AVX2 ones too (portable code only), PLM_CPU=no-fp16 only the AVX512-FP16
 // ones.
 const CpuFeatures& Cpu();
+// The kernel set this CPU runs, for reports: "avx512" (avx512_full), "avx2" (avx2_kernels), or
+// "portable".
+const char* KernelSetName();
 // Tests only: overrides the detected features (e.g. to run the portable fallbacks).
 void SetCpuFeaturesForTesting(const CpuFeatures& f);
 

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "cli/cli_util.h"
+#include "core/cpu_features.h"
 #include "core/json.h"
 #include "io/image_decode.h"
 #include "io/image_processor.h"
@@ -162,6 +163,28 @@ TEST(Cli, OpenMpWaitsDefaultToABoundedSpinAndRespectTheUser) {
   const Json c = bench({{"GOMP_SPINCOUNT", "1000"}}, {"OMP_WAIT_POLICY"});
   EXPECT_EQ(c["omp_wait_policy"], "");
   EXPECT_EQ(c["gomp_spincount"], "1000");
+}
+
+// PLM_CPU picks the kernel set a CPU without AVX-512 would run, `plm bench --json` names it, and
+// every format runs end to end on it (prompt, decode steps through the bf16 cache).
+TEST(Cli, BenchRunsAndNamesTheKernelSetPlmCpuSelects) {
+  const std::string model_dir = test::FixturesDir() + "/models/" + ModelDirs().at(0);
+  const bool avx2 = test::Avx2Only(Cpu()).avx2_kernels();
+  for (const std::string cpu : {"avx2", "generic"}) {
+    for (const std::string dtype : {"bf16", "q8", "q4"}) {
+      SCOPED_TRACE(cpu + " " + dtype);
+      test::RunOptions o;
+      o.env = {{"PLM_CPU", cpu}};
+      const RunResult r = RunPlm(
+          {"bench", "--config", model_dir, "--model", model_dir, "--dtype", dtype, "--threads", "2",
+           "--tiles", "0", "--prefill", "40", "--decode-tokens", "3", "--json"},
+          o);
+      ASSERT_EQ(r.code, 0) << r.err;
+      const Json j = ParseJson(r.out, "bench");
+      EXPECT_EQ(j["cpu_kernels"], cpu == "avx2" && avx2 ? "avx2" : "portable");
+      EXPECT_GT(j["decode_tok_per_s"]["40"].get<double>(), 0.0);
+    }
+  }
 }
 
 // `plm bench --json` relates its peak RSS to what the run keeps resident: the weights as the

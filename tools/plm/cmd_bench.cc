@@ -23,6 +23,7 @@
 #include "bandwidth_probe.h"
 #include "commands.h"
 #include "core/attention.h"
+#include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/phase_times.h"
 #include "core/thread_pool.h"
@@ -249,6 +250,7 @@ int Run(const BenchArgs& a) {
   // Which many-query attention kernel prefill and the vision tower run on this CPU (the int8
   // tower, q8 and q4, with int8 scores where the CPU allows them).
   const ComputeType runs = model->compute();  // (a q8/q4 folder runs its own format)
+  j["cpu_kernels"] = KernelSetName();
   j["attention_kernel"] = ManyQueryKernelName(runs != ComputeType::kF32);
   j["vision_attention_kernel"] = ManyQueryKernelName(
       runs != ComputeType::kF32, runs == ComputeType::kQ8 || runs == ComputeType::kQ4);
@@ -424,6 +426,7 @@ int Run(const BenchArgs& a) {
               threads);
   std::printf("  load                 %8.2f s\n", load_s);
   std::printf("  read bandwidth       %8.2f GB/s\n", bandwidth / 1e9);
+  std::printf("  kernels              %8s\n", j["cpu_kernels"].get<std::string>().c_str());
   std::printf("  attention kernel     %8s (vision: %s)\n",
               j["attention_kernel"].get<std::string>().c_str(),
               j["vision_attention_kernel"].get<std::string>().c_str());
