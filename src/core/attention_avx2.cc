@@ -47,9 +47,9 @@ __attribute__((target(PLM_AVX2), always_inline)) inline float HSum(__m256 v) {
 }
 
 // s[i * ld + j] (unscaled) for query rows q0 + i (i < kRows; rows past qb repeat the last) and
-// keys [0, lim) rounded up to whole tiles: per tile, 8 keys at a time, one 32-byte load per
-// dimension pair gives the 8 keys' two values, widened by a shift (even dimension) and a mask
-// (odd one), each multiplied by the query values broadcast.
+// keys [0, lim) rounded up to whole tiles: per tile, 16 keys at a time, a 32-byte load per 8 keys
+// and dimension pair gives their two values, widened by a shift (even dimension) and a mask (odd
+// one), each multiplied by the query values broadcast.
 __attribute__((target(PLM_AVX2))) void ScoresAvx2(const AttentionArgs& a, int64_t q0, int64_t qb,
                                                   int64_t lim, float* s, int64_t ld) {
   const int64_t hd = a.hd, np = hd / 2, tile_elems = kKeyTile * hd;
@@ -61,28 +61,37 @@ __attribute__((target(PLM_AVX2))) void ScoresAvx2(const AttentionArgs& a, int64_
   const __m256i odd = _mm256_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
   for (int64_t t = 0; t < tiles; ++t) {
     const uint16_t* tile = a.k16 + t * tile_elems;
-    for (int64_t g = 0; g < kKeyTile / 8; ++g) {
-      __m256 e_acc[kRows], o_acc[kRows];
-      for (int64_t i = 0; i < kRows; ++i) e_acc[i] = o_acc[i] = _mm256_setzero_ps();
+    // Two groups of 8 keys (one 64-byte line per dimension pair) per pass: each broadcast query
+    // value serves 2 FMAs, the even and odd products summed in one accumulator per row and group.
+    for (int64_t gp = 0; gp < kKeyTile / 16; ++gp) {
+      __m256 acc[2][kRows];
+      for (int64_t i = 0; i < kRows; ++i) acc[0][i] = acc[1][i] = _mm256_setzero_ps();
       for (int64_t c = 0; c < np; ++c) {
-        if (g == 0 && t + 2 < pf_tiles) {  // the tile after next, its two lines of this pair
+        if (gp == 0 && t + 2 < pf_tiles) {  // the tile after next, its two lines of this pair
           const char* f = reinterpret_cast<const char*>(tile + 2 * tile_elems + c * 2 * kKeyTile);
           _mm_prefetch(f, _MM_HINT_T0);
           _mm_prefetch(f + 64, _MM_HINT_T0);
         }
-        const __m256i k2 =
-            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + c * 2 * kKeyTile + g * 16));
-        const __m256 ke = _mm256_castsi256_ps(_mm256_slli_epi32(k2, 16));
-        const __m256 ko = _mm256_castsi256_ps(_mm256_and_si256(k2, odd));
+        const uint16_t* line = tile + c * 2 * kKeyTile + gp * 32;
+        const __m256i k0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line));
+        const __m256i k1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(line + 16));
+        const __m256 ke0 = _mm256_castsi256_ps(_mm256_slli_epi32(k0, 16));
+        const __m256 ko0 = _mm256_castsi256_ps(_mm256_and_si256(k0, odd));
+        const __m256 ke1 = _mm256_castsi256_ps(_mm256_slli_epi32(k1, 16));
+        const __m256 ko1 = _mm256_castsi256_ps(_mm256_and_si256(k1, odd));
         for (int64_t i = 0; i < kRows; ++i) {
-          e_acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(&qf[i][2 * c]), ke, e_acc[i]);
-          o_acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(&qf[i][2 * c + 1]), ko, o_acc[i]);
+          const __m256 qe = _mm256_broadcast_ss(&qf[i][2 * c]);
+          const __m256 qo = _mm256_broadcast_ss(&qf[i][2 * c + 1]);
+          acc[0][i] = _mm256_fmadd_ps(qo, ko0, _mm256_fmadd_ps(qe, ke0, acc[0][i]));
+          acc[1][i] = _mm256_fmadd_ps(qo, ko1, _mm256_fmadd_ps(qe, ke1, acc[1][i]));
         }
       }
       // Every row, also those past qb (s has kRows rows): a store loop bounded by qb would keep
       // the accumulators in memory instead of registers (GCC), at ~3x the time.
-      for (int64_t i = 0; i < kRows; ++i)
-        _mm256_storeu_ps(s + i * ld + t * kKeyTile + g * 8, _mm256_add_ps(e_acc[i], o_acc[i]));
+      for (int64_t i = 0; i < kRows; ++i) {
+        _mm256_storeu_ps(s + i * ld + t * kKeyTile + gp * 16, acc[0][i]);
+        _mm256_storeu_ps(s + i * ld + t * kKeyTile + gp * 16 + 8, acc[1][i]);
+      }
     }
   }
 }
