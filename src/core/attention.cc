@@ -28,11 +28,11 @@ constexpr int64_t kQBlock = 4;
 
 }  // namespace
 
-__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void FusedAttentionGeneric(
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void FusedAttentionGeneric(
     const AttentionArgs& a);
 
-__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void ExpInPlace(float* x,
-                                                                                     int64_t n) {
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void ExpInPlace(float* x,
+                                                                                       int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = ExpApprox(x[i]);
 }
 
@@ -56,7 +56,7 @@ constexpr float kErfQ[6] = {1.0f,
                             3.747497647715875e-05f};
 constexpr float kErfClamp = 4.5f, kInvSqrt2 = 0.70710678118654752f;
 
-__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void GeluFastGeneric(
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void GeluFastGeneric(
     float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
@@ -73,7 +73,7 @@ __attribute__((target_clones("avx512f", "arch=haswell", "default"))) void GeluFa
 
 }  // namespace
 
-__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void SiluFastInPlace(
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void SiluFastInPlace(
     float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] = x[i] / (1.0f + ExpApprox(-x[i]));
 }
@@ -88,7 +88,7 @@ void ParallelGeluFast(float* x, int64_t n) {
   });
 }
 
-__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void SiluMulFastInPlace(
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void SiluMulFastInPlace(
     float* g, const float* u, int64_t n) {
   for (int64_t i = 0; i < n; ++i) g[i] = g[i] / (1.0f + ExpApprox(-g[i])) * u[i];
 }
@@ -103,7 +103,7 @@ void ParallelSiluMulFast(float* g, const float* u, int64_t n) {
   });
 }
 
-__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void TransposeKeys(
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void TransposeKeys(
     const float* k, int64_t stride, int64_t nk, int64_t hd, float* kt) {
   constexpr int64_t kTile = 16;
   for (int64_t j0 = 0; j0 < nk; j0 += kTile) {
@@ -1424,7 +1424,7 @@ void FusedAttention(const AttentionArgs& a) {
   FusedAttentionGeneric(a);
 }
 
-__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void FusedAttentionGeneric(
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void FusedAttentionGeneric(
     const AttentionArgs& a) {
   const int64_t hd = a.hd, nk = a.nk;
   thread_local std::vector<float> sbuf;

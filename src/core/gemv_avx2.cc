@@ -92,8 +92,9 @@ __attribute__((target(PLM_AVX2))) void Bf16Tile(const float* xr, const uint16_t*
 }
 
 // ---------------------------------------------------------------------------------------------
-// q8: |x| (u8) times the weights with x's sign (s8): pairs of products summed in int16 (at most
-// 2 * 127 * 127, no saturation), then in int32.
+// q8: |w| (u8) times x with w's sign (s8): pairs of products summed in int16, then in int32.
+// This way round every int8 weight is exact, -128 included (|-128| is 128 as u8; x is in
+// [-127, 127], so negating it is exact too): pairs of at most 2 * 128 * 127, no saturation.
 
 template <int R, int M>
 __attribute__((target(PLM_AVX2))) void Q8Tile(const int8_t* xq, const float* xs, const Q8Matrix& w,
@@ -113,9 +114,9 @@ __attribute__((target(PLM_AVX2))) void Q8Tile(const int8_t* xq, const float* xs,
       wv[rr] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr + rr * k + j));
     for (int i = 0; i < M; ++i) {
       const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xi + i * k + j));
-      const __m256i ax = _mm256_abs_epi8(xv);
       for (int rr = 0; rr < R; ++rr) {
-        const __m256i p = _mm256_maddubs_epi16(ax, _mm256_sign_epi8(wv[rr], xv));
+        const __m256i p =
+            _mm256_maddubs_epi16(_mm256_abs_epi8(wv[rr]), _mm256_sign_epi8(xv, wv[rr]));
         acc[rr][i] = _mm256_add_epi32(acc[rr][i], _mm256_madd_epi16(p, ones));
       }
     }

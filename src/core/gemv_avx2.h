@@ -19,8 +19,8 @@ void GemvBf16Avx2(const float* xr, const uint16_t* w, float* y, int64_t m, int64
                   int64_t r0, int64_t r1);
 
 // y[i * n + r] = xs[i] * scale[r] * sum_j xq[i * k + j] * q[r * k + j] for rows [r0, r1) of
-// the plain q8 rows (w.q): exact int32 sums (vpmaddubsw on |x| and sign-adjusted weights, no
-// saturation for |x|, |w| <= 127). Any k.
+// the plain q8 rows (w.q): exact int32 sums (vpmaddubsw on |w| and x with w's sign) for any
+// int8 weights and activations in [-127, 127] (as QuantizeRows gives). Any k.
 void GemvQ8Avx2(const int8_t* xq, const float* xs, const Q8Matrix& w, float* y, int64_t m,
                 int64_t r0, int64_t r1);
 

@@ -568,7 +568,7 @@ void GemmBf16Generic(const float* x, const uint16_t* w, float* y, int64_t m, int
 // int8 helpers.
 
 // Per-row symmetric int8 quantization of activations: q = round(x / s), s = max|x| / 127.
-__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void QuantizeRowsGeneric(
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void QuantizeRowsGeneric(
     const float* x, int64_t m, int64_t k, int8_t* q, float* s) {
   for (int64_t i = 0; i < m; ++i) {
     const float* xr = x + i * k;
@@ -937,7 +937,7 @@ GemmQ8BlockedRows(const uint8_t* xu, const float* xs, const Q8Matrix& w, int64_t
 
 // y[i, j] = xs[i] * ws[j] * (acc[i, j] - 128 * sum[j]) for rows [b, e); acc has row stride na, y
 // row stride ny; sum (weight row sums: the offset of u8 activations q + 128) may be null.
-__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void Rescale(
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void Rescale(
     const int32_t* acc, int64_t na, const float* xs, const float* ws, float* y, int64_t ny,
     int64_t b, int64_t e, int64_t n, const int32_t* sum) {
   for (int64_t i = b; i < e; ++i) {
@@ -977,8 +977,8 @@ void RescaleFinish(const int32_t* acc, int64_t na, const float* xs, const float*
 }
 
 // int8 values in place as u8 = q + 128 (the same bits with the sign bit flipped).
-__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void ToU8(int8_t* q,
-                                                                               int64_t n) {
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void ToU8(int8_t* q,
+                                                                                 int64_t n) {
   auto* u = reinterpret_cast<uint8_t*>(q);
   for (int64_t i = 0; i < n; ++i) u[i] ^= 0x80;
 }
@@ -1229,7 +1229,7 @@ __attribute__((target(PLM_AVX512 ",avx512vnni,f16c"))) void GemvQ4Avx512(const Q
 // operations, so they give identical bytes.
 // (Cloned for AVX2 CPUs, whose q4 prompts expand every panel here: the same elementwise f32
 // operations vectorised, so the same bytes.)
-__attribute__((target_clones("avx512f", "arch=haswell", "default"))) void ExpandQ4RowsGeneric(
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) void ExpandQ4RowsGeneric(
     const Q4Matrix& w, int64_t r0, int64_t r1, int8_t* q, float* scale) {
   const int64_t k = w.k, nb = k / kQ4Block;
   std::vector<float> f(static_cast<size_t>(nb));

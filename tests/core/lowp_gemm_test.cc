@@ -197,6 +197,41 @@ TEST_P(LowpGemm, SmallMMatchesSameArithmetic) {
   }
 }
 
+// Decode-sized q8 products are exact for every int8 weight, -128 included (a q8 folder is mapped
+// as stored; QuantizeQ8 itself gives [-127, 127]): the AVX2 kernel's sign trick takes |w| as the
+// unsigned operand for that reason.
+TEST_P(LowpGemm, Q8DecodeTakesEveryInt8Weight) {
+  const int64_t n = 9, k = 100;
+  Q8Matrix w;
+  w.Allocate(n, k);
+  std::mt19937 rng(7);
+  for (int64_t r = 0; r < n; ++r) {
+    int32_t sum = 0;
+    for (int64_t j = 0; j < k; ++j) {
+      const int8_t v = (j + r) % 3 == 0 ? int8_t{-128} : static_cast<int8_t>(rng() % 256 - 128);
+      w.q_own[r * k + j] = v;
+      sum += v;
+    }
+    w.sum_own[r] = sum;
+    w.scale_own[r] = 0.01f * static_cast<float>(r + 1);
+  }
+  for (int64_t m : {1, 3}) {
+    const auto x = Random(m * k, 8 + m);
+    std::vector<float> got(m * n), want(m * n);
+    for (int64_t i = 0; i < m; ++i) {
+      float s = 0;
+      const std::vector<int> xq = QuantizeRowRef(x.data() + i * k, k, &s);
+      for (int64_t r = 0; r < n; ++r) {
+        int64_t d = 0;
+        for (int64_t j = 0; j < k; ++j) d += static_cast<int64_t>(xq[j]) * w.q[r * k + j];
+        want[i * n + r] = s * w.scale[r] * static_cast<float>(d);
+      }
+    }
+    GemmQ8(x.data(), w, nullptr, got.data(), m);
+    EXPECT_LT(RelErr(got, want), 1e-6) << "m=" << m;
+  }
+}
+
 // The epilogues fused into the GEMMs' output pass give what the separate steps give: the plain
 // GEMM (same format) then bias, GeluFast, or y += gamma * v; for decode-sized and large m (the
 // int8 GEMMs' rescaling pass, with q4's panels) and with or without bias / gamma.

@@ -73,6 +73,7 @@ TEST(CpuPaths, Avx2KernelsMatchPortableAndNativeInAModel) {
     for (ComputeType ct : {ComputeType::kBF16, ComputeType::kQ8, ComputeType::kQ4}) {
       const std::vector<Tensor> want = PromptAndSteps(dir, ct);
       SetCpuFeaturesForTesting(avx2);
+      EXPECT_STREQ(KernelSetName(), "avx2");
       const std::vector<Tensor> got = PromptAndSteps(dir, ct);
       SetCpuFeaturesForTesting(CpuFeatures{});
       const std::vector<Tensor> portable = PromptAndSteps(dir, ct);
