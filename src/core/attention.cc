@@ -166,7 +166,7 @@ void GeluFastInPlace(float* x, int64_t n) {
 
 namespace {
 
-constexpr float kLog2e = 1.44269504088896341f, kLn2 = 0.693147180559945309f;
+constexpr float kLog2e = kExpLog2e, kLn2 = 0.693147180559945309f;
 
 // 2^x for x <= ~0 to ~4e-5 relative, for probabilities rounded to bf16 right after (3.9e-3):
 // n = round(x), degree-4 Taylor of 2^f on f = x - n in [-1/2, 1/2], scalef. Very negative x

@@ -8,13 +8,11 @@
 
 #include "core/exp_approx.h"
 #include "core/key_tiles.h"
-#include "core/simd.h"
+#include "core/simd_avx2.h"
 
 namespace plm {
 
 namespace {
-
-#define PLM_AVX2 "avx2,fma,f16c"
 
 constexpr int64_t kRows = 4;  // query rows per pass (the 4 query heads of a 1B KV head)
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
@@ -32,18 +30,6 @@ __attribute__((target(PLM_AVX2), always_inline)) inline __m256 Exp256(__m256 x) 
   const __m256i e =
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
   return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-__attribute__((target(PLM_AVX2), always_inline)) inline float HMax(__m256 v) {
-  __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_max_ss(s, _mm_movehdup_ps(s)));
-}
-
-__attribute__((target(PLM_AVX2), always_inline)) inline float HSum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)));
 }
 
 // s[i * ld + j] (unscaled) for query rows q0 + i (i < kRows; rows past qb repeat the last) and

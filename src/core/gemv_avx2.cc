@@ -4,13 +4,11 @@
 #include <vector>
 
 #include "core/dtype.h"
-#include "core/simd.h"
+#include "core/simd_avx2.h"
 
 namespace plm {
 
 namespace {
-
-#define PLM_AVX2 "avx2,fma,f16c"
 
 // Weight rows per tile (each activation vector serves them all) and activation rows per tile
 // (R x M accumulators, the R weight vectors and temporaries fit the 16 ymm registers).
@@ -25,18 +23,6 @@ __attribute__((always_inline)) inline void PrefetchNextTile(const void* row0, in
                                                             int64_t offset) {
   const char* base = static_cast<const char*>(row0) + R * row_bytes + offset;
   for (int rr = 0; rr < R; ++rr) _mm_prefetch(base + rr * row_bytes, _MM_HINT_T0);
-}
-
-__attribute__((target(PLM_AVX2), always_inline)) inline float HSum(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
-}
-
-__attribute__((target(PLM_AVX2), always_inline)) inline int32_t HSum(__m256i v) {
-  const __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-  const __m128i t = _mm_add_epi32(s, _mm_unpackhi_epi64(s, s));
-  return _mm_cvtsi128_si32(_mm_add_epi32(t, _mm_shuffle_epi32(t, 1)));
 }
 
 // 8 bf16 values widened to f32 (the bf16 bits are the high half of the f32).
