@@ -97,6 +97,9 @@ BENCHMARK(BM_Gemm)
     // m = 1 over 4x that (bf16 512 MiB, q8 256 MiB, q4 144 MiB): DRAM-bound, "weight_bytes" is
     // the bandwidth.
     ->ArgsProduct({{1}, {32768}, {8192}, {1, 2, 3, 4, 5, 6}, {2}})
+    // The same bytes in the short rows of the 1B's q/k/v, o, gate/up and lm_head (k = 2048: 4 KB
+    // of bf16, 1 KB of q4): each row is a short stream for the hardware prefetchers.
+    ->ArgsProduct({{1}, {131072}, {2048}, {1, 2, 3, 4, 5, 6}, {2}})
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 
