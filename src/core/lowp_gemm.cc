@@ -14,6 +14,7 @@
 
 #include "core/attention.h"
 #include "core/cpu_features.h"
+#include "core/dequant_gemm.h"
 #include "core/dtype.h"
 #include "core/gemv_avx2.h"
 #include "core/ops.h"
@@ -549,19 +550,6 @@ __attribute__((target(PLM_AVX512 ",avx512bf16"))) void GemvBf16Avx512(const uint
   int64_t r = r0;
   for (; r + kBf16Rows <= r1; r += kBf16Rows) Bf16Rows<kBf16Rows>(xb, w, y, m, n, k, r);
   for (; r < r1; ++r) Bf16Rows<1>(xb, w, y, m, n, k, r);
-}
-
-// Portable fallback: converts panels of W to f32 and multiplies with BLAS.
-void GemmBf16Generic(const float* x, const uint16_t* w, float* y, int64_t m, int64_t n, int64_t k) {
-  constexpr int64_t kPanel = 256;
-  std::vector<float> wf(static_cast<size_t>(std::min(n, kPanel) * k));
-  for (int64_t r0 = 0; r0 < n; r0 += kPanel) {
-    const int64_t rn = std::min(kPanel, n - r0);
-    for (int64_t i = 0; i < rn * k; ++i) wf[i] = Bf16ToF32(w[r0 * k + i]);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(rn),
-                static_cast<int>(k), 1.0f, x, static_cast<int>(k), wf.data(), static_cast<int>(k),
-                0.0f, y + r0, static_cast<int>(n));
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1327,7 +1315,7 @@ void SyncGemmThreads() {
 void GemmF32Omp(const float* x, const float* w, const float* bias, float* y, int64_t m, int64_t n,
                 int64_t k) {
   dnnl::matmul prim;
-  if (m == 0 || n == 0 || !Cpu().avx512_full() || !Dnnl::Get().Find(MmKind::kF32, m, n, k, &prim)) {
+  if (m == 0 || n == 0 || !Dnnl::Get().Find(MmKind::kF32, m, n, k, &prim)) {
     GemmF32(x, w, bias, y, m, n, k);
     return;
   }
@@ -1598,11 +1586,15 @@ void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, in
     AddBias(y, bias, m, n);
     return;
   }
+  if (!fast) {  // AVX2 and portable: f32 panels of W through BLAS (core/dequant_gemm.h)
+    GemmBf16ViaF32(x, w, bias, y, m, n, k);
+    return;
+  }
   const int64_t chunk = ChunkRows(m);
   for (int64_t i0 = 0; i0 < m; i0 += chunk) {
     const int64_t mm = std::min(chunk, m - i0);
     dnnl::matmul prim;
-    if (fast && Dnnl::Get().Find(MmKind::kBF16, mm, n, k, &prim)) {
+    if (Dnnl::Get().Find(MmKind::kBF16, mm, n, k, &prim)) {
       thread_local std::vector<uint16_t> xb;
       uint16_t* xbp = GrowScratch(xb, static_cast<size_t>(mm * k));
       const float* xs = x + i0 * k;
@@ -1611,12 +1603,8 @@ void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, in
       });
       SyncGemmThreads();
       Dnnl::Get().Run(prim, MmKind::kBF16, mm, n, k, xb.data(), w, y + i0 * n);
-    } else {
-      // Activations rounded to bf16 like the fast path, so both paths agree closely.
-      std::vector<float> xr(static_cast<size_t>(mm * k));
-      const float* xs = x + i0 * k;
-      for (size_t i = 0; i < xr.size(); ++i) xr[i] = Bf16ToF32(F32ToBf16(xs[i]));
-      GemmBf16Generic(xr.data(), w, y + i0 * n, mm, n, k);
+    } else {  // (no such oneDNN matmul) activations rounded to bf16 like the fast path
+      GemmBf16ViaF32(x + i0 * k, w, nullptr, y + i0 * n, mm, n, k);
     }
   }
   AddBias(y, bias, m, n);
@@ -1817,6 +1805,10 @@ void GemmQ8(const float* x, const Q8Matrix& w, const float* bias, float* y, int6
       GemvQ8Avx2(a.q.data(), a.s.data(), w, out, m, b * kRowBlock, std::min(n, e * kRowBlock));
     });
     FinishRows(out, n, y, n, 0, m, n, bias, ep);
+    return;
+  }
+  if (m > kSmallM && !Cpu().avx512_full()) {  // AVX2 and portable (core/dequant_gemm.h)
+    GemmQ8ViaF32(x, w, bias, y, m, ep);
     return;
   }
   GemmInt8Large(
@@ -2143,6 +2135,10 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
       pool.ParallelFor(m,
                        [&](int64_t b, int64_t e) { FinishRows(out, n, y, n, b, e, n, bias, ep); });
     }
+    return;
+  }
+  if (m > kSmallM && !Cpu().avx512_full()) {  // AVX2 and portable (core/dequant_gemm.h)
+    GemmQ4ViaF32(x, w, bias, y, m, ep);
     return;
   }
   if (m > kSmallM) {

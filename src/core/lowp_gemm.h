@@ -3,8 +3,7 @@
 //
 //   bf16: W in bf16. Rows (in place from the checkpoint mapping): oneDNN matmul for m > kSmallM,
 //         our AVX512-BF16 dot-product kernel for decode. Packed (PackBf16, what the models use
-//         on AVX512-BF16 CPUs): oneDNN's blocked layout for both. Without AVX512-BF16 W panels
-//         are converted to f32 (AVX2/FMA via OpenBLAS).
+//         on AVX512-BF16 CPUs): oneDNN's blocked layout for both.
 //   q8:   W int8, one scale per output row (symmetric); x quantized per row to int8 on the fly.
 //         Packed (PackQ8, what the models use on AVX512-VNNI CPUs): our own VNNI kernels for
 //         every m (many rows: 6 x 64 register tiles over 256-input pieces of W held in L1, the
@@ -15,7 +14,8 @@
 //         on the fly into per-row int8 (an extra rounding, documented) for the int8 GEMM.
 //
 // Without the AVX-512 kernels, CPUs with AVX2, FMA and F16C run decode-sized products (m <=
-// kSmallM) on the plain rows of every format with core/gemv_avx2.h; larger m as above.
+// kSmallM) on the plain rows of every format with core/gemv_avx2.h; larger m (every CPU without
+// the AVX-512 kernels) through f32 panels of W: core/dequant_gemm.h.
 //
 // The small-m kernels (m <= kSmallM) work on register tiles of a few weight rows (or 64-output
 // blocks) x up to 8 activation rows, so each weight is read from memory once per call whatever
