@@ -1,6 +1,7 @@
 #include "core/dequant_gemm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "core/dtype.h"
@@ -11,15 +12,36 @@ namespace plm {
 
 namespace {
 
+// The activations as the decode kernels of each format see them, so that a row's result does not
+// depend on how many rows go with it: bf16 values for bf16 weights, per-row int8 (q = round(x /
+// s), s = max|x| / 127, as QuantizeRows) times s for q8 and q4.
+enum class Act { kBf16, kInt8 };
+
+void PrepareActivations(const float* x, int64_t b, int64_t e, int64_t k, Act act, float* out) {
+  for (int64_t i = b; i < e; ++i) {
+    const float* xi = x + i * k;
+    float* o = out + i * k;
+    if (act == Act::kBf16) {
+      for (int64_t j = 0; j < k; ++j) o[j] = Bf16ToF32(F32ToBf16(xi[j]));
+      continue;
+    }
+    float amax = 0;
+    for (int64_t j = 0; j < k; ++j) amax = std::max(amax, std::fabs(xi[j]));
+    const float sc = amax > 0 ? amax / 127.0f : 1.0f, inv = 1.0f / sc;
+    for (int64_t j = 0; j < k; ++j)
+      o[j] = std::nearbyint(std::clamp(xi[j] * inv, -127.0f, 127.0f)) * sc;
+  }
+}
+
 // y = x W^T (+ bias, epilogue) with W produced rows [r0, r1) at a time by dequant(r0, r1, out):
-// per chunk of at most 1536 activation rows (rounded to bf16 first when round_bf16), panels of
+// per chunk of at most 1536 activation rows (prepared as `act` says), panels of
 // ~8 MB of f32 W (1024 rows at k = 2048) made on the OpenMP team, multiplied by oneDNN on the same
 // team (GemmF32Omp), the panel's values then finished into y. (OpenBLAS's sgemm is as fast alone,
 // but its own threads and the OpenMP team that makes the panels took the 2 cores from each other:
 // 62-105 GFLOP/s against 150-160 with oneDNN on a Zen 2, gemm_bench at m = 512 and 1025.)
 template <typename Dequant>
 void GemmViaF32(const float* x, int64_t m, int64_t n, int64_t k, const Dequant& dequant,
-                const float* bias, const GemmEpilogue& ep, float* y, bool round_bf16) {
+                const float* bias, const GemmEpilogue& ep, float* y, Act act) {
   if (m <= 0 || n <= 0) return;
   constexpr int64_t kChunk = 1536;
   const int64_t panel = std::min(n, std::max<int64_t>(64, (int64_t{8} << 20) / (4 * k)));
@@ -27,16 +49,12 @@ void GemmViaF32(const float* x, int64_t m, int64_t n, int64_t k, const Dequant& 
   thread_local std::vector<float> wf, vf, xf;
   float* w = GrowScratch(wf, static_cast<size_t>(panel * k));
   float* v = GrowScratch(vf, static_cast<size_t>(chunk * panel));
-  float* xr = round_bf16 ? GrowScratch(xf, static_cast<size_t>(chunk * k)) : nullptr;
+  float* xr = GrowScratch(xf, static_cast<size_t>(chunk * k));
   for (int64_t i0 = 0; i0 < m; i0 += chunk) {
     const int64_t mm = std::min(chunk, m - i0);
-    const float* xa = x + i0 * k;
-    if (round_bf16) {
-      ParallelForOmp(mm, [&](int64_t b, int64_t e) {
-        for (int64_t i = b * k; i < e * k; ++i) xr[i] = Bf16ToF32(F32ToBf16(xa[i]));
-      });
-      xa = xr;
-    }
+    ParallelForOmp(mm,
+                   [&](int64_t b, int64_t e) { PrepareActivations(x + i0 * k, b, e, k, act, xr); });
+    const float* xa = xr;
     float* yc = y + i0 * n;
     for (int64_t r0 = 0; r0 < n; r0 += panel) {
       const int64_t np = std::min(panel, n - r0);
@@ -98,21 +116,21 @@ void GemmBf16ViaF32(const float* x, const uint16_t* w, const float* bias, float*
   GemmViaF32(
       x, m, n, k,
       [&](int64_t r0, int64_t r1, float* out) { DequantizeBf16Rows(w, k, r0, r1, out); }, bias,
-      GemmEpilogue{}, y, true);
+      GemmEpilogue{}, y, Act::kBf16);
 }
 
 void GemmQ8ViaF32(const float* x, const Q8Matrix& w, const float* bias, float* y, int64_t m,
                   const GemmEpilogue& ep) {
   GemmViaF32(
       x, m, w.n, w.k, [&](int64_t r0, int64_t r1, float* out) { DequantizeQ8Rows(w, r0, r1, out); },
-      bias, ep, y, false);
+      bias, ep, y, Act::kInt8);
 }
 
 void GemmQ4ViaF32(const float* x, const Q4Matrix& w, const float* bias, float* y, int64_t m,
                   const GemmEpilogue& ep) {
   GemmViaF32(
       x, m, w.n, w.k, [&](int64_t r0, int64_t r1, float* out) { DequantizeQ4Rows(w, r0, r1, out); },
-      bias, ep, y, false);
+      bias, ep, y, Act::kInt8);
 }
 
 }  // namespace plm

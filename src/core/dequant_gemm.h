@@ -2,9 +2,10 @@
 // portable paths): panels of W converted to f32 on the OpenMP team and multiplied by oneDNN's f32
 // matmul on the same team. On AMD Zen 2 (AVX2, one integer-multiply pipe) int8 products are no
 // faster than f32 FMAs, and f32 GEMMs run near the FMA peak (150-165 GFLOP/s on 2 cores), so the
-// weights are dequantized rather than the activations quantized: more exact, and about twice as
-// fast for q8 and q4 as the int8 values through f32 BLAS with a serial rescaling pass
-// (docs/PERFORMANCE.md, session 22).
+// weights are dequantized (about twice as fast for q8 and q4 as the int8 values through f32 BLAS
+// with a serial rescaling pass, docs/PERFORMANCE.md, session 22). The activations are rounded as
+// the decode kernels round them (bf16; int8 per row for q8 and q4), so a row's result does not
+// depend on the number of rows in the call.
 #pragma once
 
 #include <cstdint>
@@ -19,8 +20,7 @@ void DequantizeBf16Rows(const uint16_t* w, int64_t k, int64_t r0, int64_t r1, fl
 void DequantizeQ8Rows(const Q8Matrix& w, int64_t r0, int64_t r1, float* out);
 void DequantizeQ4Rows(const Q4Matrix& w, int64_t r0, int64_t r1, float* out);
 
-// y = x W^T (+ bias, epilogue) through f32 panels of W. For bf16 the activations are rounded to
-// bf16 first (as every bf16 path does), for q8 and q4 they stay f32.
+// y = x W^T (+ bias, epilogue) through f32 panels of W.
 void GemmBf16ViaF32(const float* x, const uint16_t* w, const float* bias, float* y, int64_t m,
                     int64_t n, int64_t k);
 void GemmQ8ViaF32(const float* x, const Q8Matrix& w, const float* bias, float* y, int64_t m,

@@ -13,6 +13,7 @@
 
 #include "core/attention.h"
 #include "core/cpu_features.h"
+#include "core/dequant_gemm.h"
 #include "core/dtype.h"
 #include "core/key_tiles.h"
 #include "core/lowp_gemm.h"
@@ -546,6 +547,47 @@ TEST_P(LowpGemm, BlockedBf16InPlaceMatchesPacked) {
   }
 }
 
+// A row's result does not depend on how many rows go with it: every row of a many-row product
+// (prompts, vision tiles) equals the same row computed alone (a decode step), for each format and
+// epilogue. Without the AVX-512 kernels the two sizes run different code (f32 panels of W,
+// core/dequant_gemm.h, against the int8 and bf16 GEMVs), so the activations must be rounded alike.
+// (The AVX-512 q4 path re-rounds W to int8 rows for many rows, documented: q4 checked elsewhere.)
+TEST_P(LowpGemm, ManyRowsMatchRowsAlone) {
+  const int64_t n = 70, k = 192, m = 37;
+  auto w = Random(n * k, 61, 0.05f), bias = Random(n, 62), gamma = Random(n, 63);
+  auto x = Random(m * k, 64);
+  for (int64_t j = 0; j < k; ++j) x[5 * k + j] = 0.0f;  // an all-zero row
+  std::vector<uint16_t> wb(w.size());
+  for (size_t i = 0; i < w.size(); ++i) wb[i] = F32ToBf16(w[i]);
+  const Q8Matrix q8 = QuantizeQ8(w.data(), n, k);
+  const Q4Matrix q4 = QuantizeQ4(w.data(), n, k);
+  const bool q4_alike = !Cpu().avx512_full();
+  for (int fmt = 0; fmt < 3; ++fmt) {
+    if (fmt == 2 && !q4_alike) continue;
+    for (const auto kind : {GemmEpilogue::Kind::kStore, GemmEpilogue::Kind::kAddScaled}) {
+      GemmEpilogue ep;
+      ep.kind = kind;
+      if (kind == GemmEpilogue::Kind::kAddScaled) ep.gamma = gamma.data();
+      std::vector<float> many(m * n, 0.5f), alone(m * n, 0.5f);
+      auto run = [&](const float* xi, float* yi, int64_t rows) {
+        if (fmt == 0) {
+          if (kind != GemmEpilogue::Kind::kStore) return false;  // (GemmBF16 has no epilogue)
+          GemmBF16(xi, wb.data(), bias.data(), yi, rows, n, k);
+        } else if (fmt == 1) {
+          GemmQ8(xi, q8, bias.data(), yi, rows, ep);
+        } else {
+          GemmQ4(xi, q4, bias.data(), yi, rows, ep);
+        }
+        return true;
+      };
+      if (!run(x.data(), many.data(), m)) continue;
+      for (int64_t i = 0; i < m; ++i) run(x.data() + i * k, alone.data() + i * n, 1);
+      EXPECT_LT(RelErr(many, alone), 1e-5)
+          << "format " << fmt << " epilogue " << static_cast<int>(kind);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Paths, LowpGemm,
                          ::testing::Values(KernelSet::kNative, KernelSet::kAvx2,
                                            KernelSet::kGeneric),
@@ -560,6 +602,28 @@ INSTANTIATE_TEST_SUITE_P(Paths, LowpGemm,
                            }
                            return "Generic";
                          });
+
+// The f32 panels of W that many-row products use without the AVX-512 kernels hold the stored
+// values: bf16 widened, q8 as q * scale, q4 as (nibble - 8) * block scale (Q4Value), exactly.
+TEST(DequantGemm, PanelsHoldTheStoredValues) {
+  const int64_t n = 9, k = 128;
+  auto w = Random(n * k, 71, 0.05f);
+  std::vector<uint16_t> wb(w.size());
+  for (size_t i = 0; i < w.size(); ++i) wb[i] = F32ToBf16(w[i]);
+  const Q8Matrix q8 = QuantizeQ8(w.data(), n, k);
+  const Q4Matrix q4 = QuantizeQ4(w.data(), n, k);
+  std::vector<float> b(3 * k), e(3 * k), f(3 * k);
+  DequantizeBf16Rows(wb.data(), k, 4, 7, b.data());
+  DequantizeQ8Rows(q8, 4, 7, e.data());
+  DequantizeQ4Rows(q4, 4, 7, f.data());
+  for (int64_t r = 4; r < 7; ++r)
+    for (int64_t j = 0; j < k; ++j) {
+      const int64_t at = (r - 4) * k + j;
+      EXPECT_EQ(b[at], Bf16ToF32(wb[r * k + j]));
+      EXPECT_EQ(e[at], static_cast<float>(q8.q[r * k + j]) * q8.scale[r]);
+      EXPECT_EQ(f[at], Q4Value(q4, r, j)) << r << " " << j;
+    }
+}
 
 // The large-m q4 path expands rows to per-row int8 on the fly; the AVX-512 and portable
 // expansions must give identical bytes and scales (and a few rows with zero blocks).
