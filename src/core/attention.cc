@@ -12,6 +12,7 @@
 #include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/exp_approx.h"
+#include "core/flash_avx2.h"
 #include "core/flash_fp16.h"
 #include "core/flash_q8.h"
 #include "core/key_tiles.h"
@@ -1266,7 +1267,8 @@ FusedAttentionKV16(const AttentionArgs& a) {
 }  // namespace
 
 bool UsesBf16ManyQueryKernel(const AttentionArgs& a) {
-  return a.bf16 && a.nq >= 16 && a.hd % 32 == 0 && Cpu().avx512_full();
+  return (a.bf16 && a.nq >= 16 && a.hd % 32 == 0 && Cpu().avx512_full()) ||
+         UsesAvx2ManyQueryKernel(a);
 }
 
 namespace {
@@ -1279,6 +1281,7 @@ FlashKind ChosenFlashKind() {
 }  // namespace
 
 const char* ManyQueryKernelName(bool reduced_precision) {
+  if (reduced_precision && Cpu().avx2_kernels()) return "avx2-f32";
   if (!reduced_precision || !Cpu().avx512_full()) return "reference";
   switch (ChosenFlashKind()) {
     case FlashKind::kF16:
@@ -1366,6 +1369,10 @@ void FusedAttention(const AttentionArgs& a) {
   if (a.lse != nullptr && !FillsLse(a))
     throw Error(ErrorCode::kInvalidArgument,
                 "AttentionArgs::lse is filled only by the bf16-cache decode kernel (FillsLse)");
+  if (UsesAvx2ManyQueryKernel(a)) {
+    FusedAttentionFlashAvx2(a);
+    return;
+  }
   if (UsesBf16ManyQueryKernel(a)) {
     switch (ChosenFlashKind()) {
       case FlashKind::kF16:

@@ -57,12 +57,14 @@ struct AttentionArgs {
 // Single-threaded; callers parallelise over heads and query blocks.
 void FusedAttention(const AttentionArgs& a);
 // Whether FusedAttention takes one of its many-query flash kernels for these arguments (bf16
-// products, or f32 FMAs on Intel CPUs, where vdpbf16ps is slow; both pack K/V themselves and
-// ignore kt, so callers can skip transposing the keys).
+// products, or f32 FMAs on Intel CPUs, where vdpbf16ps is slow, or on CPUs without the AVX-512
+// kernels, core/flash_avx2.h; all pack K/V themselves and ignore kt, so callers can skip
+// transposing the keys).
 bool UsesBf16ManyQueryKernel(const AttentionArgs& a);
 // The many-query attention kernel (vision tiles, prefill) this CPU runs, for reports: "fp16"
-// (AVX512-FP16 FMAs), "f32" (f32 FMAs on Intel), "bf16" (vdpbf16ps), or "reference" (the f32
-// path's kernels, and every path without AVX512-BF16/VNNI). reduced_precision: a bf16/q8/q4 path.
+// (AVX512-FP16 FMAs), "f32" (f32 FMAs on Intel), "bf16" (vdpbf16ps), "avx2-f32" (CPUs whose
+// kernel set is AVX2, core/flash_avx2.h), or "reference" (the f32 path's kernels, and every other
+// CPU). reduced_precision: a bf16/q8/q4 path.
 const char* ManyQueryKernelName(bool reduced_precision);
 // The same for calls that allow int8 scores (AttentionArgs::int8_scores: the q8/q4 vision tower):
 // "fp16+int8-scores" where the fp16 kernel takes them (AVX512-FP16 and VNNI), otherwise as above.

@@ -17,21 +17,6 @@ namespace {
 constexpr int64_t kRows = 4;  // query rows per pass (the 4 query heads of a 1B KV head)
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
-// exp(x) for 8 lanes: ExpApprox's steps (core/exp_approx.h), ~2 ulp.
-__attribute__((target(PLM_AVX2), always_inline)) inline __m256 Exp256(__m256 x) {
-  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kExpMin)), _mm256_set1_ps(kExpMax));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kExpLog2e)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kExpLn2Hi), x);
-  r = _mm256_fmadd_ps(n, _mm256_set1_ps(kExpLn2Lo), r);
-  __m256 p = _mm256_set1_ps(kExpPoly[0]);
-  for (int i = 1; i < 6; ++i) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kExpPoly[i]));
-  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
-  const __m256i e =
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
 // s[i * ld + j] (unscaled) for query rows q0 + i (i < kRows; rows past qb repeat the last) and
 // keys [0, lim) rounded up to whole tiles: per tile, 16 keys at a time, a 32-byte load per 8 keys
 // and dimension pair gives their two values, widened by a shift (even dimension) and a mask (odd

@@ -15,6 +15,7 @@
 #include "core/attention.h"
 #include "core/cpu_features.h"
 #include "core/dtype.h"
+#include "core/flash_avx2.h"
 #include "core/key_tiles.h"
 #include "plm/error.h"
 #include "support/test_support.h"
@@ -234,11 +235,10 @@ void RunCase(const Case& c, uint32_t seed, double tol = 1.5e-2) {
 // Runs `run(tol)` with each set of kernels FusedAttention can choose on this CPU: bf16 products
 // (AMD), f32 FMAs (Intel, where vdpbf16ps is slow) — the many-query flash kernels and the
 // decode kernels alike —, where the CPU has AVX512-FP16, the fp16 many-query kernel, and the
-// kernels of a CPU with AVX2 only (the bf16-cache kernel of core/attention_avx2.h, the portable
-// one on f32 keys). The f32 ones, with f32 queries (and f32 probabilities in the flash kernel),
-// and the AVX2 ones must be within 1e-4
-// of the reference (measured ~1.2e-5; the bf16 ones 1.1e-3 to 6e-3), which also shows that they
-// were the kernels that ran.
+// kernels of a CPU with AVX2 only (the bf16-cache kernel of core/attention_avx2.h, the flash
+// kernel of core/flash_avx2.h on f32 keys). The f32 ones, with f32 queries (and f32 probabilities
+// in the flash kernel), and the AVX2 ones must be within 1e-4 of the reference (measured ~1.2e-5;
+// the bf16 ones 1.1e-3 to 6e-3), which also shows that they were the kernels that ran.
 template <typename F>
 void ForEachVendorKernel(const F& run) {
   const CpuFeatures saved = Cpu();
@@ -468,6 +468,43 @@ TEST(FusedAttentionMany, KernelNamesReportInt8Scores) {
                fp16 ? "fp16+int8-scores" : ManyQueryKernelName(true));
   EXPECT_STREQ(ManyQueryKernelName(true, false), ManyQueryKernelName(true));
   EXPECT_STREQ(ManyQueryKernelName(false, true), "reference");
+}
+
+// On a CPU whose kernel set is AVX2, the reduced paths' many-query calls on f32 keys take the
+// AVX2 flash kernel (the cases above then test it), and reports name it; a bf16 cache, few
+// queries, the f32 path or an unsupported head size keep the other kernels.
+TEST(FusedAttentionMany, Avx2FlashKernelTakesManyQueriesOnAvx2Cpus) {
+  const CpuFeatures saved = Cpu();
+  const CpuFeatures avx2 = test::Avx2Only(saved);
+  if (!avx2.avx2_kernels()) GTEST_SKIP() << "this CPU has no AVX2, FMA and F16C";
+  SetCpuFeaturesForTesting(avx2);
+  std::vector<float> q(64 * 300), out(q.size());
+  AttentionArgs a;
+  a.q = a.k = a.v = q.data();
+  a.out = out.data();
+  a.q_stride = a.kv_stride = a.out_stride = a.hd = 64;
+  a.nq = a.nk = 300;
+  a.bf16 = true;
+  EXPECT_TRUE(UsesAvx2ManyQueryKernel(a));
+  EXPECT_TRUE(UsesBf16ManyQueryKernel(a));  // callers skip transposing the keys
+  EXPECT_STREQ(ManyQueryKernelName(true), "avx2-f32");
+  EXPECT_STREQ(ManyQueryKernelName(false), "reference");
+  AttentionArgs other = a;
+  other.bf16 = false;
+  EXPECT_FALSE(UsesAvx2ManyQueryKernel(other));
+  other = a;
+  other.nq = 3;
+  EXPECT_FALSE(UsesAvx2ManyQueryKernel(other));
+  other = a;
+  other.hd = 40;
+  EXPECT_FALSE(UsesAvx2ManyQueryKernel(other));
+  const std::vector<uint16_t> k16(64 * 320);
+  other = a;
+  other.k16 = other.v16 = k16.data();
+  EXPECT_FALSE(UsesAvx2ManyQueryKernel(other));
+  SetCpuFeaturesForTesting(CpuFeatures{});
+  EXPECT_FALSE(UsesAvx2ManyQueryKernel(a));
+  SetCpuFeaturesForTesting(saved);
 }
 
 // x with x[i] = value.
