@@ -9,13 +9,15 @@
 #   LLAMA_BENCH=llama.cpp/build-avx2/bin/llama-bench GGUF_DIR=/tmp/peers scripts/bench_avx2.sh
 # GGUF_DIR and the plm folders as in scripts/bench_peers.sh. On a CPU with AVX-512 the compiler's
 # own clones of the portable loops (target_clones) still take their AVX-512 versions; the GEMVs,
-# decode attention and BLAS are those of an AVX2 CPU.
+# the attention kernels and BLAS are those of an AVX2 CPU, and oneDNN (the f32 GEMMs of prompts
+# and images) is held to AVX2 by ONEDNN_MAX_CPU_ISA. On an AVX2 CPU (session 22: AMD Zen 2) the
+# plain scripts/bench_peers.sh measures the same path.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${1:-$ROOT/build-perf}
 T=${THREADS:-2}
 CONFIG=${CONFIG:-$ROOT/bench/configs/plm-1b-shaped}
-export OPENBLAS_CORETYPE=Haswell
+export OPENBLAS_CORETYPE=Haswell ONEDNN_MAX_CPU_ISA=AVX2
 load() { echo "# load: $(cut -d' ' -f1-3 /proc/loadavg)  $(date -u +%T)"; }
 if [ -x "${LLAMA_BENCH:-}" ]; then
   for f in plm1b-bf16.gguf llama-Q8_0.gguf llama-Q4_0.gguf; do

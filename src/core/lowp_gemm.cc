@@ -16,6 +16,7 @@
 #include "core/cpu_features.h"
 #include "core/dequant_gemm.h"
 #include "core/dtype.h"
+#include "core/gemm_q4_avx2.h"
 #include "core/gemv_avx2.h"
 #include "core/ops.h"
 #include "core/parallel.h"
@@ -622,19 +623,30 @@ struct Int8Act {
   std::vector<float> s, nsum;
 };
 
-void PrepareInt8Act(const float* x, int64_t m, int64_t k, bool block_sums, Int8Act* a) {
-  a->q.resize(static_cast<size_t>(m * k));
-  a->s.resize(static_cast<size_t>(m));
-  QuantizeRows(x, m, k, a->q.data(), a->s.data());
+// Rows [r0, r1) of a (sized by the caller).
+void FillInt8Act(const float* x, int64_t r0, int64_t r1, int64_t k, bool block_sums, Int8Act* a) {
+  QuantizeRows(x + r0 * k, r1 - r0, k, a->q.data() + r0 * k, a->s.data() + r0);
   if (!block_sums) return;
   const int64_t nb = k / kQ4Block;
-  a->nsum.resize(static_cast<size_t>(m * nb));
-  for (int64_t i = 0; i < m; ++i)
+  for (int64_t i = r0; i < r1; ++i)
     for (int64_t b = 0; b < nb; ++b) {
       int32_t sum = 0;
       for (int64_t j = 0; j < kQ4Block; ++j) sum += a->q[i * k + b * kQ4Block + j];
       a->nsum[i * nb + b] = -8.0f * static_cast<float>(sum);
     }
+}
+
+// parallel: rows shared out on the OpenMP team (many rows).
+void PrepareInt8Act(const float* x, int64_t m, int64_t k, bool block_sums, Int8Act* a,
+                    bool parallel = false) {
+  a->q.resize(static_cast<size_t>(m * k));
+  a->s.resize(static_cast<size_t>(m));
+  if (block_sums) a->nsum.resize(static_cast<size_t>(m * (k / kQ4Block)));
+  if (!parallel) {
+    FillInt8Act(x, 0, m, k, block_sums, a);
+    return;
+  }
+  ParallelForOmp(m, [&](int64_t b, int64_t e) { FillInt8Act(x, b, e, k, block_sums, a); });
 }
 
 // x rounded to bf16 values, kept as f32 (the AVX2 bf16 kernel's activations).
@@ -2137,7 +2149,19 @@ void GemmQ4(const float* x, const Q4Matrix& w, const float* bias, float* y, int6
     }
     return;
   }
-  if (m > kSmallM && !Cpu().avx512_full()) {  // AVX2 and portable (core/dequant_gemm.h)
+  if (m > kSmallM && Cpu().avx2_kernels()) {
+    // AVX2: 4-bit products summed in int16 (core/gemm_q4_avx2.h), the decode kernels' arithmetic.
+    thread_local Int8Act act;
+    PrepareInt8Act(x, m, k, true, &act, true);
+    const Int8Act& a = act;
+    float* out = ep.kind == GemmEpilogue::Kind::kAddScaled ? EpilogueScratch(m * n) : y;
+    ParallelForOmp((n + 15) / 16, [&](int64_t b, int64_t e) {
+      GemmQ4RowsAvx2(a.q.data(), a.s.data(), a.nsum.data(), w, out, m, b * 16, std::min(n, e * 16));
+    });
+    ParallelForOmp(m, [&](int64_t b, int64_t e) { FinishRows(out, n, y, n, b, e, n, bias, ep); });
+    return;
+  }
+  if (m > kSmallM && !Cpu().avx512_full()) {  // portable (core/dequant_gemm.h)
     GemmQ4ViaF32(x, w, bias, y, m, ep);
     return;
   }

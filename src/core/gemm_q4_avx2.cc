@@ -1,0 +1,116 @@
+#include "core/gemm_q4_avx2.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/scratch.h"
+#include "core/simd_avx2.h"
+
+namespace plm {
+
+namespace {
+
+constexpr int64_t kSlab = 16;        // outputs per pass over the activations: two vectors of 8
+constexpr int64_t kSlabBlock = 512;  // packed bytes per slab and 32-value block (8 groups x 2 x 32)
+
+// Outputs [o0, o0 + 16) of w (rows past n: value 0, scale 0) as wp [nb][8 groups][2][32 bytes]
+// (the unsigned nibbles as bytes; output o's 4 inputs at bytes 4 o..4 o + 3 of its vector) and
+// sp [nb][16] f32 block scales.
+__attribute__((target(PLM_AVX2))) void PackSlab(const Q4Matrix& w, int64_t o0, uint8_t* wp,
+                                                float* sp) {
+  const int64_t k = w.k, nb = k / kQ4Block;
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  for (int64_t r = 0; r < kSlab; ++r) {
+    const int64_t row = o0 + r, v = r / 8, o = r % 8;
+    const bool live = row < w.n;
+    for (int64_t b = 0; b < nb; ++b) {
+      sp[b * kSlab + r] = live ? F16ToF32(w.scale[row * nb + b]) : 0.0f;
+      // Block b is the low (b even) or high (b odd) nibbles of its 64-value group's 32 bytes.
+      alignas(32) int32_t u[8];
+      __m256i bytes = _mm256_set1_epi8(8);
+      if (live) {
+        bytes = _mm256_loadu_si256(
+            reinterpret_cast<const __m256i*>(w.q + row * (k / 2) + (b / 2) * 32));
+        if (b % 2 != 0) bytes = _mm256_srli_epi16(bytes, 4);
+        bytes = _mm256_and_si256(bytes, low);
+      }
+      _mm256_store_si256(reinterpret_cast<__m256i*>(u), bytes);
+      for (int64_t t = 0; t < 8; ++t)  // inputs 4t..4t+3 of the block
+        std::memcpy(wp + b * kSlabBlock + (t * 2 + v) * 32 + o * 4, &u[t], 4);
+    }
+  }
+}
+
+// MR activation rows x 16 outputs over all blocks: per block, eight vpmaddubsw per accumulator
+// summed in int16 (at most 8 * 2 * 15 * 127 = 30480), one vpmaddwd to int32, then in f32 with the
+// zero point (-8 times the block's sum of x) and the block scales. y: MR rows (stride n), `cols`
+// outputs, xs times the sums.
+template <int MR>
+__attribute__((target(PLM_AVX2))) void Tile(const int8_t* xq, int64_t k, const float* xs,
+                                            const float* nsum, const uint8_t* wp, const float* sp,
+                                            float* y, int64_t n, int64_t cols) {
+  const int64_t nb = k / kQ4Block;
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 facc[MR][2];
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) facc[i][0] = facc[i][1] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* wb = wp + b * kSlabBlock;
+    __m256i acc[MR][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+#pragma GCC unroll 1
+    for (int64_t t = 0; t < 8; ++t) {
+      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + t * 64));
+      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + t * 64 + 32));
+#pragma GCC unroll 4
+      for (int i = 0; i < MR; ++i) {
+        int32_t x4;
+        std::memcpy(&x4, xq + i * k + b * kQ4Block + 4 * t, 4);
+        const __m256i xb = _mm256_set1_epi32(x4);
+        acc[i][0] = _mm256_add_epi16(acc[i][0], _mm256_maddubs_epi16(w0, xb));
+        acc[i][1] = _mm256_add_epi16(acc[i][1], _mm256_maddubs_epi16(w1, xb));
+      }
+    }
+    const __m256 s0 = _mm256_loadu_ps(sp + b * kSlab), s1 = _mm256_loadu_ps(sp + b * kSlab + 8);
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i) {
+      const __m256 z = _mm256_set1_ps(nsum[i * nb + b]);
+      const __m256 d0 = _mm256_add_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(acc[i][0], ones)), z);
+      const __m256 d1 = _mm256_add_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(acc[i][1], ones)), z);
+      facc[i][0] = _mm256_fmadd_ps(d0, s0, facc[i][0]);
+      facc[i][1] = _mm256_fmadd_ps(d1, s1, facc[i][1]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < MR; ++i) {
+    const __m256 sx = _mm256_set1_ps(xs[i]);
+    alignas(32) float out[kSlab];
+    _mm256_store_ps(out, _mm256_mul_ps(facc[i][0], sx));
+    _mm256_store_ps(out + 8, _mm256_mul_ps(facc[i][1], sx));
+    std::memcpy(y + i * n, out, sizeof(float) * static_cast<size_t>(cols));
+  }
+}
+
+}  // namespace
+
+void GemmQ4RowsAvx2(const int8_t* xq, const float* xs, const float* nsum, const Q4Matrix& w,
+                    float* y, int64_t m, int64_t j0, int64_t j1) {
+  const int64_t k = w.k, n = w.n, nb = k / kQ4Block;
+  thread_local std::vector<uint8_t> packed;
+  thread_local std::vector<float> scales;
+  uint8_t* wp = GrowScratch(packed, static_cast<size_t>(nb * kSlabBlock));
+  float* sp = GrowScratch(scales, static_cast<size_t>(nb * kSlab));
+  for (int64_t o0 = j0; o0 < j1; o0 += kSlab) {
+    PackSlab(w, o0, wp, sp);
+    const int64_t cols = std::min(kSlab, j1 - o0);
+    int64_t i = 0;
+    for (; i + 2 <= m; i += 2)
+      Tile<2>(xq + i * k, k, xs + i, nsum + i * nb, wp, sp, y + i * n + o0, n, cols);
+    if (i < m) Tile<1>(xq + i * k, k, xs + i, nsum + i * nb, wp, sp, y + i * n + o0, n, cols);
+  }
+}
+
+}  // namespace plm
