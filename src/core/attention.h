@@ -63,8 +63,8 @@ void FusedAttention(const AttentionArgs& a);
 bool UsesBf16ManyQueryKernel(const AttentionArgs& a);
 // The many-query attention kernel (vision tiles, prefill) this CPU runs, for reports: "fp16"
 // (AVX512-FP16 FMAs), "f32" (f32 FMAs on Intel), "bf16" (vdpbf16ps), "avx2-f32" (CPUs whose
-// kernel set is AVX2, core/flash_avx2.h), or "reference" (the f32 path's kernels, and every other
-// CPU). reduced_precision: a bf16/q8/q4 path.
+// kernel set is AVX2: core/flash_avx2.h on f32 keys, core/attention_avx2.h on a bf16 cache), or
+// "reference" (the f32 path's kernels, and every other CPU). reduced_precision: a bf16/q8/q4 path.
 const char* ManyQueryKernelName(bool reduced_precision);
 // The same for calls that allow int8 scores (AttentionArgs::int8_scores: the q8/q4 vision tower):
 // "fp16+int8-scores" where the fp16 kernel takes them (AVX512-FP16 and VNNI), otherwise as above.
