@@ -64,7 +64,7 @@ PerceptionLMForConditionalGeneration::FromPretrained(const std::string& dir,
   progress("reading config");
   impl->config = PerceptionLMConfig::FromFile(dir + "/config.json");
   progress("opening weights");
-  impl->weights = WeightStore::Open(dir, options.huge_pages);
+  impl->weights = WeightStore::Open(dir, options.huge_pages, options.compute);
   progress("loading vision tower");
   impl->vision = std::make_unique<VisionTower>(impl->config.vision, options, impl->weights,
                                                "model.vision_tower.timm_model.");

@@ -32,23 +32,36 @@ bool Ignorable(const std::string& name) {
 
 }  // namespace
 
-WeightStore WeightStore::Open(const std::string& model_dir, bool copy_quantized_to_huge_pages) {
+WeightStore WeightStore::Open(const std::string& model_dir, bool copy_to_huge_pages,
+                              ComputeType compute) {
   WeightStore ws = OpenFiles(model_dir);
-  if (copy_quantized_to_huge_pages && ws.quantization_) ws.CopyQuantizedToHugePages();
+  if (copy_to_huge_pages) ws.CopyDecoderToHugePages(compute);
   return ws;
 }
 
-void WeightStore::CopyQuantizedToHugePages() {
+void WeightStore::CopyDecoderToHugePages(ComputeType compute) {
   // The decoder's blocked matrices (with their scales and sums) are used in place and read in
   // full every decode step: worth one copy into 2 MiB pages. Only where the CPU reads the blocked
   // layouts in place (AVX512-VNNI; elsewhere, and for version-1 row formats, Linear rebuilds or
   // repacks them into memory of its own anyway). The vision tower is compute-bound (and skipped
   // by text-only requests), the embedding table is read a row per token: those stay mapped,
   // touched only where used.
-  if (!Cpu().avx512_full()) return;
-  const std::string vision_prefix = "model.vision_tower.";
+  // Without the AVX-512 kernels a bf16 checkpoint computed in bf16 is read in place as rows by
+  // the AVX2 decode kernels: from 4 KB pages of the mapping they read the short rows of the
+  // q/k/v, o, gate/up and lm_head matrices at ~0.76-0.79 of the read probe on an AMD Zen 2, from
+  // huge pages at 0.95-1.0 (1B bf16 decode 7.4-9.4 -> 10.3-12.2 tok/s, alternated runs,
+  // docs/PERFORMANCE.md session 22). Quantized folders are rebuilt as rows at load there.
   std::vector<std::string> names;
+  if (!Cpu().avx512_full()) {
+    if (quantization_ || compute != ComputeType::kBF16) return;
+    for (const auto& [name, v] : index_)
+      if (v->dtype == DType::kBF16 && v->shape.size() == 2 &&
+          (name.rfind("model.language_model.layers.", 0) == 0 || name == "lm_head.weight"))
+        names.push_back(name);
+  }
+  const std::string vision_prefix = "model.vision_tower.";
   for (const auto& [key, fmt] : metadata_) {
+    if (!Cpu().avx512_full() || !quantization_) break;
     if (key.rfind(kQuantMetaTensorPrefix, 0) != 0 ||
         (fmt != "q8b" && fmt != "q4b" && fmt != "bf16b"))
       continue;

@@ -37,10 +37,13 @@ class WeightStore {
   WeightStore& operator=(const WeightStore&) = delete;
 
   // Opens the checkpoint in `model_dir`; throws plm::Error naming the file on any problem.
-  // copy_quantized_to_huge_pages: when it is a quantized checkpoint whose blocked matrices this
-  // CPU uses in place, the language model's are copied into huge-page memory
-  // (LoadOptions::huge_pages); everything else stays mapped.
-  static WeightStore Open(const std::string& model_dir, bool copy_quantized_to_huge_pages = false);
+  // copy_to_huge_pages (LoadOptions::huge_pages): the language model's matrices that this CPU
+  // reads in place at every decode step are copied into huge-page memory — a quantized
+  // checkpoint's blocked matrices where the CPU has the AVX-512 kernels, a bf16 checkpoint's
+  // rows computed in bf16 (`compute`) where it has not (the AVX2 kernels read rows in place);
+  // everything else stays mapped.
+  static WeightStore Open(const std::string& model_dir, bool copy_to_huge_pages = false,
+                          ComputeType compute = ComputeType::kF32);
 
   bool Has(const std::string& name) const { return index_.count(name) != 0; }
   // Returns the tensor, checking its shape; throws kNotFound (missing) or kCorrupt (shape
@@ -69,19 +72,19 @@ class WeightStore {
   size_t TotalBytes() const;
   // Bytes of the tensors whose names start with `prefix`.
   size_t BytesWithPrefix(const std::string& prefix) const;
-  // Bytes of the tensors copied into huge pages (Open's copy_quantized_to_huge_pages).
+  // Bytes of the tensors copied into huge pages (Open's copy_to_huge_pages).
   size_t HugePageBytes() const { return huge_bytes_; }
 
  private:
   static WeightStore OpenFiles(const std::string& model_dir);
-  void CopyQuantizedToHugePages();
+  void CopyDecoderToHugePages(ComputeType compute);
   std::vector<std::shared_ptr<SafetensorsFile>> shards_;
   std::vector<std::string> files_;
   std::map<std::string, const TensorView*> index_;
   std::set<std::string> used_;
   std::map<std::string, std::string> metadata_;  // merged __metadata__ of all shards
   std::optional<ComputeType> quantization_;
-  // CopyQuantizedToHugePages: the copies' views (index_ points at them) and their memory.
+  // CopyDecoderToHugePages: the copies' views (index_ points at them) and their memory.
   std::map<std::string, TensorView> relocated_;
   std::shared_ptr<uint8_t> huge_arena_;
   size_t huge_bytes_ = 0;

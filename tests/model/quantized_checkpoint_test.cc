@@ -198,6 +198,38 @@ TEST(QuantizedCheckpoint, LanguageModelMatricesCopiedIntoHugePages) {
   EXPECT_EQ(WeightStore::Open(dir, true).HugePageBytes(), 0u);
 }
 
+TEST(QuantizedCheckpoint, Bf16RowsCopiedIntoHugePagesForTheAvx2Kernels) {
+  // Without the AVX-512 kernels a bf16 checkpoint run in bf16 is read in place as rows at every
+  // decode step: Open(dir, true, kBF16) copies the decoder layers' matrices and the LM head (not
+  // the vision tower, the embeddings or the norms) into huge pages; the same bytes either way.
+  // Other compute types convert the weights at load: nothing copied.
+  const std::string dir = test::FixturesDir() + "/models/" + Models().front();
+  const CpuFeatures saved = Cpu();
+  const CpuFeatures avx2 = test::Avx2Only(saved);
+  SetCpuFeaturesForTesting(avx2.avx2_kernels() ? avx2 : CpuFeatures{});
+  WeightStore mapped = WeightStore::Open(dir);
+  WeightStore copied = WeightStore::Open(dir, true, ComputeType::kBF16);
+  EXPECT_EQ(WeightStore::Open(dir, true, ComputeType::kQ8).HugePageBytes(), 0u);
+  EXPECT_EQ(WeightStore::Open(dir, true, ComputeType::kF32).HugePageBytes(), 0u);
+  size_t norms = 0;  // 1-D: not copied
+  for (const std::string& n : copied.Names())
+    if (n.rfind("model.language_model.layers.", 0) == 0 && copied.GetAnyShape(n).shape.size() == 1)
+      norms += copied.GetAnyShape(n).nbytes;
+  EXPECT_GT(copied.HugePageBytes(), 0u);
+  EXPECT_EQ(copied.HugePageBytes(), copied.BytesWithPrefix("model.language_model.layers.") - norms +
+                                        copied.BytesWithPrefix("lm_head."));
+  for (const std::string& name : mapped.Names()) {
+    const TensorView& a = mapped.GetAnyShape(name);
+    const TensorView& b = copied.GetAnyShape(name);
+    ASSERT_EQ(a.nbytes, b.nbytes) << name;
+    EXPECT_EQ(std::memcmp(a.data, b.data, a.nbytes), 0) << name;
+  }
+  SetCpuFeaturesForTesting(saved);
+  if (saved.avx512_full()) {  // such a CPU packs bf16 weights into memory of its own
+    EXPECT_EQ(WeightStore::Open(dir, true, ComputeType::kBF16).HugePageBytes(), 0u);
+  }
+}
+
 TEST(QuantizedCheckpoint, DamagedOrMismatchedFilesGiveClearErrors) {
   const auto models = Models();
   ASSERT_FALSE(models.empty());
