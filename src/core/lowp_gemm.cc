@@ -274,7 +274,7 @@ void SetBlocked(Matrix* w, const T* blocked, LargeBuffer<T> owned, int64_t k_ali
   p->owned = std::move(owned);
   w->packed = std::move(p);
   w->q = nullptr;
-  std::vector<T>().swap(w->q_own);
+  std::remove_reference_t<decltype(w->q_own)>().swap(w->q_own);
 }
 
 }  // namespace

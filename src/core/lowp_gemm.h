@@ -28,6 +28,8 @@
 #include <memory>
 #include <vector>
 
+#include "plm/huge_page_allocator.h"
+
 namespace plm {
 
 inline constexpr int64_t kSmallM = 8;
@@ -74,6 +76,12 @@ void GemmBF16Packed(const float* x, const PackedBf16& w, const float* bias, floa
 void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, int64_t m, int64_t n,
               int64_t k);
 
+// Weight arrays a matrix owns (built at load): in huge pages where large, since decode streams
+// them every token (the AVX2 kernels read q8/q4 rows rebuilt at load in place: 4 KB pages there
+// read the 1B's short rows at ~0.8 of the probe, docs/PERFORMANCE.md session 22).
+template <typename T>
+using WeightVector = std::vector<T, HugePageAllocator<T>>;
+
 // A Q8Matrix's weights reordered once into a blocked layout that oneDNN's int8 GEMMs read ~20 %
 // faster than plain rows and the decode kernel streams front to back (defined in lowp_gemm.cc).
 struct PackedS8;
@@ -85,7 +93,7 @@ struct Q8Matrix {
   const int8_t* q = nullptr;     // [n, k]
   const float* scale = nullptr;  // [n]
   const int32_t* sum = nullptr;  // [n]: sum of q over the row (VNNI u8 offset compensation)
-  std::vector<int8_t> q_own;
+  WeightVector<int8_t> q_own;
   std::vector<float> scale_own;
   std::vector<int32_t> sum_own;
   // Set by PackQ8: every GEMM then runs on the blocked weights and q is null (the plain rows are
@@ -148,7 +156,7 @@ struct Q4Matrix {
   const uint8_t* q = nullptr;       // [n, k / 2]
   const uint16_t* scale = nullptr;  // [n, k / 32] IEEE half
   const float* comp = nullptr;      // [n]: 128 * sum over blocks of scale * sum(q) (u8 offset)
-  std::vector<uint8_t> q_own;
+  WeightVector<uint8_t> q_own;
   std::vector<uint16_t> scale_own;
   std::vector<float> comp_own;
   // Set by PackQ4: the weights in a blocked layout (per 64 outputs and 32 inputs: the scales,
