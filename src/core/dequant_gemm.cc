@@ -1,48 +1,31 @@
 #include "core/dequant_gemm.h"
 
 #include <algorithm>
-#include <cmath>
 #include <vector>
 
-#include "core/cpu_features.h"
 #include "core/dtype.h"
 #include "core/parallel.h"
 #include "core/scratch.h"
-#include "core/simd_avx2.h"
 
 namespace plm {
 
 namespace {
 
 // The activations as the decode kernels of each format see them, so that a row's result does not
-// depend on how many rows go with it: bf16 values for bf16 weights, per-row int8 (q = round(x /
-// s), s = max|x| / 127, as QuantizeRows) times s for q8 and q4.
+// depend on how many rows go with it: bf16 values for bf16 weights, per-row int8
+// (QuantizeActivationRows) times its scale for q8 and q4.
 enum class Act { kBf16, kInt8 };
 
-// One row of int8 activations times their scale, 8 lanes at a time (the same products, clamp and
-// round-to-nearest-even as the scalar loop).
-__attribute__((target(PLM_AVX2))) void Int8RowAvx2(const float* x, int64_t k, float* o) {
-  __m256 vmax = _mm256_setzero_ps();
-  const __m256 sign = _mm256_set1_ps(-0.0f);
-  int64_t j = 0;
-  for (; j + 8 <= k; j += 8)
-    vmax = _mm256_max_ps(vmax, _mm256_andnot_ps(sign, _mm256_loadu_ps(x + j)));
-  float amax = HMax(vmax);
-  for (; j < k; ++j) amax = std::max(amax, std::fabs(x[j]));
-  const float sc = amax > 0 ? amax / 127.0f : 1.0f, inv = 1.0f / sc;
-  const __m256 vinv = _mm256_set1_ps(inv), vsc = _mm256_set1_ps(sc), lo = _mm256_set1_ps(-127.0f),
-               hi = _mm256_set1_ps(127.0f);
-  for (j = 0; j + 8 <= k; j += 8) {
-    const __m256 t =
-        _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(_mm256_loadu_ps(x + j), vinv), lo), hi);
-    _mm256_storeu_ps(
-        o + j,
-        _mm256_mul_ps(_mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vsc));
-  }
-  for (; j < k; ++j) o[j] = std::nearbyint(std::clamp(x[j] * inv, -127.0f, 127.0f)) * sc;
+// q * s back to f32 (what the int8 kernels multiply, exactly representable).
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void WidenInt8(const int8_t* q,
+                                                                           int64_t k, float s,
+                                                                           float* o) {
+  for (int64_t j = 0; j < k; ++j) o[j] = static_cast<float>(q[j]) * s;
 }
 
 void PrepareActivations(const float* x, int64_t b, int64_t e, int64_t k, Act act, float* out) {
+  thread_local std::vector<int8_t> row;
+  int8_t* q = act == Act::kInt8 ? GrowScratch(row, static_cast<size_t>(k)) : nullptr;
   for (int64_t i = b; i < e; ++i) {
     const float* xi = x + i * k;
     float* o = out + i * k;
@@ -50,15 +33,9 @@ void PrepareActivations(const float* x, int64_t b, int64_t e, int64_t k, Act act
       for (int64_t j = 0; j < k; ++j) o[j] = Bf16ToF32(F32ToBf16(xi[j]));
       continue;
     }
-    if (Cpu().avx2 && Cpu().fma) {
-      Int8RowAvx2(xi, k, o);
-      continue;
-    }
-    float amax = 0;
-    for (int64_t j = 0; j < k; ++j) amax = std::max(amax, std::fabs(xi[j]));
-    const float sc = amax > 0 ? amax / 127.0f : 1.0f, inv = 1.0f / sc;
-    for (int64_t j = 0; j < k; ++j)
-      o[j] = std::nearbyint(std::clamp(xi[j] * inv, -127.0f, 127.0f)) * sc;
+    float s = 1.0f;
+    QuantizeActivationRows(xi, 1, k, q, &s);
+    WidenInt8(q, k, s, o);
   }
 }
 

@@ -1,11 +1,11 @@
 // GEMMs of many rows (prompts, vision tiles) where the CPU has no AVX-512 kernels (the AVX2 and
-// portable paths): panels of W converted to f32 on the OpenMP team and multiplied by oneDNN's f32
-// matmul on the same team. On AMD Zen 2 (AVX2, one integer-multiply pipe) int8 products are no
-// faster than f32 FMAs, and f32 GEMMs run near the FMA peak (150-165 GFLOP/s on 2 cores), so the
-// weights are dequantized (about twice as fast for q8 and q4 as the int8 values through f32 BLAS
-// with a serial rescaling pass, docs/PERFORMANCE.md, session 22). The activations are rounded as
-// the decode kernels round them (bf16; int8 per row for q8 and q4), so a row's result does not
-// depend on the number of rows in the call.
+// portable paths; q4 on AVX2 has its own kernel, core/gemm_q4_avx2.h): panels of W converted to f32
+// on the OpenMP team and multiplied by oneDNN's f32 matmul on the same team. On AMD Zen 2 (AVX2,
+// one integer-multiply pipe) int8 products are no faster than f32 FMAs, and f32 GEMMs run near the
+// FMA peak (150-165 GFLOP/s on 2 cores), so the weights are dequantized (about twice as fast for q8
+// and q4 as the int8 values through f32 BLAS with a serial rescaling pass, docs/PERFORMANCE.md,
+// session 22). The activations are rounded as the decode kernels round them (bf16; int8 per row for
+// q8 and q4), so a row's result does not depend on the number of rows in the call.
 #pragma once
 
 #include <cstdint>

@@ -11,7 +11,7 @@
 namespace plm {
 
 // Whether FusedAttention takes FusedAttentionFlashAvx2 for these arguments: a.bf16 (a reduced
-// path), f32 keys and values (a.k, a.v; not a bf16 cache), a.hd % 8 == 0 and <= 256, at least 4
+// path), f32 keys and values (a.k, a.v; not a bf16 cache), a.hd % 16 == 0 and <= 256, at least 4
 // query rows, no a.lse, and a CPU whose kernel set is AVX2 (CpuFeatures::avx2_kernels).
 bool UsesAvx2ManyQueryKernel(const AttentionArgs& a);
 

@@ -1314,6 +1314,10 @@ thread_local int g_omp_threads = 0;
 
 }  // namespace
 
+void QuantizeActivationRows(const float* x, int64_t m, int64_t k, int8_t* q, float* s) {
+  QuantizeRows(x, m, k, q, s);
+}
+
 void SyncGemmThreads() {
   const int t = ThreadPool::Global().num_threads();
   if (t != g_omp_threads) {
@@ -1598,7 +1602,7 @@ void GemmBF16(const float* x, const uint16_t* w, const float* bias, float* y, in
     AddBias(y, bias, m, n);
     return;
   }
-  if (!fast) {  // AVX2 and portable: f32 panels of W through BLAS (core/dequant_gemm.h)
+  if (!fast) {  // AVX2 and portable: f32 panels of W through oneDNN (core/dequant_gemm.h)
     GemmBf16ViaF32(x, w, bias, y, m, n, k);
     return;
   }
@@ -1700,9 +1704,9 @@ void GemmInt8Large(const float* x, int64_t m, int64_t n, int64_t k, int64_t pane
                         u8 ? pw.sum : nullptr);
         });
       } else {
-        // Portable: exact integer products evaluated in f32 (|q| <= 127, so panels are exact),
-        // W widened in panels of ~8 MB on the OpenMP team (was 256 rows by one thread: q8
-        // prefill of 512 tokens on the AVX2 path 55.7-56.6 vs 57.7-60.9 tok/s, alternated).
+        // Portable (decode-sized products without the AVX2 kernels, or a shape oneDNN lacks):
+        // exact integer products evaluated in f32 (|q| <= 127, so panels are exact), W widened
+        // in panels of ~8 MB on the OpenMP team.
         std::vector<float> xf(static_cast<size_t>(mm * k));
         ParallelForOmp(mm, [&](int64_t b, int64_t e) {
           for (int64_t i = b * k; i < e * k; ++i)

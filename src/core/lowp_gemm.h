@@ -112,6 +112,10 @@ struct Q8Matrix {
   size_t owned_bytes() const;
 };
 
+// Per-row symmetric int8 quantization of activations, as every int8 path feeds its kernels:
+// q = round(x / s) in [-127, 127] (to nearest even), s = max|x| / 127 (1 for an all-zero row).
+void QuantizeActivationRows(const float* x, int64_t m, int64_t k, int8_t* q, float* s);
+
 // Quantizes rows of a float32 [rows, k] matrix into q/scale/sum (one row at a time, so callers
 // can quantize a large matrix chunk by chunk).
 void QuantizeQ8Rows(const float* w, int64_t rows, int64_t k, int8_t* q, float* scale, int32_t* sum);

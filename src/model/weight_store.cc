@@ -47,10 +47,9 @@ void WeightStore::CopyDecoderToHugePages(ComputeType compute) {
   // by text-only requests), the embedding table is read a row per token: those stay mapped,
   // touched only where used.
   // Without the AVX-512 kernels a bf16 checkpoint computed in bf16 is read in place as rows by
-  // the AVX2 decode kernels: from 4 KB pages of the mapping they read the short rows of the
-  // q/k/v, o, gate/up and lm_head matrices at ~0.76-0.79 of the read probe on an AMD Zen 2, from
-  // huge pages at 0.95-1.0 (1B bf16 decode 7.4-9.4 -> 10.3-12.2 tok/s, alternated runs,
-  // docs/PERFORMANCE.md session 22). Quantized folders are rebuilt as rows at load there.
+  // the AVX2 decode kernels: from 4 KB pages of the mapping they read the 1B's matrices at
+  // 0.85-0.90 of the read probe on an AMD Zen 2, from huge pages at 0.91-1.00 (alternated with
+  // --mmap, docs/PERFORMANCE.md session 22). Quantized folders are rebuilt as rows at load there.
   std::vector<std::string> names;
   if (!Cpu().avx512_full()) {
     if (quantization_ || compute != ComputeType::kBF16) return;
