@@ -1,7 +1,8 @@
 // Decode-sized GEMMs (m <= kSmallM activation rows) for CPUs with AVX2, FMA and F16C but without
 // the AVX-512 kernels: most desktop and laptop CPUs (Intel Core since Alder Lake, AMD Zen 1-3).
-// They read the weights' plain row layouts (the blocked layouts need AVX-512), four weight rows
-// per tile so that each activation load serves four rows, and stay memory-bound at 2 threads.
+// They read the weights' plain row layouts (the blocked layouts need AVX-512): bf16 four weight
+// rows per tile so that each activation load serves four rows, q8 and q4 one row after the other
+// so that the weights are one sequential stream (their rows are short: 1-2 KB at k = 2048).
 // Without them such CPUs converted every weight panel to f32 for BLAS at each decode step
 // (docs/PERFORMANCE.md "Session 21": 0.5-1 token/s at the 1B shape).
 #pragma once
