@@ -49,13 +49,17 @@ void WeightStore::CopyDecoderToHugePages(ComputeType compute) {
   // Without the AVX-512 kernels a bf16 checkpoint computed in bf16 is read in place as rows by
   // the AVX2 decode kernels: from 4 KB pages of the mapping they read the 1B's matrices at
   // 0.85-0.90 of the read probe on an AMD Zen 2, from huge pages at 0.91-1.00 (alternated with
-  // --mmap, docs/PERFORMANCE.md session 22). Quantized folders are rebuilt as rows at load there.
+  // --mmap, docs/PERFORMANCE.md session 22). That includes a tied embedding table, the LM head
+  // then (session 23). Quantized folders are rebuilt as rows at load there.
   std::vector<std::string> names;
   if (!Cpu().avx512_full()) {
     if (quantization_ || compute != ComputeType::kBF16) return;
+    // Without lm_head.weight the embedding table is the lm_head (tied), read in full every step.
+    const bool tied = index_.count("lm_head.weight") == 0;
     for (const auto& [name, v] : index_)
       if (v->dtype == DType::kBF16 && v->shape.size() == 2 &&
-          (name.rfind("model.language_model.layers.", 0) == 0 || name == "lm_head.weight"))
+          (name.rfind("model.language_model.layers.", 0) == 0 || name == "lm_head.weight" ||
+           (tied && name == "model.language_model.embed_tokens.weight")))
         names.push_back(name);
   }
   const std::string vision_prefix = "model.vision_tower.";
