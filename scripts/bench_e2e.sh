@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Image -> first token with 37 tiles (a 12-megapixel square photo, 6 x 6 tiles + thumbnail,
-# 9526 prompt tokens) on the random-weight PLM-1B-shaped checkpoint: plm.cpp (q8 and bf16) against
+# 9526 prompt tokens) on the random-weight PLM-1B-shaped checkpoint: plm.cpp (DTYPES: any of bf16,
+# q8 and q4; default q8 and bf16) against
 # Hugging Face transformers on the CPU in its default dtype, same threads, one run each. This is
 # the "end to end" row of docs/PERFORMANCE.md. Benchmarks are not tests: run it on a quiet machine.
 #
@@ -45,10 +46,13 @@ make_folder() {  # $1 = folder, $2 = checkpoint folder
     "$tiny/processor_config.json" > "$1/processor_config.json"
 }
 make_folder "$WORK/bf16" "$ckpt"
-if [ ! -e "$WORK/q8-weights/model.safetensors" ]; then
-  "$BUILD/plm" quantize --model "$ckpt" --dtype q8 --out "$WORK/q8-weights" --quiet
-fi
-make_folder "$WORK/q8" "$WORK/q8-weights"
+for d in q8 q4; do  # q8 also gives the HF run its processor folder
+  [ "$d" = q8 ] || [[ " $DTYPES " == *" $d "* ]] || continue
+  if [ ! -e "$WORK/$d-weights/model.safetensors" ]; then
+    "$BUILD/plm" quantize --model "$ckpt" --dtype "$d" --out "$WORK/$d-weights" --quiet
+  fi
+  make_folder "$WORK/$d" "$WORK/$d-weights"
+done
 
 image=$WORK/photo12mp.jpg
 if [ ! -e "$image" ]; then

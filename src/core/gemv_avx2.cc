@@ -91,9 +91,9 @@ __attribute__((target(PLM_AVX2))) void Bf16Tile(const float* xr, const uint16_t*
 // ---------------------------------------------------------------------------------------------
 // q8 and q4: one weight row at a time. Consecutive rows are then one sequential stream (tiles of
 // 4 rows read 4 short streams at once, 1-2 KB each at the 1B's k = 2048, which the hardware
-// prefetchers follow poorly on AMD Zen 2: 0.55-0.75 of the read probe, against ~0.9 row by row,
-// docs/PERFORMANCE.md session 23). An activation load serving one row costs little: they come
-// from L1, and the int8 multiplies bound these kernels.
+// prefetchers follow poorly on AMD Zen 2: q4 at ~0.6 and q8 at ~0.8 of the read probe, against
+// ~0.9 row by row, docs/PERFORMANCE.md session 23). An activation load serving one row costs
+// little: they come from L1.
 
 // Bytes ahead of the current read at which the row kernels prefetch (into L1) their weight
 // stream; the rows are contiguous, so this runs on into the rows that follow. Measured on Zen 2
