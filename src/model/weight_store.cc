@@ -40,38 +40,44 @@ WeightStore WeightStore::Open(const std::string& model_dir, bool copy_to_huge_pa
 }
 
 void WeightStore::CopyDecoderToHugePages(ComputeType compute) {
-  // The decoder's blocked matrices (with their scales and sums) are used in place and read in
-  // full every decode step: worth one copy into 2 MiB pages. Only where the CPU reads the blocked
-  // layouts in place (AVX512-VNNI; elsewhere, and for version-1 row formats, Linear rebuilds or
-  // repacks them into memory of its own anyway). The vision tower is compute-bound (and skipped
-  // by text-only requests), the embedding table is read a row per token: those stay mapped,
-  // touched only where used.
-  // Without the AVX-512 kernels a bf16 checkpoint computed in bf16 is read in place as rows by
-  // the AVX2 decode kernels: from 4 KB pages of the mapping they read the 1B's matrices at
-  // 0.85-0.90 of the read probe on an AMD Zen 2, from huge pages at 0.91-1.00 (alternated with
-  // --mmap, docs/PERFORMANCE.md session 22). That includes a tied embedding table, the LM head
-  // then (session 23). Quantized folders are rebuilt as rows at load there.
+  // The language model's matrices that the decode kernels read in place, in full, at every step:
+  // worth one copy into 2 MiB pages (the mapped pages are released as they are copied). Which
+  // ones depends on the CPU:
+  // - AVX-512 kernels: a quantized folder's blocked matrices (with their scales and sums). Other
+  //   checkpoints, and version-1 row formats, are rebuilt or repacked by Linear into memory of its
+  //   own anyway.
+  // - AVX2 and portable: a bf16 checkpoint computed in bf16 is read in place as rows. From the
+  //   mapping's 4 KB pages the 1B's matrices read at 0.85-0.90 of the read probe on an AMD Zen 2,
+  //   from huge pages at 0.91-1.00 (alternated with --mmap, docs/PERFORMANCE.md session 22).
+  //   Quantized folders are rebuilt as rows at load there.
+  // - Every CPU: a bf16 LM head tied to the embedding table reads that table in place
+  //   (LlamaDecoder), in full every step (on the Zen 2 its bytes per second went from 0.84-0.89
+  //   to 1.0 of the layers' in huge pages, session 23; lookups then read the copy too).
+  // The vision tower is compute-bound (and skipped by text-only requests) and an untied
+  // embedding table is read a row per token: those stay mapped, touched only where used.
   std::vector<std::string> names;
+  const bool bf16_rows = !quantization_ && compute == ComputeType::kBF16;
+  const std::string embed = "model.language_model.embed_tokens.weight";
+  if (bf16_rows && index_.count("lm_head.weight") == 0 && index_.count(embed) != 0 &&
+      index_.at(embed)->dtype == DType::kBF16)
+    names.push_back(embed);
   if (!Cpu().avx512_full()) {
-    if (quantization_ || compute != ComputeType::kBF16) return;
-    // Without lm_head.weight the embedding table is the lm_head (tied), read in full every step.
-    const bool tied = index_.count("lm_head.weight") == 0;
+    if (!bf16_rows) return;
     for (const auto& [name, v] : index_)
       if (v->dtype == DType::kBF16 && v->shape.size() == 2 &&
-          (name.rfind("model.language_model.layers.", 0) == 0 || name == "lm_head.weight" ||
-           (tied && name == "model.language_model.embed_tokens.weight")))
+          (name.rfind("model.language_model.layers.", 0) == 0 || name == "lm_head.weight"))
         names.push_back(name);
-  }
-  const std::string vision_prefix = "model.vision_tower.";
-  for (const auto& [key, fmt] : metadata_) {
-    if (!Cpu().avx512_full() || !quantization_) break;
-    if (key.rfind(kQuantMetaTensorPrefix, 0) != 0 ||
-        (fmt != "q8b" && fmt != "q4b" && fmt != "bf16b"))
-      continue;
-    const std::string name = key.substr(std::string(kQuantMetaTensorPrefix).size());
-    if (name.rfind(vision_prefix, 0) == 0) continue;
-    for (const std::string& n : {name, name + kQuantScaleSuffix, name + kQuantAuxSuffix})
-      if (index_.count(n) != 0) names.push_back(n);
+  } else if (quantization_) {
+    const std::string vision_prefix = "model.vision_tower.";
+    for (const auto& [key, fmt] : metadata_) {
+      if (key.rfind(kQuantMetaTensorPrefix, 0) != 0 ||
+          (fmt != "q8b" && fmt != "q4b" && fmt != "bf16b"))
+        continue;
+      const std::string name = key.substr(std::string(kQuantMetaTensorPrefix).size());
+      if (name.rfind(vision_prefix, 0) == 0) continue;
+      for (const std::string& n : {name, name + kQuantScaleSuffix, name + kQuantAuxSuffix})
+        if (index_.count(n) != 0) names.push_back(n);
+    }
   }
   auto rounded = [](size_t b) { return (b + 63) / 64 * 64; };  // keeps every array 64-aligned
   size_t total = 0;
